@@ -1,0 +1,71 @@
+"""Integer codes shared by the kernels and the Python layer (kernels never see strings)."""
+from typing import NamedTuple
+
+
+class _TaskState(NamedTuple):
+    NONE: int = 0
+    QUEUED: int = 1
+    RUNNING: int = 2
+    BLOCKED: int = 3
+    COMPLETED: int = 4
+
+
+TaskState = _TaskState()
+
+
+class _InstanceType(NamedTuple):
+    ORCA: int = 0        # FCFS by request arrival, no token budget, no preemption
+    SPLITWISE: int = 1   # token budget, five-phase batch selection with preemption
+
+
+InstanceType = _InstanceType()
+
+
+class _Tag(NamedTuple):
+    NONE: int = 0
+    PROMPT: int = 1
+    TOKEN: int = 2
+
+
+Tag = _Tag()
+
+
+class _Scheduler(NamedTuple):
+    ROUND_ROBIN: int = 0
+    RANDOM: int = 1
+    JSQ: int = 2
+    TOKEN_JSQ: int = 3
+    KV_ROUND_ROBIN: int = 4
+    KV_JSQ: int = 5
+    KV_TOKEN_JSQ: int = 6
+    MIXED_POOL: int = 7
+
+
+Scheduler = _Scheduler()
+
+#: Schedulers that put prompt and token phases of a request on one instance (no KV transfer).
+CO_LOCATED_SCHEDULERS = (Scheduler.ROUND_ROBIN, Scheduler.RANDOM, Scheduler.JSQ, Scheduler.TOKEN_JSQ)
+
+
+class _PerfKind(NamedTuple):
+    DB: int = 0
+    CONSTANT: int = 1
+
+
+PerfKind = _PerfKind()
+
+
+class _FlowState(NamedTuple):
+    NONE: int = 0
+    WAITING: int = 1     # arrived, destination memory insufficient: retried every retry_delay seconds
+    RUNNING: int = 2
+    DONE: int = 3
+
+
+FlowState = _FlowState()
+
+#: Columns of the debug iteration log (one row per completed contiguous run of iterations).
+ITERATION_LOG_COLUMNS = (
+    "instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
+    "memory_bytes", "pending_requests", "pending_tasks",
+)

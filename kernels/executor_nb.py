@@ -1,0 +1,89 @@
+"""End of a run of iterations: advance every batched task, finish completed tasks, walk the request DAG
+(prompt -> [KV transfer ->] decode -> request done), then start the next run."""
+from numba import njit
+
+from kernels.enums import TaskState
+from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
+                                 start_iteration_nb, start_waiting_nb)
+from kernels.kv_transfer_nb import flow_arrive_nb
+
+
+@njit(cache=True)
+def finish_task_nb(sim, i, t, now):
+    """Task t completed at instance i (already removed from the batch)."""
+    st = sim.st
+    tk = sim.tk
+    rq = sim.rq
+    wl = sim.wl
+    r = t >> 1
+    tk.state[t] = TaskState.COMPLETED
+    tk.end[t] = now
+    st.resident[i] -= 1
+    if t & 1 == 0:
+        st.sched_pending_tokens[i] -= wl.prompt_size[r]
+        if wl.token_size[r] == 1:  # no decode task: the request is done
+            free_memory_nb(sim, i, rq.memory[r])
+            rq.memory[r] = 0
+            requests_remove_nb(sim, i, r)
+            rq.done[r] = 1
+        elif rq.token_inst[r] != i:  # disaggregated: transfer the KV cache
+            requests_remove_nb(sim, i, r)
+            flow_arrive_nb(sim, r, now)
+        elif tk.state[t + 1] == TaskState.QUEUED:  # chained: the decode task becomes the head
+            start_waiting_nb(sim, t + 1, i)
+    else:
+        st.sched_pending_tokens[i] -= 1
+        free_memory_nb(sim, i, rq.memory[r])
+        rq.memory[r] = 0
+        requests_remove_nb(sim, i, r)
+        rq.done[r] = 1
+
+
+@njit(cache=True)
+def complete_iteration_nb(sim, i, now):
+    """The current run of ``iter_n`` iterations of instance i ended at ``now``."""
+    st = sim.st
+    qu = sim.qu
+    tk = sim.tk
+    wl = sim.wl
+    if sim.prm.debug:
+        log_iteration_nb(sim, i, now)
+    n_iter = st.iter_n[i]
+    blen = st.batch_len[i]
+    n_prompt = st.n_prompts[i]
+    ran = now - st.iter_start[i]
+    if n_prompt == blen:
+        st.time_prompt[i] += ran
+    elif n_prompt == 0:
+        st.time_token[i] += ran
+    else:
+        st.time_mixed[i] += ran
+    st.iterations[i] += n_iter
+    n_done = 0
+    nb = 0
+    for k in range(blen):
+        t = qu.batch[i, k]
+        r = t >> 1
+        if t & 1 == 0:
+            tk.generated[t] += 1
+            st.tokens_served[i] += wl.prompt_size[r] + 1
+            done = True
+        else:
+            tk.generated[t] += n_iter
+            st.tokens_served[i] += n_iter
+            done = tk.generated[t] == wl.token_size[r] - 1
+        if done:
+            qu.sel[n_done] = t
+            n_done += 1
+        else:
+            qu.batch[i, nb] = t
+            nb += 1
+    st.batch_len[i] = nb
+    st.n_prompts[i] = 0  # a prompt always finishes in the one iteration it runs
+    if nb == 0:
+        st.busy_time[i] += now - st.busy_start[i]
+    for k in range(n_done):
+        finish_task_nb(sim, i, qu.sel[k], now)
+    st.pause[i] = 0
+    start_iteration_nb(sim, i, now)
+

@@ -1,0 +1,462 @@
+"""One inference instance: task arrival, batch selection, runs of iterations, completion.
+
+Semantics (docs/semantics.md, "Instances"): continuous batching in runs of N contiguous iterations. A run
+with a prompt is one iteration; a decode-only run lasts until its first decode finishes; a task arrival
+truncates the run at the next iteration boundary (``pause_nb``). Memory is allocated when a task first
+runs and freed when the request's decode finishes. ORCA instances admit FCFS by request arrival with
+head-of-line blocking; Splitwise instances select by the five-phase rule with a token budget and preempt
+the newest decodes.
+
+The per-task wait count ``num_preemptions`` (iterations a resident head task spent outside the batch) is
+derived lazily from the instance's iteration counter ``it_count``: ``np_acc + it_count - np_since`` while the
+task waits, ``np_acc`` otherwise, so no loop over waiting tasks is needed per iteration.
+"""
+from numba import njit
+
+from kernels.enums import InstanceType, TaskState
+from kernels.event_queue_nb import heap_remove_nb, heap_set_nb
+from kernels.floats_nb import py_floordiv_nb
+from kernels.perf_nb import iteration_duration_nb
+from kernels.queues_nb import q_append_nb, q_delete_at_nb, q_insert_nb, q_remove_nb
+from kernels.state_nb import (CTR_LOG_LEN, CTR_STAMP, POOL_MIXED, task_memory_nb,
+                              tokens_per_iteration_nb)
+
+
+# ---------------------------------------------------------------- lazy wait counts and list orders
+
+@njit(cache=True)
+def num_preemptions_nb(sim, t):
+    tk = sim.tk
+    if tk.waiting[t]:
+        return tk.np_acc[t] + sim.st.it_count[tk.inst[t]] - tk.np_since[t]
+    return tk.np_acc[t]
+
+
+@njit(cache=True)
+def start_waiting_nb(sim, t, i):
+    sim.tk.waiting[t] = 1
+    sim.tk.np_since[t] = sim.st.it_count[i]
+
+
+@njit(cache=True)
+def stop_waiting_nb(sim, t):
+    tk = sim.tk
+    if tk.waiting[t]:
+        tk.np_acc[t] += sim.st.it_count[tk.inst[t]] - tk.np_since[t]
+        tk.waiting[t] = 0
+
+
+@njit(cache=True)
+def head_task_nb(sim, r, i):
+    """The only task of request r at instance i that may be batched: its prompt while that is here and
+    unfinished, else its decode task."""
+    p = 2 * r
+    if sim.tk.inst[p] == i and sim.tk.state[p] != TaskState.COMPLETED:
+        return p
+    return p + 1
+
+
+@njit(cache=True)
+def pending_insort_nb(sim, i, t):
+    """insort_right into pending_queue by (num_preemptions, request arrival), comparing against the
+    current (mutated) keys of the queued tasks: the queue is not kept sorted."""
+    q = sim.qu.pending
+    arr = sim.wl.arrival
+    k_np = num_preemptions_nb(sim, t)
+    k_arr = arr[t >> 1]
+    lo = 0
+    hi = sim.st.pending_len[i]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        m = q[i, mid]
+        m_np = num_preemptions_nb(sim, m)
+        if k_np < m_np or (k_np == m_np and k_arr < arr[m >> 1]):
+            hi = mid
+        else:
+            lo = mid + 1
+    q_insert_nb(q, sim.st.pending_len, i, lo, t)
+
+
+@njit(cache=True)
+def requests_insort_nb(sim, i, r):
+    """insort_right into pending_requests by request arrival time."""
+    q = sim.qu.requests
+    arr = sim.wl.arrival
+    a = arr[r]
+    lo = 0
+    hi = sim.st.requests_len[i]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a < arr[q[i, mid]]:
+            hi = mid
+        else:
+            lo = mid + 1
+    q_insert_nb(q, sim.st.requests_len, i, lo, r)
+
+
+@njit(cache=True)
+def requests_remove_nb(sim, i, r):
+    q = sim.qu.requests
+    arr = sim.wl.arrival
+    a = arr[r]
+    lo = 0
+    hi = sim.st.requests_len[i]
+    while lo < hi:  # bisect_left on arrival, then scan the equal run
+        mid = (lo + hi) // 2
+        if arr[q[i, mid]] < a:
+            lo = mid + 1
+        else:
+            hi = mid
+    for k in range(lo, sim.st.requests_len[i]):
+        if q[i, k] == r:
+            q_delete_at_nb(q, sim.st.requests_len, i, k)
+            return
+
+
+@njit(cache=True)
+def free_memory_nb(sim, i, nbytes):
+    sim.st.memory[i] -= nbytes
+    sim.st.sched_memory[i] -= nbytes
+
+
+# ---------------------------------------------------------------- batch selection
+
+@njit(cache=True)
+def _add_nb(sim, t, n_sel, stamp):
+    sim.qu.sel[n_sel] = t
+    sim.tk.sel_stamp[t] = stamp
+    sim.rq.chosen_stamp[t >> 1] = stamp
+    return n_sel + 1
+
+
+@njit(cache=True)
+def select_batch_orca_nb(sim, i, stamp):
+    """FCFS over resident requests (arrival order); stop at the first head that does not fit in memory.
+    Old batch tasks all stay; returns the number of added tasks in ``sim.qu.sel``."""
+    st = sim.st
+    qu = sim.qu
+    tk = sim.tk
+    mbs = sim.prm.max_batch_size
+    for k in range(st.batch_len[i]):
+        tk.sel_stamp[qu.batch[i, k]] = stamp
+    count = st.batch_len[i]
+    mem = st.memory[i]
+    n_sel = 0
+    for k in range(st.requests_len[i]):
+        if count == mbs:
+            break
+        h = head_task_nb(sim, qu.requests[i, k], i)
+        if tk.old_stamp[h] == stamp:
+            continue
+        if tk.state[h] == TaskState.BLOCKED:
+            n_sel = _add_nb(sim, h, n_sel, stamp)
+            count += 1
+        else:
+            m = task_memory_nb(sim, h)
+            if m + mem <= sim.cl.max_memory[i]:
+                n_sel = _add_nb(sim, h, n_sel, stamp)
+                count += 1
+                mem += m
+            else:
+                break
+    return n_sel
+
+
+@njit(cache=True)
+def select_batch_splitwise_nb(sim, i, stamp):
+    """Five phases: starved tasks, prompts, preempted decodes, running decodes, other resident requests;
+    under max_batch_size and the max_batch_tokens budget (the first task is always admissible)."""
+    st = sim.st
+    qu = sim.qu
+    tk = sim.tk
+    rq = sim.rq
+    mbs = sim.prm.max_batch_size
+    mbt = sim.prm.max_batch_tokens
+    max_mem = sim.cl.max_memory[i]
+    mem = st.memory[i]
+    bt = 0
+    n = 0
+    # 1. starved tasks (waited >= max_preemptions iterations), pending_queue order
+    for k in range(st.pending_len[i]):
+        t = qu.pending[i, k]
+        if num_preemptions_nb(sim, t) < sim.prm.max_preemptions:
+            break
+        if n == mbs:
+            break
+        tpi = tokens_per_iteration_nb(sim, t)
+        if n > 0 and bt + tpi > mbt:
+            break
+        if rq.chosen_stamp[t >> 1] == stamp:
+            continue
+        if tk.state[t] == TaskState.BLOCKED:
+            n = _add_nb(sim, t, n, stamp)
+            bt += tpi
+            continue
+        m = task_memory_nb(sim, t)
+        if m + mem <= max_mem:
+            n = _add_nb(sim, t, n, stamp)
+            bt += tpi
+            mem += m
+    # 2. waiting prompts, arrival order at this instance
+    for k in range(st.prompts_len[i]):
+        t = qu.prompts[i, k]
+        if n == mbs:
+            break
+        tpi = tokens_per_iteration_nb(sim, t)
+        if n > 0 and bt + tpi > mbt:
+            break
+        if rq.chosen_stamp[t >> 1] == stamp:
+            continue
+        m = task_memory_nb(sim, t)
+        if m + mem <= max_mem:
+            n = _add_nb(sim, t, n, stamp)
+            bt += tpi
+            mem += m
+        else:
+            break
+    # 3. preempted decodes, preemption order
+    for k in range(st.blocked_len[i]):
+        t = qu.blocked[i, k]
+        if n == mbs:
+            break
+        if n > 0 and bt + 1 > mbt:
+            break
+        if rq.chosen_stamp[t >> 1] == stamp:
+            continue
+        n = _add_nb(sim, t, n, stamp)
+        bt += 1
+    # 4. running decodes, batch order
+    for k in range(st.batch_len[i]):
+        t = qu.batch[i, k]
+        if n == mbs:
+            break
+        tpi = tokens_per_iteration_nb(sim, t)
+        if n > 0 and bt + tpi > mbt:
+            break
+        if rq.chosen_stamp[t >> 1] == stamp:
+            continue
+        n = _add_nb(sim, t, n, stamp)
+        bt += tpi
+    # 5. other resident requests, arrival order (the "chosen" test precedes the budget test here)
+    for k in range(st.requests_len[i]):
+        if n == mbs:
+            break
+        r = qu.requests[i, k]
+        if rq.chosen_stamp[r] == stamp:
+            continue
+        t = head_task_nb(sim, r, i)
+        tpi = tokens_per_iteration_nb(sim, t)
+        if n > 0 and bt + tpi > mbt:
+            break
+        if tk.state[t] == TaskState.BLOCKED:
+            n = _add_nb(sim, t, n, stamp)
+            bt += tpi
+            continue
+        m = task_memory_nb(sim, t)
+        if m + mem <= max_mem:
+            n = _add_nb(sim, t, n, stamp)
+            bt += tpi
+            mem += m
+        else:
+            break
+    st.batch_tokens[i] = bt
+    return n
+
+
+# ---------------------------------------------------------------- runs of iterations
+
+@njit(cache=True)
+def notify_free_instance_nb(sim, i):
+    """mixed_pool: an idle borrowed instance goes back to the end of its home pool."""
+    if sim.st.sched_tag[i] == 0:
+        return
+    sim.st.sched_tag[i] = 0
+    pools = sim.pools
+    q_remove_nb(pools.lists, pools.lens, POOL_MIXED, i)
+    q_append_nb(pools.lists, pools.lens, sim.cl.tag[i], i)
+
+
+@njit(cache=True)
+def start_iteration_nb(sim, i, now):
+    """Select the next batch, preempt, allocate memory of first-run tasks and schedule the run's end."""
+    st = sim.st
+    qu = sim.qu
+    tk = sim.tk
+    sim.ctr[CTR_STAMP] += 1
+    stamp = sim.ctr[CTR_STAMP]
+    blen = st.batch_len[i]
+    for k in range(blen):
+        tk.old_stamp[qu.batch[i, k]] = stamp
+    if sim.prm.instance_type == InstanceType.ORCA:
+        n_sel = select_batch_orca_nb(sim, i, stamp)
+    else:
+        n_sel = select_batch_splitwise_nb(sim, i, stamp)
+    # preempt old-batch tasks that were not selected (old order); survivors keep their order
+    nb = 0
+    for k in range(blen):
+        t = qu.batch[i, k]
+        if tk.sel_stamp[t] == stamp:
+            qu.batch[i, nb] = t
+            nb += 1
+        else:
+            tk.state[t] = TaskState.BLOCKED
+            start_waiting_nb(sim, t, i)
+            pending_insort_nb(sim, i, t)
+            q_append_nb(qu.blocked, st.blocked_len, i, t)
+    st.batch_len[i] = nb
+    if nb == 0 and blen > 0:
+        st.busy_time[i] += now - st.busy_start[i]
+    # admit new tasks in selection order
+    for k in range(n_sel):
+        t = qu.sel[k]
+        if tk.old_stamp[t] == stamp:
+            continue
+        q_remove_nb(qu.pending, st.pending_len, i, t)
+        if tk.state[t] == TaskState.BLOCKED:
+            q_remove_nb(qu.blocked, st.blocked_len, i, t)
+        if t & 1 == 0:
+            q_remove_nb(qu.prompts, st.prompts_len, i, t)
+            st.n_prompts[i] += 1
+        stop_waiting_nb(sim, t)
+        q_append_nb(qu.batch, st.batch_len, i, t)
+        if st.batch_len[i] == 1:
+            st.busy_start[i] = now
+    st.it_count[i] += 1
+    blen = st.batch_len[i]
+    if blen == 0:
+        st.batch_tokens[i] = 0
+        heap_remove_nb(sim.iheap, i)
+        if st.requests_len[i] == 0:
+            notify_free_instance_nb(sim, i)
+        return
+    # duration of one iteration and number of contiguous iterations
+    n_prompt = st.n_prompts[i]
+    bt = 0
+    n_iter = 0
+    wl = sim.wl
+    for k in range(blen):
+        t = qu.batch[i, k]
+        if t & 1 == 0:
+            bt += wl.prompt_size[t >> 1]
+        else:
+            bt += 1
+            left = wl.token_size[t >> 1] - 1 - tk.generated[t]
+            if n_iter == 0 or left < n_iter:
+                n_iter = left
+    if n_prompt > 0:
+        n_iter = 1
+    st.batch_tokens[i] = bt
+    d = iteration_duration_nb(sim.perf, sim.cl.perf[i], bt, n_prompt > 0, n_prompt < blen,
+                              sim.prm.mixed_factor)
+    for k in range(blen):
+        t = qu.batch[i, k]
+        s = tk.state[t]
+        if s == TaskState.QUEUED:
+            tk.state[t] = TaskState.RUNNING
+            tk.first_start[t] = now
+            m = task_memory_nb(sim, t)
+            st.memory[i] += m
+            sim.rq.memory[t >> 1] += m
+        elif s == TaskState.BLOCKED:
+            tk.state[t] = TaskState.RUNNING
+    st.iter_d[i] = d
+    st.iter_n[i] = n_iter
+    st.iter_start[i] = now
+    e = now + d * n_iter
+    st.iter_end[i] = e
+    heap_set_nb(sim.iheap, i, e)
+
+
+@njit(cache=True)
+def pause_nb(sim, i, now):
+    """Truncate a decode-only run at the iteration boundary following ``now`` (once per run), with the
+    reference's exact float operations."""
+    st = sim.st
+    if st.pause[i] or st.n_prompts[i] > 0:
+        return
+    st.pause[i] = 1
+    d = st.iter_d[i]
+    n = st.iter_n[i]
+    start = st.iter_end[i] - d * n
+    elapsed = now - start
+    k = py_floordiv_nb(now - start, d)
+    n_new = k + 1.0
+    if n_new > n:
+        return  # now is at the run's end: the run finishes as planned
+    remaining = d * n_new - elapsed
+    e = now + remaining
+    st.iter_n[i] = int(n_new)
+    st.iter_end[i] = e
+    heap_set_nb(sim.iheap, i, e)
+
+
+@njit(cache=True)
+def task_arrival_nb(sim, i, t, now):
+    """A task arrives at instance i: join the instance's queues, then start or truncate a run."""
+    st = sim.st
+    tk = sim.tk
+    r = t >> 1
+    is_prompt = t & 1 == 0
+    new_request = is_prompt or tk.inst[2 * r] != i
+    tk.inst[t] = i
+    tk.arrival[t] = now
+    tk.state[t] = TaskState.QUEUED
+    st.resident[i] += 1
+    if new_request:
+        requests_insort_nb(sim, i, r)
+    if head_task_nb(sim, r, i) == t:
+        start_waiting_nb(sim, t, i)
+    if sim.prm.instance_type == InstanceType.ORCA:
+        q_append_nb(sim.qu.pending, st.pending_len, i, t)
+    else:
+        pending_insort_nb(sim, i, t)
+    if is_prompt:
+        q_append_nb(sim.qu.prompts, st.prompts_len, i, t)
+    blen = st.batch_len[i]
+    mbs = sim.prm.max_batch_size
+    if blen == 0:
+        if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
+            start_iteration_nb(sim, i, now)
+    elif sim.prm.instance_type == InstanceType.ORCA:
+        if blen < mbs:
+            pause_nb(sim, i, now)
+    else:
+        mbt = sim.prm.max_batch_tokens
+        if blen < mbs and st.batch_tokens[i] + tokens_per_iteration_nb(sim, t) <= mbt:
+            pause_nb(sim, i, now)
+        elif is_prompt:
+            bpt = st.batch_tokens[i] - (blen - st.n_prompts[i])
+            if st.n_prompts[i] < blen and bpt + sim.wl.prompt_size[r] <= mbt:
+                pause_nb(sim, i, now)
+
+
+@njit(cache=True)
+def notify_flow_completion_nb(sim, i, now):
+    """The KV source freed memory: an idle instance retries its first pending task, a busy one pauses."""
+    st = sim.st
+    if st.pending_len[i] == 0:
+        return
+    if st.batch_len[i] == 0:
+        t = sim.qu.pending[i, 0]
+        if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
+            start_iteration_nb(sim, i, now)
+    elif st.batch_len[i] < sim.prm.max_batch_size and st.batch_tokens[i] < sim.prm.max_batch_tokens:
+        pause_nb(sim, i, now)
+
+
+@njit(cache=True)
+def log_iteration_nb(sim, i, now):
+    st = sim.st
+    row = sim.ctr[CTR_LOG_LEN]
+    sim.ctr[CTR_LOG_LEN] = row + 1
+    lg = sim.log
+    lg[row, 0] = i
+    lg[row, 1] = st.iter_start[i]
+    lg[row, 2] = now
+    lg[row, 3] = st.iter_n[i]
+    lg[row, 4] = st.batch_len[i]
+    lg[row, 5] = st.n_prompts[i]
+    lg[row, 6] = st.batch_tokens[i]
+    lg[row, 7] = st.memory[i]
+    lg[row, 8] = st.requests_len[i]
+    lg[row, 9] = st.pending_len[i]

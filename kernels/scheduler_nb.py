@@ -1,0 +1,143 @@
+"""Request scheduling: choose the prompt and token instances of an arriving request, then submit it.
+
+Co-located schedulers (round_robin, random, jsq, token_jsq) chain both phases on one instance of the
+"all" pool. KV schedulers pick the prompt instance from the prompt pool and the token instance from the
+token pool and add a KV transfer. mixed_pool moves instances between prompt, token and mixed pools.
+Ties go to the first instance in pool order.
+"""
+from numba import njit
+
+from kernels.enums import Scheduler
+from kernels.instance_nb import task_arrival_nb
+from kernels.queues_nb import q_append_nb, q_remove_nb
+from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POOL_MIXED, POOL_PROMPT,
+                              POOL_TOKEN)
+
+
+@njit(cache=True)
+def _argmin_nb(pools, p, values):
+    """First instance of pool p with the smallest value (-1 if the pool is empty)."""
+    best = -1
+    for k in range(pools.lens[p]):
+        i = pools.lists[p, k]
+        if best < 0 or values[i] < values[best]:
+            best = i
+    return best
+
+
+@njit(cache=True)
+def _round_robin_nb(sim, p, ctr_index):
+    k = sim.ctr[ctr_index]
+    i = sim.pools.lists[p, k]
+    sim.ctr[ctr_index] = (k + 1) % sim.pools.lens[p]
+    return i
+
+
+@njit(cache=True)
+def _pick_nb(sim, p, r, ctr_index):
+    """One instance of pool p by the configured (non-mixed) policy."""
+    s = sim.prm.scheduler
+    st = sim.st
+    if s == Scheduler.ROUND_ROBIN or s == Scheduler.KV_ROUND_ROBIN:
+        return _round_robin_nb(sim, p, ctr_index)
+    if s == Scheduler.RANDOM:
+        n = sim.pools.lens[p]
+        k = int(sim.wl.uniform[r] * n)
+        if k >= n:
+            k = n - 1
+        return sim.pools.lists[p, k]
+    if s == Scheduler.JSQ or s == Scheduler.KV_JSQ:
+        return _argmin_nb(sim.pools, p, st.requests_len)
+    return _argmin_nb(sim.pools, p, st.sched_pending_tokens)
+
+
+@njit(cache=True)
+def _borrow_nb(sim, home, values):
+    """mixed_pool: move the argmin of ``values`` in pool ``home`` to the end of the mixed pool."""
+    pools = sim.pools
+    i = _argmin_nb(pools, home, values)
+    q_remove_nb(pools.lists, pools.lens, home, i)
+    q_append_nb(pools.lists, pools.lens, POOL_MIXED, i)
+    sim.st.sched_tag[i] = 1
+    return i
+
+
+@njit(cache=True)
+def _mixed_pool_nb(sim, r):
+    """Returns (prompt instance, token instance) and updates the scheduler's memory/token counters."""
+    st = sim.st
+    pools = sim.pools
+    wl = sim.wl
+    kv = sim.prm.kv_bytes_per_token
+    ps = wl.prompt_size[r]
+    has_token = wl.token_size[r] > 1
+    need = kv * (ps + 1) + kv * (wl.token_size[r] - 1)
+    limit = sim.prm.prompt_max_pending_tokens
+    p = -1
+    for pool in (POOL_PROMPT, POOL_MIXED):
+        c = _argmin_nb(pools, pool, st.sched_pending_tokens)
+        if c >= 0 and not (st.pending_len[c] > 0 and st.sched_pending_tokens[c] + ps > limit):
+            p = c
+            break
+    t = -1
+    if has_token:
+        for pool in (POOL_TOKEN, POOL_MIXED):
+            c = _argmin_nb(pools, pool, st.sched_memory)
+            if c >= 0 and not (st.sched_memory[c] + need >= sim.cl.max_memory[c]):
+                t = c
+                break
+    if p < 0 and pools.lens[POOL_TOKEN] > 0:
+        p = _borrow_nb(sim, POOL_TOKEN, st.sched_pending_tokens)
+    if has_token and t < 0 and pools.lens[POOL_PROMPT] > 0:
+        t = _borrow_nb(sim, POOL_PROMPT, st.sched_memory)
+    if p < 0 or (has_token and t < 0):
+        best = -1
+        for pool in (POOL_PROMPT, POOL_MIXED, POOL_TOKEN):
+            c = _argmin_nb(pools, pool, st.sched_pending_tokens)
+            if c >= 0 and (best < 0 or st.sched_pending_tokens[c] < st.sched_pending_tokens[best]):
+                best = c
+        p = best
+        t = best
+    if not has_token:
+        t = p
+    if p != t:
+        st.sched_memory[p] += kv * (ps + 1)
+        st.sched_memory[t] += need
+    elif has_token:
+        st.sched_memory[p] += need
+    else:
+        st.sched_memory[p] += kv * (ps + 1)
+    st.sched_pending_tokens[p] += ps
+    if has_token:
+        st.sched_pending_tokens[t] += 1
+    return p, t
+
+
+@njit(cache=True)
+def schedule_request_nb(sim, r, now):
+    """Request r arrives: choose its instances and submit its prompt (and chained decode) task."""
+    s = sim.prm.scheduler
+    st = sim.st
+    wl = sim.wl
+    has_token = wl.token_size[r] > 1
+    if s <= Scheduler.TOKEN_JSQ:
+        p = _pick_nb(sim, POOL_ALL, r, CTR_RR)
+        t = p
+        if s == Scheduler.TOKEN_JSQ:
+            st.sched_pending_tokens[p] += wl.prompt_size[r] + (1 if has_token else 0)
+    elif s == Scheduler.MIXED_POOL:
+        p, t = _mixed_pool_nb(sim, r)
+    else:
+        p = _pick_nb(sim, POOL_PROMPT, r, CTR_RR_PROMPT)
+        t = p
+        if has_token:
+            t = _pick_nb(sim, POOL_TOKEN, r, CTR_RR_TOKEN)
+        if s == Scheduler.KV_TOKEN_JSQ:
+            st.sched_pending_tokens[p] += wl.prompt_size[r]
+            if has_token:
+                st.sched_pending_tokens[t] += 1
+    sim.rq.prompt_inst[r] = p
+    sim.rq.token_inst[r] = t
+    task_arrival_nb(sim, p, 2 * r, now)
+    if has_token and t == p:
+        task_arrival_nb(sim, p, 2 * r + 1, now)

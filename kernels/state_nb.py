@@ -1,0 +1,145 @@
+"""Struct-of-arrays state of one simulated configuration, and its allocation.
+
+Inputs (read-only):
+  Workload  per request r (trace order, arrival sorted): arrival [s], prompt_size, token_size [tokens],
+            uniform (one draw in [0, 1) per request for the random scheduler).
+  Params    scalars of the configuration (integer codes from ``kernels.enums``).
+  Cluster   per instance i: max_memory, weights [bytes], tag (home pool), perf (row of PerfTables).
+  PerfTables per (model, hardware, TP) row c: knots/prompt_y/token_y (seconds) or constant times.
+
+Mutable state:
+  Tasks     per task: prompt of request r is task 2r, its token (decode) task is 2r+1.
+  Requests  per request: KV memory held, chosen instances, KV-transfer times, done flag.
+  Inst      per instance scalars (memory, batch counters, current run of iterations, busy time...).
+  Queues    per instance variable-length lists as rows of 2-D arrays with lengths in Inst:
+            batch, pending (pending_queue), prompts (pending_prompt_queue), blocked, requests
+            (pending_requests, sorted by arrival). Capacity grows geometrically (``grow_queues_nb``).
+  Pools     instance lists in scheduler order: 0 all, 1 prompt, 2 token, 3 mixed.
+"""
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "uniform"])
+Params = namedtuple("Params", [
+    "instance_type", "scheduler", "max_batch_size", "max_batch_tokens", "max_preemptions",
+    "kv_bytes_per_token", "transfer_bandwidth", "retry_delay", "end_time", "mixed_factor",
+    "prompt_max_pending_tokens", "debug",
+])
+Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf"])
+PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
+                                       "const_prompt", "const_token"])
+Tasks = namedtuple("Tasks", ["state", "inst", "generated", "first_start", "arrival", "end",
+                             "np_acc", "np_since", "waiting", "sel_stamp", "old_stamp"])
+Requests = namedtuple("Requests", ["memory", "chosen_stamp", "prompt_inst", "token_inst",
+                                   "kv_start", "kv_end", "flow_state", "done"])
+Inst = namedtuple("Inst", [
+    "memory", "sched_memory", "sched_pending_tokens",
+    "batch_len", "batch_tokens", "n_prompts", "pending_len", "prompts_len", "blocked_len", "requests_len",
+    "resident", "iter_d", "iter_n", "iter_end", "iter_start", "pause", "it_count",
+    "busy_time", "busy_start", "iterations", "tokens_served", "time_prompt", "time_token", "time_mixed",
+    "sched_tag",
+])
+Queues = namedtuple("Queues", ["batch", "pending", "prompts", "blocked", "requests", "sel"])
+Pools = namedtuple("Pools", ["lists", "lens"])
+
+POOL_ALL = 0
+POOL_PROMPT = 1
+POOL_TOKEN = 2
+POOL_MIXED = 3
+
+# Indices into the int64 counters array.
+CTR_STAMP = 0       # selection stamp (batch membership marks without clearing)
+CTR_RR = 1          # round-robin position, all instances
+CTR_RR_PROMPT = 2
+CTR_RR_TOKEN = 3
+CTR_CAP = 4         # queue capacity per instance
+CTR_LOG_LEN = 5     # rows used in the iteration log
+N_CTR = 6
+
+
+@njit(cache=True)
+def new_tasks_nb(n_requests):
+    m = 2 * n_requests
+    return Tasks(np.zeros(m, np.int64), np.full(m, -1, np.int64), np.zeros(m, np.int64),
+                 np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan),
+                 np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64),
+                 np.full(m, -1, np.int64), np.full(m, -1, np.int64))
+
+
+@njit(cache=True)
+def new_requests_nb(n_requests):
+    n = n_requests
+    return Requests(np.zeros(n, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int64),
+                    np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan),
+                    np.zeros(n, np.int64), np.zeros(n, np.int64))
+
+
+@njit(cache=True)
+def new_inst_nb(cluster):
+    n = cluster.max_memory.shape[0]
+    z = np.zeros(n, np.int64)
+    zf = np.zeros(n, np.float64)
+    return Inst(cluster.weights.copy(), cluster.weights.copy(), z.copy(),
+                z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
+                z.copy(), zf.copy(), z.copy(), zf.copy(), zf.copy(), z.copy(), z.copy(),
+                zf.copy(), zf.copy(), z.copy(), z.copy(), zf.copy(), zf.copy(), zf.copy(),
+                z.copy())
+
+
+@njit(cache=True)
+def new_queues_nb(n_instances, cap):
+    return Queues(np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
+                  np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
+                  np.empty((n_instances, cap), np.int64), np.empty(cap, np.int64))
+
+
+@njit(cache=True)
+def grow_queues_nb(q, inst, cap):
+    """A copy of ``q`` with room for ``cap`` entries per instance."""
+    g = new_queues_nb(q.batch.shape[0], cap)
+    for i in range(q.batch.shape[0]):
+        g.batch[i, :inst.batch_len[i]] = q.batch[i, :inst.batch_len[i]]
+        g.pending[i, :inst.pending_len[i]] = q.pending[i, :inst.pending_len[i]]
+        g.prompts[i, :inst.prompts_len[i]] = q.prompts[i, :inst.prompts_len[i]]
+        g.blocked[i, :inst.blocked_len[i]] = q.blocked[i, :inst.blocked_len[i]]
+        g.requests[i, :inst.requests_len[i]] = q.requests[i, :inst.requests_len[i]]
+    return g
+
+
+@njit(cache=True)
+def new_pools_nb(cluster):
+    """Pool 0 holds every instance, pools 1/2 the prompt/token-tagged ones, in instance-id order."""
+    n = cluster.tag.shape[0]
+    lists = np.full((4, n), -1, np.int64)
+    lens = np.zeros(4, np.int64)
+    for i in range(n):
+        lists[0, lens[0]] = i
+        lens[0] += 1
+        t = cluster.tag[i]
+        if t == 1 or t == 2:
+            lists[t, lens[t]] = i
+            lens[t] += 1
+    return Pools(lists, lens)
+
+#: Everything one configuration's event handlers read or write, passed as one argument.
+Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "pools", "ctr",
+                         "iheap", "fheap", "log"])
+
+
+@njit(cache=True)
+def task_memory_nb(sim, t):
+    """KV bytes a task allocates when it first runs: prompt KV(prompt_size + 1), decode KV(token_size - 1)."""
+    r = t >> 1
+    if t & 1 == 0:
+        return sim.prm.kv_bytes_per_token * (sim.wl.prompt_size[r] + 1)
+    return sim.prm.kv_bytes_per_token * (sim.wl.token_size[r] - 1)
+
+
+@njit(cache=True)
+def tokens_per_iteration_nb(sim, t):
+    """Batch tokens a task costs: its whole prompt for a prompt task, 1 for a decode task."""
+    if t & 1 == 0:
+        return sim.wl.prompt_size[t >> 1]
+    return 1

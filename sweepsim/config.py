@@ -1,0 +1,249 @@
+"""Run configurations (TOML): parsing, validation and ``--set`` overrides.
+
+A run config names the cluster (servers per SKU, in cluster order, or a shipped cluster name), the
+model, the start state (instance placement), the scheduler, the performance model, the trace and the
+seed. Unknown keys and bad values raise ``InputError`` naming the file, the key and the allowed values.
+Oracle ``case.toml`` files are run configs without a trace.
+"""
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from sweepsim import PROJECT_ROOT
+from sweepsim.errors import InputError, allowed
+from sweepsim.hardware import get_model, get_sku, skus
+from sweepsim.perf_model import PerfModelConfig
+
+START_STATES = ("orca", "baseline", "splitwise", "splitwise_hhcap")
+SCHEDULERS = ("round_robin", "random", "jsq", "token_jsq", "kv_round_robin", "kv_round_robin_ethernet",
+              "kv_jsq", "kv_token_jsq", "overlap_kv_jsq", "overlap_kv_token_jsq", "mixed_pool")
+CO_LOCATED = ("round_robin", "random", "jsq", "token_jsq")
+SPLIT_TYPES = ("homogeneous", "heterogeneous")
+CLUSTERS_DIR = PROJECT_ROOT / "configs" / "clusters"
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    max_batch_size: int = 512
+    max_batch_tokens: int = 2048
+    max_preemptions: int = 4
+    tensor_parallel: int = 8
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: str | None
+    cluster: tuple[tuple[str, int], ...]
+    model: str = "bloom-176b"
+    start_state: str = "baseline"
+    scheduler: str = "token_jsq"
+    seed: int = 0
+    name: str = "run"
+    trace: str | None = None
+    end_time: float = 86400.0
+    performance_model: PerfModelConfig = field(default_factory=PerfModelConfig)
+    instance: InstanceConfig = field(default_factory=InstanceConfig)
+    split_type: str = "homogeneous"
+    prompt_servers: int | None = None
+    token_servers: int | None = None
+    prompt_sku: str = "dgx-h100"
+    token_sku: str = "dgx-a100"
+    transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
+
+    def params(self) -> dict:
+        """Flat, typed parameters for summary columns (cluster counts as ``cluster.<sku>``)."""
+        out = {"name": self.name, "model": self.model, "start_state": self.start_state,
+               "scheduler": self.scheduler, "seed": self.seed, "performance_model": self.performance_model.kind,
+               "max_batch_size": self.instance.max_batch_size, "max_batch_tokens": self.instance.max_batch_tokens,
+               "max_preemptions": self.instance.max_preemptions, "tensor_parallel": self.instance.tensor_parallel}
+        if self.start_state.startswith("splitwise"):
+            out.update(split_type=self.split_type, prompt_servers=self.prompt_servers,
+                       token_servers=self.token_servers, prompt_sku=self.prompt_sku, token_sku=self.token_sku)
+        for sku, count in self.cluster:
+            out[f"cluster.{sku}"] = count
+        return out
+
+
+TOP_KEYS = {f.name for f in fields(RunConfig)} - {"source"}
+
+
+def _as_int(src, key, v, minimum=0):
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise InputError(src, key, f"must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+def _as_float(src, key, v, minimum=0.0):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > minimum:
+        raise InputError(src, key, f"must be a number > {minimum}, got {v!r}")
+    return float(v)
+
+
+def _choice(src, key, v, options):
+    if v not in options:
+        raise InputError(src, key, f"unknown value {v!r}; {allowed(options)}")
+    return v
+
+
+def load_cluster(name, src=None):
+    path = CLUSTERS_DIR / f"{name}.toml"
+    if not path.exists():
+        have = sorted(p.stem for p in CLUSTERS_DIR.glob("*.toml"))
+        raise InputError(src, "cluster", f"unknown cluster {name!r}; {allowed(have)}")
+    with open(path, "rb") as f:
+        return tomllib.load(f).get("servers", {})
+
+
+def _parse_cluster(src, v):
+    if isinstance(v, str):
+        v = load_cluster(v, src)
+    if not isinstance(v, dict) or not v:
+        raise InputError(src, "cluster", "must be a table of servers per SKU (e.g. dgx-h100 = 4) or a cluster name")
+    out = []
+    for sku, count in v.items():
+        get_sku(sku, src, f"cluster.{sku}")
+        out.append((sku, _as_int(src, f"cluster.{sku}", count)))
+    if sum(c for _, c in out) == 0:
+        raise InputError(src, "cluster", "has no servers")
+    return tuple(out)
+
+
+def _parse_table(src, key, v, cls, converters):
+    if not isinstance(v, dict):
+        raise InputError(src, key, "must be a table")
+    names = {f.name for f in fields(cls)}
+    kw = {}
+    for k, x in v.items():
+        if k not in names:
+            raise InputError(src, f"{key}.{k}", f"unknown key; {allowed(sorted(names))}")
+        kw[k] = converters[k](src, f"{key}.{k}", x)
+    return cls(**kw)
+
+
+def resolve_path(p, base: Path | None) -> Path:
+    """A relative path is looked up next to the config file, then in the working directory, then in the
+    project root (shipped traces and data)."""
+    p = Path(p)
+    if p.is_absolute():
+        return p
+    for root in ([base] if base else []) + [Path.cwd(), PROJECT_ROOT]:
+        if (root / p).exists():
+            return root / p
+    return p
+
+
+def from_dict(d: dict, src=None) -> RunConfig:
+    """Validate a raw config dict (as read from TOML) into a RunConfig."""
+    base = Path(src).parent if src else None
+    unknown = sorted(set(d) - TOP_KEYS)
+    if unknown:
+        raise InputError(src, unknown[0], f"unknown key; {allowed(sorted(TOP_KEYS))}")
+    if "cluster" not in d:
+        raise InputError(src, "cluster", "missing (servers per SKU, e.g. [cluster] dgx-h100 = 1)")
+    kw = {"source": str(src) if src else None, "cluster": _parse_cluster(src, d["cluster"])}
+    if "model" in d:
+        kw["model"] = get_model(d["model"], src).name
+    if "start_state" in d:
+        kw["start_state"] = _choice(src, "start_state", d["start_state"], START_STATES)
+    if "scheduler" in d:
+        kw["scheduler"] = _choice(src, "scheduler", d["scheduler"], SCHEDULERS)
+    if "seed" in d:
+        kw["seed"] = _as_int(src, "seed", d["seed"])
+    if "name" in d:
+        kw["name"] = str(d["name"])
+    if "end_time" in d:
+        kw["end_time"] = _as_float(src, "end_time", d["end_time"])
+    if "transfer_bandwidth_gib" in d:
+        kw["transfer_bandwidth_gib"] = _as_float(src, "transfer_bandwidth_gib", d["transfer_bandwidth_gib"])
+    if "trace" in d:
+        t = d["trace"]
+        if isinstance(t, dict):
+            extra = sorted(set(t) - {"path"})
+            if extra:
+                raise InputError(src, f"trace.{extra[0]}", "unknown key; allowed: path")
+            t = t.get("path")
+        if not isinstance(t, str):
+            raise InputError(src, "trace", "must be a path or a table with path = ...")
+        kw["trace"] = str(resolve_path(t, base))
+    pm = d.get("performance_model", "db")
+    if isinstance(pm, str):
+        pm = {"kind": pm}
+    kw["performance_model"] = _parse_table(src, "performance_model", pm, PerfModelConfig, {
+        "kind": lambda s, k, v: _choice(s, k, v, ("db", "constant")),
+        "path": lambda s, k, v: str(resolve_path(v, base)),
+        "prompt_time": _as_float, "token_time": _as_float})
+    if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
+                                                          and kw["performance_model"].token_time > 0):
+        raise InputError(src, "performance_model", "constant model needs prompt_time and token_time > 0 (seconds)")
+    if "instance" in d:
+        kw["instance"] = _parse_table(src, "instance", d["instance"], InstanceConfig, {
+            "max_batch_size": lambda s, k, v: _as_int(s, k, v, 1),
+            "max_batch_tokens": lambda s, k, v: _as_int(s, k, v, 1),
+            "max_preemptions": lambda s, k, v: _as_int(s, k, v, 0),
+            "tensor_parallel": lambda s, k, v: _choice(s, k, v, (1, 2, 4, 8))})
+    if "split_type" in d:
+        kw["split_type"] = _choice(src, "split_type", d["split_type"], SPLIT_TYPES)
+    for k in ("prompt_servers", "token_servers"):
+        if k in d:
+            kw[k] = _as_int(src, k, d[k])
+    for k in ("prompt_sku", "token_sku"):
+        if k in d:
+            kw[k] = _choice(src, k, d[k], tuple(skus()))
+    cfg = RunConfig(**kw)
+    _check_combination(cfg)
+    return cfg
+
+
+def _check_combination(cfg: RunConfig):
+    src = cfg.source
+    if cfg.start_state in ("orca", "baseline") and cfg.scheduler not in CO_LOCATED:
+        raise InputError(src, "scheduler", f"{cfg.scheduler!r} needs prompt and token pools (start_state splitwise"
+                                           f" or splitwise_hhcap); with start_state {cfg.start_state!r}: "
+                                           + allowed(CO_LOCATED))
+    if cfg.start_state == "splitwise" and cfg.split_type == "homogeneous":
+        if cfg.prompt_servers is None or cfg.token_servers is None:
+            raise InputError(src, "prompt_servers", "homogeneous splitwise needs prompt_servers and token_servers")
+        total = sum(c for _, c in cfg.cluster)
+        if cfg.prompt_servers + cfg.token_servers > total:
+            raise InputError(src, "prompt_servers", f"prompt_servers + token_servers exceed the cluster's {total} servers")
+
+
+def load_config(path, overrides=()) -> RunConfig:
+    """Read a TOML run config and apply ``key=value`` overrides (dotted keys, TOML values)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "config file not found")
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(path, None, f"invalid TOML: {e}") from None
+    for item in overrides:
+        apply_override(d, item, path)
+    return from_dict(d, path)
+
+
+def parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(d: dict, item: str, src=None):
+    if "=" not in item:
+        raise InputError(src, "--set", f"expected key=value, got {item!r}")
+    key, _, text = item.partition("=")
+    parts = key.strip().split(".")
+    node = d
+    for p in parts[:-1]:
+        if p == "cluster" and isinstance(node.get(p), str):
+            node[p] = dict(load_cluster(node[p], src))
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise InputError(src, key, "is not a table")
+    node[parts[-1]] = parse_value(text.strip())
+
+
+def with_trace(cfg: RunConfig, trace) -> RunConfig:
+    return replace(cfg, trace=str(trace))

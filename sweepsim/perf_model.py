@@ -1,0 +1,96 @@
+"""Performance models: the time of one iteration of a batch, precomputed into kernel tables.
+
+``db``: SplitwiseSim's profiled table (data/perf_model.csv, times in ms). Per (model, hardware, tensor
+parallelism): rows grouped by batch tokens = prompt_size x batch_size, the median (after ms -> s) of
+prompt_time and of token_time per group gives the knots of two piecewise-linear predictors prompt(bt) and
+token(bt), extrapolated linearly outside the knots. A prompt-only batch takes prompt(bt), a decode-only
+batch token(bt), a mixed batch prompt(bt) x 1.1, where bt = prompt sizes + 1 per decode.
+``constant``: fixed prompt-iteration and token-iteration times (mixed batch = prompt time).
+"""
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kernels.enums import PerfKind
+from kernels.perf_nb import interp_extrapolate_nb
+from kernels.state_nb import PerfTables
+from sweepsim import PROJECT_ROOT
+from sweepsim.errors import InputError
+
+DEFAULT_DB = PROJECT_ROOT / "data" / "perf_model.csv"
+MIXED_BATCH_FACTOR = 1.1
+DB_COLUMNS = ("model", "hardware", "tensor_parallel", "prompt_size", "batch_size", "prompt_time", "token_time")
+
+
+@dataclass(frozen=True)
+class PerfCurve:
+    """Knots (batch tokens) and per-iteration times (seconds) of one (model, hardware, TP)."""
+    knots: np.ndarray
+    prompt_s: np.ndarray
+    token_s: np.ndarray
+
+    def prompt(self, bt):
+        return interp_extrapolate_nb(self.knots, self.prompt_s, len(self.knots), bt)
+
+    def token(self, bt):
+        return interp_extrapolate_nb(self.knots, self.token_s, len(self.knots), bt)
+
+
+@lru_cache(maxsize=8)
+def load_db(path=DEFAULT_DB) -> dict[tuple[str, str, int], PerfCurve]:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "performance database not found")
+    df = pd.read_csv(path)
+    missing = [c for c in DB_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(path, None, f"missing columns {missing}")
+    df = df[list(DB_COLUMNS)].copy()
+    df["prompt_time"] = df["prompt_time"] / 1000
+    df["token_time"] = df["token_time"] / 1000
+    df["batch_tokens"] = df["prompt_size"] * df["batch_size"]
+    out = {}
+    for (model, hw, tp), g in df.groupby(["model", "hardware", "tensor_parallel"], sort=True):
+        med = g.groupby("batch_tokens")[["prompt_time", "token_time"]].median().sort_index()
+        out[(model, hw, int(tp))] = PerfCurve(med.index.to_numpy(np.float64),
+                                              med["prompt_time"].to_numpy(np.float64),
+                                              med["token_time"].to_numpy(np.float64))
+    return out
+
+
+@dataclass(frozen=True)
+class PerfModelConfig:
+    kind: str = "db"                 # "db" or "constant"
+    path: str | None = None          # db: CSV path (default data/perf_model.csv)
+    prompt_time: float = 0.0         # constant: seconds per prompt (or mixed) iteration
+    token_time: float = 0.0          # constant: seconds per decode iteration
+
+
+def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=None) -> PerfTables:
+    """Kernel tables with one row per (model, hardware, TP) key, in the order given."""
+    n = len(keys)
+    if cfg.kind == "constant":
+        return PerfTables(np.full(n, PerfKind.CONSTANT, np.int64), np.zeros((n, 2)), np.full(n, 2, np.int64),
+                          np.zeros((n, 2)), np.zeros((n, 2)), np.full(n, float(cfg.prompt_time)),
+                          np.full(n, float(cfg.token_time)))
+    db = load_db(Path(cfg.path) if cfg.path else DEFAULT_DB)
+    curves = []
+    for key in keys:
+        if key not in db:
+            have = sorted(f"{m}/{h}/tp{t}" for m, h, t in db)
+            raise InputError(source, "performance_model",
+                             f"no profiled data for model/hardware/tp {key[0]}/{key[1]}/tp{key[2]}; available: "
+                             + ", ".join(have))
+        curves.append(db[key])
+    k = max(len(c.knots) for c in curves)
+    knots = np.zeros((n, k))
+    prompt = np.zeros((n, k))
+    token = np.zeros((n, k))
+    for j, c in enumerate(curves):
+        m = len(c.knots)
+        knots[j, :m], prompt[j, :m], token[j, :m] = c.knots, c.prompt_s, c.token_s
+    return PerfTables(np.full(n, PerfKind.DB, np.int64), knots, np.array([len(c.knots) for c in curves], np.int64),
+                      prompt, token, np.zeros(n), np.zeros(n))

@@ -1,0 +1,134 @@
+"""Result tables of a run (Polars DataFrames) and their atomic Parquet output.
+
+Units: times in seconds, memory in bytes, throughput in requests/s and tokens/s. Column meanings are
+listed in README.md ("Outputs").
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from kernels.enums import ITERATION_LOG_COLUMNS
+from sweepsim.cluster import TAG_NAMES
+from sweepsim.engine import RunResult
+
+LATENCY_METRICS = ("ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e")
+STATS = (("mean", None), ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("max", None))
+
+
+def requests_table(res: RunResult) -> pl.DataFrame:
+    """One row per trace request (trace order); latencies are NaN for requests that did not complete."""
+    tr = res.trace
+    arrival = tr.arrival
+    ttft = res.prompt_end - arrival
+    e2e = res.token_end - arrival
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tbt = (e2e - ttft) / tr.token_size
+        tpot = np.where(tr.token_size > 1, (e2e - ttft) / (tr.token_size - 1), np.nan)
+    return pl.DataFrame({
+        "request_id": tr.request_id, "application_id": tr.application_id, "arrival": arrival,
+        "prompt_size": tr.prompt_size, "token_size": tr.token_size, "completed": res.completed,
+        "prompt_instance": res.prompt_instance, "token_instance": res.token_instance,
+        "queue_time": res.prompt_start - arrival, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
+        "nth_token_overhead": res.token_start - res.prompt_end, "kv_transfer_time": res.kv_end - res.kv_start,
+        "completion_time": res.token_end, "prompt_start": res.prompt_start, "prompt_end": res.prompt_end,
+        "token_start": res.token_start, "token_end": res.token_end, "kv_start": res.kv_start, "kv_end": res.kv_end,
+    }, nan_to_null=False)
+
+
+def instances_table(res: RunResult) -> pl.DataFrame:
+    p = res.placement
+    util = res.busy_time / res.end_clock if res.end_clock > 0 else np.zeros_like(res.busy_time)
+    return pl.DataFrame({
+        "instance_id": np.arange(len(p.sku), dtype=np.int64), "name": p.names, "sku": p.sku,
+        "processor": p.processor, "server": p.server, "pool": [TAG_NAMES[int(t)] for t in p.tag],
+        "num_gpus": p.num_gpus, "utilization": util, "busy_time": res.busy_time, "iterations": res.iterations,
+        "tokens_served": res.tokens_served, "prompt_time": res.time_prompt, "token_time": res.time_token,
+        "mixed_time": res.time_mixed,
+    })
+
+
+def _stats(prefix: str, x: np.ndarray) -> dict:
+    x = x[~np.isnan(x)]
+    out = {}
+    for name, q in STATS:
+        if len(x) == 0:
+            out[f"{prefix}_{name}"] = float("nan")
+        elif name == "mean":
+            out[f"{prefix}_{name}"] = float(np.mean(x))
+        elif name == "max":
+            out[f"{prefix}_{name}"] = float(np.max(x))
+        else:
+            out[f"{prefix}_{name}"] = float(np.percentile(x, q))
+    return out
+
+
+def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per application: counts, throughput and latency statistics, plus the config's parameters."""
+    req = requests if requests is not None else requests_table(res)
+    rows = []
+    params = res.config.params()
+    for (app,), g in req.group_by(["application_id"], maintain_order=True):
+        done = g.filter(pl.col("completed"))
+        start = float(g["arrival"].min())
+        end = float(done["completion_time"].max()) if len(done) else start
+        span = end - start
+        row = {"application_id": app, "requests": len(g), "completed": len(done), "duration": span,
+               "throughput_rps": len(done) / span if span > 0 else float("nan"),
+               "throughput_tps": float(done["token_size"].sum()) / span if span > 0 else float("nan")}
+        e2e = done["e2e"].to_numpy()
+        metrics = {m: done[m].to_numpy() for m in LATENCY_METRICS if m != "normalized_e2e"}
+        metrics["normalized_e2e"] = e2e / done["token_size"].to_numpy()
+        for m in LATENCY_METRICS:
+            row.update(_stats(m, metrics[m].astype(np.float64)))
+        row.update(params)
+        rows.append(row)
+    return pl.DataFrame(rows).sort("application_id")
+
+
+def iterations_table(res: RunResult) -> pl.DataFrame:
+    log = res.iteration_log
+    cols = {c: log[:, k] for k, c in enumerate(ITERATION_LOG_COLUMNS)}
+    df = pl.DataFrame(cols)
+    ints = [c for c in ITERATION_LOG_COLUMNS if c not in ("start", "end")]
+    return df.with_columns([pl.col(c).cast(pl.Int64) for c in ints])
+
+
+def kv_transfers_table(res: RunResult) -> pl.DataFrame:
+    from sweepsim.hardware import get_model
+    kv = get_model(res.config.model).kv_bytes_per_token
+    m = ~np.isnan(res.kv_start)
+    return pl.DataFrame({
+        "request_id": res.trace.request_id[m], "source": res.prompt_instance[m],
+        "destination": res.token_instance[m], "start": res.kv_start[m], "end": res.kv_end[m],
+        "bytes": res.trace.prompt_size[m] * kv,
+    })
+
+
+def write_parquet_atomic(df: pl.DataFrame, path) -> None:
+    """Write to a temporary file in the same directory, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        df.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.DataFrame]:
+    """Write requests/summary/instances (and with debug iterations/kv_transfers) Parquet files."""
+    req = requests_table(res)
+    tables = {"requests": req, "summary": summary_table(res, req), "instances": instances_table(res)}
+    if debug:
+        tables["iterations"] = iterations_table(res)
+        tables["kv_transfers"] = kv_transfers_table(res)
+    for name, df in tables.items():
+        write_parquet_atomic(df, Path(out_dir) / f"{name}.parquet")
+    return tables

@@ -1,0 +1,90 @@
+"""Request traces: CSV or Parquet in SplitwiseSim's format, loaded once into NumPy arrays.
+
+Columns: request_id, arrival_timestamp (seconds), prompt_size, token_size (tokens); optional
+application_id (default 0), request_type (2 = generative LLM, the only kind simulated) and batch_size
+(must be 1). Arrivals must be non-decreasing; sizes whole numbers >= 1; request ids unique.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sweepsim.errors import InputError
+
+REQUIRED = ("request_id", "arrival_timestamp", "prompt_size", "token_size")
+
+
+@dataclass(frozen=True)
+class Trace:
+    path: str
+    request_id: np.ndarray        # int64
+    application_id: np.ndarray    # int64
+    arrival: np.ndarray           # float64 seconds, non-decreasing
+    prompt_size: np.ndarray       # int64 tokens
+    token_size: np.ndarray        # int64 tokens (output length, including the first token)
+
+    def __len__(self):
+        return len(self.arrival)
+
+
+def _read_table(path: Path) -> pa.Table:
+    if not path.exists():
+        raise InputError(path, None, "trace file not found")
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pq.read_table(path)
+        return pacsv.read_csv(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(path, None, f"cannot read trace: {str(e).splitlines()[0]}") from None
+
+
+def _whole(path, name, col) -> np.ndarray:
+    a = np.asarray(col.to_numpy(zero_copy_only=False))
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+            raise InputError(path, name, "must hold whole numbers")
+    elif a.dtype.kind not in "iu":
+        raise InputError(path, name, f"must be numeric, found {a.dtype}")
+    return a.astype(np.int64)
+
+
+def load_trace(path) -> Trace:
+    path = Path(path)
+    t = _read_table(path)
+    missing = [c for c in REQUIRED if c not in t.column_names]
+    if missing:
+        raise InputError(path, ", ".join(missing),
+                         f"missing column(s); a trace needs {', '.join(REQUIRED)} (found: {', '.join(t.column_names)})")
+    if t.num_rows == 0:
+        raise InputError(path, None, "trace has no requests")
+    rid = _whole(path, "request_id", t["request_id"])
+    arrival = np.asarray(t["arrival_timestamp"].to_numpy(zero_copy_only=False), dtype=np.float64)
+    prompt = _whole(path, "prompt_size", t["prompt_size"])
+    token = _whole(path, "token_size", t["token_size"])
+    app = _whole(path, "application_id", t["application_id"]) if "application_id" in t.column_names \
+        else np.zeros(len(rid), np.int64)
+    if "request_type" in t.column_names:
+        rt = _whole(path, "request_type", t["request_type"])
+        if np.any(rt != 2):
+            raise InputError(path, "request_type", "only 2 (generative LLM) is supported")
+    if "batch_size" in t.column_names:
+        bs = _whole(path, "batch_size", t["batch_size"])
+        if np.any(bs != 1):
+            raise InputError(path, "batch_size", "only 1 is supported")
+    if not np.all(np.isfinite(arrival)) or np.any(arrival < 0):
+        raise InputError(path, "arrival_timestamp", "must be finite seconds >= 0")
+    bad = np.flatnonzero(np.diff(arrival) < 0)
+    if len(bad):
+        raise InputError(path, "arrival_timestamp",
+                         f"must be sorted ascending (row {bad[0] + 2} arrives before the row above it)")
+    for name, a in (("prompt_size", prompt), ("token_size", token)):
+        if np.any(a < 1):
+            k = int(np.flatnonzero(a < 1)[0])
+            raise InputError(path, name, f"must be >= 1 (request_id {rid[k]} has {a[k]})")
+    if len(np.unique(rid)) != len(rid):
+        raise InputError(path, "request_id", "request ids must be unique")
+    # owned, writable, contiguous arrays: one kernel signature whatever the file format
+    return Trace(str(path), *(np.array(a, copy=True, order="C") for a in (rid, app, arrival, prompt, token)))
