@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def py_floordiv_nb(a, b):
     """CPython's ``float // float`` (fmod based; differs from ``floor(a / b)`` in the last ulp)."""
     mod = np.fmod(a, b)

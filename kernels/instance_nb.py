@@ -18,13 +18,13 @@ from kernels.event_queue_nb import heap_remove_nb, heap_set_nb
 from kernels.floats_nb import py_floordiv_nb
 from kernels.perf_nb import iteration_duration_nb
 from kernels.queues_nb import q_append_nb, q_delete_at_nb, q_insert_nb, q_remove_nb
-from kernels.state_nb import (CTR_LOG_LEN, CTR_STAMP, POOL_MIXED, task_memory_nb,
+from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, POOL_MIXED, task_memory_nb,
                               tokens_per_iteration_nb)
 
 
 # ---------------------------------------------------------------- lazy wait counts and list orders
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def num_preemptions_nb(sim, t):
     tk = sim.tk
     if tk.waiting[t]:
@@ -32,13 +32,13 @@ def num_preemptions_nb(sim, t):
     return tk.np_acc[t]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def start_waiting_nb(sim, t, i):
     sim.tk.waiting[t] = 1
     sim.tk.np_since[t] = sim.st.it_count[i]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stop_waiting_nb(sim, t):
     tk = sim.tk
     if tk.waiting[t]:
@@ -46,7 +46,7 @@ def stop_waiting_nb(sim, t):
         tk.waiting[t] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def head_task_nb(sim, r, i):
     """The only task of request r at instance i that may be batched: its prompt while that is here and
     unfinished, else its decode task."""
@@ -56,7 +56,7 @@ def head_task_nb(sim, r, i):
     return p + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pending_insort_nb(sim, i, t):
     """insort_right into pending_queue by (num_preemptions, request arrival), comparing against the
     current (mutated) keys of the queued tasks: the queue is not kept sorted."""
@@ -77,7 +77,7 @@ def pending_insort_nb(sim, i, t):
     q_insert_nb(q, sim.st.pending_len, i, lo, t)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def requests_insort_nb(sim, i, r):
     """insort_right into pending_requests by request arrival time."""
     q = sim.qu.requests
@@ -94,7 +94,7 @@ def requests_insort_nb(sim, i, r):
     q_insert_nb(q, sim.st.requests_len, i, lo, r)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def requests_remove_nb(sim, i, r):
     q = sim.qu.requests
     arr = sim.wl.arrival
@@ -113,7 +113,7 @@ def requests_remove_nb(sim, i, r):
             return
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def free_memory_nb(sim, i, nbytes):
     sim.st.memory[i] -= nbytes
     sim.st.sched_memory[i] -= nbytes
@@ -121,7 +121,7 @@ def free_memory_nb(sim, i, nbytes):
 
 # ---------------------------------------------------------------- batch selection
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _add_nb(sim, t, n_sel, stamp):
     sim.qu.sel[n_sel] = t
     sim.tk.sel_stamp[t] = stamp
@@ -129,7 +129,7 @@ def _add_nb(sim, t, n_sel, stamp):
     return n_sel + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def select_batch_orca_nb(sim, i, stamp):
     """FCFS over resident requests (arrival order); stop at the first head that does not fit in memory.
     Old batch tasks all stay; returns the number of added tasks in ``sim.qu.sel``."""
@@ -162,7 +162,7 @@ def select_batch_orca_nb(sim, i, stamp):
     return n_sel
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def select_batch_splitwise_nb(sim, i, stamp):
     """Five phases: starved tasks, prompts, preempted decodes, running decodes, other resident requests;
     under max_batch_size and the max_batch_tokens budget (the first task is always admissible)."""
@@ -265,7 +265,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
 
 # ---------------------------------------------------------------- runs of iterations
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def notify_free_instance_nb(sim, i):
     """mixed_pool: an idle borrowed instance goes back to the end of its home pool."""
     if sim.st.sched_tag[i] == 0:
@@ -276,7 +276,7 @@ def notify_free_instance_nb(sim, i):
     q_append_nb(pools.lists, pools.lens, sim.cl.tag[i], i)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def start_iteration_nb(sim, i, now):
     """Select the next batch, preempt, allocate memory of first-run tasks and schedule the run's end."""
     st = sim.st
@@ -367,7 +367,7 @@ def start_iteration_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pause_nb(sim, i, now):
     """Truncate a decode-only run at the iteration boundary following ``now`` (once per run), with the
     reference's exact float operations."""
@@ -390,7 +390,7 @@ def pause_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def task_arrival_nb(sim, i, t, now):
     """A task arrives at instance i: join the instance's queues, then start or truncate a run."""
     st = sim.st
@@ -402,6 +402,8 @@ def task_arrival_nb(sim, i, t, now):
     tk.arrival[t] = now
     tk.state[t] = TaskState.QUEUED
     st.resident[i] += 1
+    if st.resident[i] > sim.ctr[CTR_MAX_RESIDENT]:
+        sim.ctr[CTR_MAX_RESIDENT] = st.resident[i]
     if new_request:
         requests_insort_nb(sim, i, r)
     if head_task_nb(sim, r, i) == t:
@@ -430,7 +432,7 @@ def task_arrival_nb(sim, i, t, now):
                 pause_nb(sim, i, now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def notify_flow_completion_nb(sim, i, now):
     """The KV source freed memory: an idle instance retries its first pending task, a busy one pauses."""
     st = sim.st
@@ -444,7 +446,7 @@ def notify_flow_completion_nb(sim, i, now):
         pause_nb(sim, i, now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def log_iteration_nb(sim, i, now):
     st = sim.st
     row = sim.ctr[CTR_LOG_LEN]

@@ -12,7 +12,7 @@ from kernels.event_queue_nb import heap_set_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _try_start_nb(sim, r, now):
     rq = sim.rq
     dest = rq.token_inst[r]
@@ -26,14 +26,14 @@ def _try_start_nb(sim, r, now):
         heap_set_nb(sim.fheap, r, now + sim.prm.retry_delay)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def flow_arrive_nb(sim, r, now):
     """The prompt of request r finished: its KV transfer is submitted."""
     sim.rq.flow_state[r] = FlowState.WAITING
     _try_start_nb(sim, r, now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def flow_event_nb(sim, r, now):
     """A flow event fired: a retry of a waiting transfer, or the end of a running one."""
     rq = sim.rq

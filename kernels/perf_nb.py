@@ -8,7 +8,7 @@ from numba import njit
 from kernels.enums import PerfKind
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def interp_extrapolate_nb(knots, ys, n, x):
     """scipy ``interp1d(kind='linear', fill_value='extrapolate')`` on ``knots[:n]``, bit for bit.
 
@@ -34,7 +34,7 @@ def interp_extrapolate_nb(knots, ys, n, x):
     return slope * (xf - knots[lo]) + ys[lo]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def iteration_duration_nb(perf, c, batch_tokens, has_prompt, has_token, mixed_factor):
     """Duration of one iteration on performance-table row ``c``."""
     if perf.kind[c] == PerfKind.CONSTANT:

@@ -2,13 +2,13 @@
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def q_append_nb(q, lens, i, v):
     q[i, lens[i]] = v
     lens[i] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def q_insert_nb(q, lens, i, pos, v):
     n = lens[i]
     for k in range(n, pos, -1):
@@ -17,7 +17,7 @@ def q_insert_nb(q, lens, i, pos, v):
     lens[i] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def q_delete_at_nb(q, lens, i, pos):
     n = lens[i] - 1
     for k in range(pos, n):
@@ -25,7 +25,7 @@ def q_delete_at_nb(q, lens, i, pos):
     lens[i] = n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def q_remove_nb(q, lens, i, v):
     """Remove the first occurrence of ``v``; return whether it was present."""
     n = lens[i]

@@ -14,7 +14,7 @@ from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POO
                               POOL_TOKEN)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _argmin_nb(pools, p, values):
     """First instance of pool p with the smallest value (-1 if the pool is empty)."""
     best = -1
@@ -25,7 +25,7 @@ def _argmin_nb(pools, p, values):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _round_robin_nb(sim, p, ctr_index):
     k = sim.ctr[ctr_index]
     i = sim.pools.lists[p, k]
@@ -33,7 +33,7 @@ def _round_robin_nb(sim, p, ctr_index):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _pick_nb(sim, p, r, ctr_index):
     """One instance of pool p by the configured (non-mixed) policy."""
     s = sim.prm.scheduler
@@ -51,7 +51,7 @@ def _pick_nb(sim, p, r, ctr_index):
     return _argmin_nb(sim.pools, p, st.sched_pending_tokens)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _borrow_nb(sim, home, values):
     """mixed_pool: move the argmin of ``values`` in pool ``home`` to the end of the mixed pool."""
     pools = sim.pools
@@ -62,7 +62,7 @@ def _borrow_nb(sim, home, values):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _mixed_pool_nb(sim, r):
     """Returns (prompt instance, token instance) and updates the scheduler's memory/token counters."""
     st = sim.st
@@ -113,7 +113,7 @@ def _mixed_pool_nb(sim, r):
     return p, t
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def schedule_request_nb(sim, r, now):
     """Request r arrives: choose its instances and submit its prompt (and chained decode) task."""
     s = sim.prm.scheduler

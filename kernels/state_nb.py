@@ -56,7 +56,9 @@ CTR_RR_PROMPT = 2
 CTR_RR_TOKEN = 3
 CTR_CAP = 4         # queue capacity per instance
 CTR_LOG_LEN = 5     # rows used in the iteration log
-N_CTR = 6
+CTR_MAX_RESIDENT = 6  # most tasks ever resident at one instance (queue capacity bound)
+CTR_NEXT_ARRIVAL = 7  # index of the next request to arrive
+N_CTR = 8
 
 
 @njit(cache=True)
@@ -125,10 +127,10 @@ def new_pools_nb(cluster):
 
 #: Everything one configuration's event handlers read or write, passed as one argument.
 Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "pools", "ctr",
-                         "iheap", "fheap", "log"])
+                         "iheap", "fheap", "log", "clock"])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def task_memory_nb(sim, t):
     """KV bytes a task allocates when it first runs: prompt KV(prompt_size + 1), decode KV(token_size - 1)."""
     r = t >> 1
@@ -137,7 +139,7 @@ def task_memory_nb(sim, t):
     return sim.prm.kv_bytes_per_token * (sim.wl.token_size[r] - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def tokens_per_iteration_nb(sim, t):
     """Batch tokens a task costs: its whole prompt for a prompt task, 1 for a decode task."""
     if t & 1 == 0:

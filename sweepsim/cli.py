@@ -41,7 +41,7 @@ def _print_summary(tables):
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Trace file (CSV or Parquet); overrides the config's trace.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory (default results/<config name>/).")
+              help="Output directory (default results/<config file stem>/).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set scheduler=jsq --set cluster.dgx-h100=4 (repeatable).")
 @click.option("--debug", is_flag=True, help="Also write iterations.parquet and kv_transfers.parquet.")
@@ -80,11 +80,12 @@ def validate(case_dirs, out_dir, tol):
     Each CASE_DIR holds case.toml, trace.csv and expected_requests.csv. Exits 1 if fewer than 99.9% of
     the requests of any case match within --tol on ttft and e2e.
     """
-    from sweepsim.validate import run_case
+    from sweepsim.validate import check_case, run_case
 
+    checked = [check_case(d) for d in case_dirs]  # every case's input is checked before anything runs
     failed = False
-    for d in case_dirs:
-        rep = run_case(d, out_dir, tol)
+    for d, chk in zip(case_dirs, checked):
+        rep = run_case(d, out_dir, tol, chk)
         status = "PASS" if rep.fraction >= 0.999 else "FAIL"
         failed |= status == "FAIL"
         click.echo(f"{status} {rep.name}: {rep.matched}/{rep.n} requests within {tol:g} s "

@@ -218,6 +218,8 @@ def load_config(path, overrides=()) -> RunConfig:
             d = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise InputError(path, None, f"invalid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, None, "invalid TOML: not UTF-8 text") from None
     for item in overrides:
         apply_override(d, item, path)
     return from_dict(d, path)
@@ -235,10 +237,14 @@ def apply_override(d: dict, item: str, src=None):
         raise InputError(src, "--set", f"expected key=value, got {item!r}")
     key, _, text = item.partition("=")
     parts = key.strip().split(".")
+    if not all(parts):
+        raise InputError(src, "--set", f"empty key in {item!r}")
     node = d
     for p in parts[:-1]:
         if p == "cluster" and isinstance(node.get(p), str):
             node[p] = dict(load_cluster(node[p], src))
+        if p == "performance_model" and isinstance(node.get(p), str):
+            node[p] = {"kind": node[p]}
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise InputError(src, key, "is not a table")

@@ -56,6 +56,7 @@ class RunResult:
     time_mixed: np.ndarray
     iteration_log: np.ndarray
     end_clock: float
+    final_memory: np.ndarray       # bytes in use per instance at the end (weights when all requests finished)
 
 
 def random_draws(seed: int, n: int) -> np.ndarray:
@@ -93,4 +94,4 @@ def run(cfg: RunConfig, trace: Trace, debug: bool = False) -> RunResult:
                      tk.first_start[0::2].copy(), prompt_end, token_start, token_end, rq.kv_start.copy(),
                      rq.kv_end.copy(), st.busy_time.copy(), st.iterations.copy(), st.tokens_served.copy(),
                      st.time_prompt.copy(), st.time_token.copy(), st.time_mixed.copy(), log.copy(),
-                     float(end_clock))
+                     float(end_clock), st.memory.copy())

@@ -61,7 +61,10 @@ def load_trace(path) -> Trace:
     if t.num_rows == 0:
         raise InputError(path, None, "trace has no requests")
     rid = _whole(path, "request_id", t["request_id"])
-    arrival = np.asarray(t["arrival_timestamp"].to_numpy(zero_copy_only=False), dtype=np.float64)
+    try:
+        arrival = np.asarray(t["arrival_timestamp"].to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(path, "arrival_timestamp", "must be numeric seconds") from None
     prompt = _whole(path, "prompt_size", t["prompt_size"])
     token = _whole(path, "token_size", t["token_size"])
     app = _whole(path, "application_id", t["application_id"]) if "application_id" in t.column_names \

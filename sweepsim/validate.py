@@ -32,20 +32,30 @@ class CaseReport:
         return self.matched / self.n if self.n else 1.0
 
 
-def run_case(case_dir, out_dir=None, tol=1e-6) -> CaseReport:
+def check_case(case_dir):
+    """Validate a case directory's inputs; returns (config, trace, expected) without running anything."""
     case_dir = Path(case_dir)
     for f in ("case.toml", "trace.csv", "expected_requests.csv"):
         if not (case_dir / f).exists():
             raise InputError(case_dir / f, None, "missing (a case needs case.toml, trace.csv, expected_requests.csv)")
     cfg = with_trace(load_config(case_dir / "case.toml"), case_dir / "trace.csv")
     trace = load_trace(cfg.trace)
-    req = requests_table(run(cfg, trace))
-    if out_dir is not None:
-        write_parquet_atomic(req, Path(out_dir) / case_dir.name / "requests.parquet")
-    exp = pl.read_csv(case_dir / "expected_requests.csv")
+    try:
+        exp = pl.read_csv(case_dir / "expected_requests.csv")
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise InputError(case_dir / "expected_requests.csv", None, f"cannot read: {str(e).splitlines()[0]}") from None
     need = {"request_id", "completed", "ttft", "e2e"}
     if not need <= set(exp.columns):
         raise InputError(case_dir / "expected_requests.csv", None, f"needs columns {sorted(need)}")
+    return cfg, trace, exp
+
+
+def run_case(case_dir, out_dir=None, tol=1e-6, checked=None) -> CaseReport:
+    case_dir = Path(case_dir)
+    cfg, trace, exp = checked or check_case(case_dir)
+    req = requests_table(run(cfg, trace))
+    if out_dir is not None:
+        write_parquet_atomic(req, Path(out_dir) / case_dir.name / "requests.parquet")
     got = req.select("request_id", "completed", "ttft", "e2e")
     j = exp.select("request_id", pl.col("completed").cast(pl.Boolean).alias("exp_completed"),
                    pl.col("ttft").alias("exp_ttft"), pl.col("e2e").alias("exp_e2e")).join(

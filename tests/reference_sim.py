@@ -2,7 +2,7 @@
 
 This is the slow, readable, object-per-request discrete-event engine used as the second
 engine in differential tests against the Numba kernel.  It implements
-``/work/shared/spec/SEMANTICS.md`` sections 1-6 (section numbers are cited in the
+``../shared/spec/SEMANTICS.md`` (the SplitwiseSim behavioural specification) sections 1-6 (section numbers are cited in the
 docstrings below as "spec X.Y") with the deliberate sweepsim deviations listed here:
 
 D1. Event ordering: a heap keyed ``(time, kind, id, seq)`` with lazy deletion instead of the

@@ -1,0 +1,96 @@
+"""Engine benchmark (issue: core engine). Prints, per case: simulated requests, wall time of the kernel run
+(JIT compile / cache load measured separately), simulated requests per second, peak memory of the process
+(each case runs in its own process), and the ratio against the plain-Python reference measured in the same
+run (on the full trace, or on a prefix for the 1M case).
+
+    python benchmarks/bench_engine.py            # all cases
+    python benchmarks/bench_engine.py --case overload_h100
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CASES = {
+    # name: (config, sizes, rate req/s, count or None, duration or None, reference prefix, target s)
+    "overload_h100": ({"cluster": {"dgx-h100": 1}, "model": "llama2-70b", "start_state": "baseline",
+                       "scheduler": "token_jsq"}, "azure-conv", 20.0, 5000, None, None, 0.2),
+    "baseline_h100_40": ({"cluster": {"dgx-h100": 40}, "model": "bloom-176b", "start_state": "baseline",
+                          "scheduler": "token_jsq"}, "azure-conv", 70.0, None, 120.0, None, 0.02),
+    "h100x16_1m": ({"cluster": {"dgx-h100": 16}, "model": "llama2-70b", "start_state": "baseline",
+                    "scheduler": "token_jsq"}, "azure-conv", 40.0, 1_000_000, None, 20_000, 5.0),
+}
+
+
+def run_case(name):
+    import numpy as np
+
+    from sweepsim.config import from_dict
+    from sweepsim.engine import run
+    from sweepsim.trace import Trace
+    from sweepsim.tracegen import poisson_trace
+    from tests.test_differential import reference_inputs
+    from tests.reference_sim import simulate as reference_simulate
+
+    d, sizes, rate, count, duration, ref_prefix, target = CASES[name]
+    cfg = from_dict(d)
+    trace = poisson_trace(sizes, rate, seed=1, count=count, duration=duration)
+    tiny = Trace("tiny", trace.request_id[:5], trace.application_id[:5], trace.arrival[:5],
+                 trace.prompt_size[:5], trace.token_size[:5])
+    t0 = time.perf_counter()
+    run(cfg, tiny)
+    compile_s = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(3 if len(trace) < 100_000 else 1):
+        t0 = time.perf_counter()
+        res = run(cfg, trace)
+        best = min(best, time.perf_counter() - t0)
+    n_ref = len(trace) if ref_prefix is None else ref_prefix
+    sub = Trace("prefix", trace.request_id[:n_ref], trace.application_id[:n_ref], trace.arrival[:n_ref],
+                trace.prompt_size[:n_ref], trace.token_size[:n_ref])
+    t0 = time.perf_counter()
+    ref = reference_simulate(*reference_inputs(cfg, sub))
+    ref_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    kern = run(cfg, sub)
+    kern_sub_s = time.perf_counter() - t0
+    if not np.array_equal(kern.token_end, ref["token_end"], equal_nan=True):
+        raise SystemExit(f"{name}: kernel and reference disagree; refusing to report a ratio")
+    return {"case": name, "requests": len(trace), "completed": int(res.completed.sum()),
+            "end_clock_s": res.end_clock, "compile_or_cache_load_s": compile_s, "wall_s": best,
+            "requests_per_s": len(trace) / best, "target_s": target,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "reference_requests": n_ref, "reference_s": ref_s, "kernel_same_requests_s": kern_sub_s,
+            "speedup_vs_python_reference": ref_s / kern_sub_s}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", choices=sorted(CASES))
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.case and a.json:
+        print(json.dumps(run_case(a.case)))
+        return
+    for name in [a.case] if a.case else CASES:
+        out = subprocess.run([sys.executable, __file__, "--case", name, "--json"], capture_output=True, text=True,
+                             cwd=ROOT)
+        if out.returncode:
+            print(out.stderr, file=sys.stderr)
+            raise SystemExit(out.returncode)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{r['case']}: {r['requests']} requests ({r['completed']} completed, simulated {r['end_clock_s']:.0f} s); "
+              f"kernel run {r['wall_s']:.4f} s (target < {r['target_s']} s), {r['requests_per_s']:,.0f} req/s; "
+              f"first call (compile/cache load) {r['compile_or_cache_load_s']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB; "
+              f"plain-Python reference on {r['reference_requests']} requests {r['reference_s']:.2f} s vs kernel "
+              f"{r['kernel_same_requests_s']:.4f} s = {r['speedup_vs_python_reference']:.0f}x")
+
+
+if __name__ == "__main__":
+    main()

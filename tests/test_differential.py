@@ -1,0 +1,118 @@
+"""Differential test: the Numba engine and the plain-Python reference (tests/reference_sim.py) give
+identical per-request timestamps, instance choices and busy times on randomized traces, for every scheduler
+and start state, lightly loaded and overloaded."""
+import numpy as np
+import pytest
+
+from kernels.enums import InstanceType, PerfKind, Tag
+from sweepsim.cluster import place_instances
+from sweepsim.config import from_dict
+from sweepsim.engine import kernel_params, random_draws, run
+from sweepsim.perf_model import build_tables
+from sweepsim.trace import Trace
+from tests.reference_sim import simulate as reference_simulate
+
+REQUEST_FIELDS = ("completed", "prompt_instance", "token_instance", "prompt_start", "prompt_end",
+                  "token_start", "token_end", "kv_start", "kv_end")
+
+
+def random_trace(seed, n, rate, max_prompt=4000, max_tokens=300):
+    rng = np.random.default_rng(seed)
+    arrival = np.cumsum(rng.exponential(1.0 / rate, n))
+    prompt = np.clip(rng.lognormal(6.5, 1.0, n).astype(np.int64), 1, max_prompt)
+    tokens = np.clip(rng.lognormal(4.0, 1.2, n).astype(np.int64), 1, max_tokens)
+    tokens[rng.random(n) < 0.03] = 1
+    return Trace("random", np.arange(n), np.zeros(n, np.int64), arrival, prompt, tokens)
+
+
+def reference_inputs(cfg, trace):
+    placement = place_instances(cfg)
+    perf = build_tables(cfg.performance_model, placement.perf_keys)
+    prm = kernel_params(cfg)
+    instances = []
+    for i in range(len(placement.sku)):
+        c = placement.perf_row[i]
+        if perf.kind[c] == PerfKind.CONSTANT:
+            model = ("constant", float(perf.const_prompt[c]), float(perf.const_token[c]))
+        else:
+            k = perf.n_knots[c]
+            model = ("db", list(perf.knots[c, :k]), list(perf.prompt_y[c, :k]), list(perf.token_y[c, :k]))
+        tag = {Tag.NONE: None, Tag.PROMPT: "prompt", Tag.TOKEN: "token"}[int(placement.tag[i])]
+        instances.append({"tag": tag, "max_memory": int(placement.max_memory[i]),
+                          "weights": int(placement.weights[i]), "perf": model})
+    params = {"instance_type": "orca" if prm.instance_type == InstanceType.ORCA else "splitwise",
+              "scheduler": cfg.scheduler, "max_batch_size": prm.max_batch_size,
+              "max_batch_tokens": prm.max_batch_tokens, "max_preemptions": prm.max_preemptions,
+              "kv_bytes_per_token": prm.kv_bytes_per_token, "transfer_bandwidth": prm.transfer_bandwidth,
+              "end_time": prm.end_time, "mixed_factor": prm.mixed_factor,
+              "prompt_max_pending_batch_tokens": prm.prompt_max_pending_tokens}
+    requests = {"arrival": trace.arrival, "prompt_size": trace.prompt_size, "token_size": trace.token_size,
+                "uniform": random_draws(cfg.seed, len(trace))}
+    return requests, instances, params
+
+
+def assert_same(cfg, trace):
+    ref = reference_simulate(*reference_inputs(cfg, trace))
+    got = run(cfg, trace)
+    for f in REQUEST_FIELDS:
+        np.testing.assert_array_equal(getattr(got, f), ref[f], err_msg=f)
+    np.testing.assert_array_equal(got.busy_time, ref["busy_time"])
+    np.testing.assert_array_equal(got.iterations, ref["iterations"])
+    assert got.end_clock == ref["end_clock"]
+    return got
+
+
+CO_LOCATED = ["round_robin", "random", "jsq", "token_jsq"]
+KV = ["kv_round_robin", "kv_round_robin_ethernet", "kv_jsq", "kv_token_jsq", "overlap_kv_jsq",
+      "overlap_kv_token_jsq", "mixed_pool"]
+# (requests/s, tensor parallelism): light load on TP 8, overload with memory pressure on TP 2
+LOADS = {"light": (2.0, 8), "overloaded": (40.0, 2)}
+
+
+@pytest.mark.parametrize("load", sorted(LOADS))
+@pytest.mark.parametrize("start_state", ["orca", "baseline"])
+@pytest.mark.parametrize("scheduler", CO_LOCATED)
+def test_co_located_matches_reference(scheduler, start_state, load):
+    rate, tp = LOADS[load]
+    cfg = from_dict({"cluster": {"dgx-a100": 1, "dgx-h100": 1}, "model": "llama2-70b", "start_state": start_state,
+                     "scheduler": scheduler, "seed": 3, "instance": {"tensor_parallel": tp}})
+    got = assert_same(cfg, random_trace(11, 240, rate))
+    assert got.completed.all()
+
+
+@pytest.mark.parametrize("load", sorted(LOADS))
+@pytest.mark.parametrize("split", ["homogeneous", "heterogeneous"])
+@pytest.mark.parametrize("scheduler", KV)
+def test_disaggregated_matches_reference(scheduler, split, load):
+    rate, tp = LOADS[load]
+    d = {"cluster": {"dgx-a100": 2, "dgx-h100": 1}, "model": "llama2-70b", "start_state": "splitwise",
+         "scheduler": scheduler, "seed": 5, "split_type": split, "instance": {"tensor_parallel": tp}}
+    if split == "homogeneous":
+        d.update(prompt_servers=1, token_servers=2)
+    assert_same(from_dict(d), random_trace(12, 240, rate))
+
+
+def test_hhcap_and_small_token_budget_match_reference():
+    cfg = from_dict({"cluster": {"dgx-h100-pcap": 1, "dgx-h100": 1}, "model": "bloom-176b",
+                     "start_state": "splitwise_hhcap", "split_type": "heterogeneous", "scheduler": "mixed_pool",
+                     "instance": {"max_batch_tokens": 512, "max_batch_size": 16}})
+    assert_same(cfg, random_trace(13, 300, 6.0))
+
+
+def test_constant_model_and_early_end_match_reference():
+    cfg = from_dict({"cluster": {"dgx-h100": 2}, "model": "llama2-70b", "start_state": "baseline",
+                     "scheduler": "jsq", "end_time": 20.0,
+                     "performance_model": {"kind": "constant", "prompt_time": 0.05, "token_time": 0.02}})
+    got = assert_same(cfg, random_trace(14, 400, 15.0))
+    assert not got.completed.all()
+
+
+def test_simultaneous_arrivals_match_reference():
+    trace = random_trace(15, 200, 5.0)
+    arrival = np.round(trace.arrival)  # integer times: many ties between arrivals
+    trace = Trace("ties", trace.request_id, trace.application_id, np.maximum(arrival, 1.0), trace.prompt_size,
+                  trace.token_size)
+    for scheduler in ("token_jsq", "round_robin"):
+        cfg = from_dict({"cluster": {"dgx-h100": 2}, "model": "llama2-70b", "start_state": "baseline",
+                         "scheduler": scheduler})
+        assert_same(cfg, trace)
