@@ -38,6 +38,45 @@ def requests_table(res: RunResult) -> pl.DataFrame:
     }, nan_to_null=False)
 
 
+def instance_energy_j(res: RunResult) -> np.ndarray:
+    """GPU energy per instance [J]: per-GPU watts of each state (idle, prompt-only, decode-only and mixed runs;
+    mixed runs draw prompt power) x time in that state x GPUs, over the run [0, end clock]."""
+    from sweepsim.hardware import get_sku
+    p = res.placement
+    busy = res.time_prompt + res.time_token + res.time_mixed
+    idle = np.maximum(res.end_clock - busy, 0.0)
+    out = np.empty(len(p.sku))
+    for i, sku in enumerate(p.sku):
+        proc = get_sku(sku).processor
+        watts = (proc.power_idle_w * idle[i] + proc.power_prompt_w * (res.time_prompt[i] + res.time_mixed[i])
+                 + proc.power_token_w * res.time_token[i])
+        out[i] = watts * p.num_gpus[i]
+    return out
+
+
+def energy_and_cost(res: RunResult, output_tokens: int) -> dict:
+    """Cluster totals over the run: energy [J, kWh] (GPU energy of the instances, idle GPUs of servers without
+    instances, and every server's non-GPU base power), mean power [W], cost [$] from the SKUs' hourly prices,
+    and both per output token."""
+    from sweepsim.hardware import get_sku
+    p = res.placement
+    t = res.end_clock
+    energy = float(instance_energy_j(res).sum())
+    used_gpus = {}
+    for i, srv in enumerate(p.server):
+        used_gpus[int(srv)] = used_gpus.get(int(srv), 0) + int(p.num_gpus[i])
+    cost = 0.0
+    for srv, sku_name in enumerate(p.server_sku):
+        sku = get_sku(sku_name)
+        idle_gpus = sku.num_processors - used_gpus.get(srv, 0)
+        energy += (sku.server_base_power_w + idle_gpus * sku.processor.power_idle_w) * t
+        cost += sku.cost_per_hour * t / 3600.0
+    per_tok = output_tokens if output_tokens > 0 else float("nan")
+    return {"energy_j": energy, "energy_kwh": energy / 3.6e6, "mean_power_w": energy / t if t > 0 else float("nan"),
+            "energy_per_token_j": energy / per_tok, "cost_usd": cost, "cost_per_1m_tokens_usd": cost / per_tok * 1e6,
+            "servers": p.n_servers}
+
+
 def instances_table(res: RunResult) -> pl.DataFrame:
     p = res.placement
     util = res.busy_time / res.end_clock if res.end_clock > 0 else np.zeros_like(res.busy_time)
@@ -46,7 +85,7 @@ def instances_table(res: RunResult) -> pl.DataFrame:
         "processor": p.processor, "server": p.server, "pool": [TAG_NAMES[int(t)] for t in p.tag],
         "num_gpus": p.num_gpus, "utilization": util, "busy_time": res.busy_time, "iterations": res.iterations,
         "tokens_served": res.tokens_served, "prompt_time": res.time_prompt, "token_time": res.time_token,
-        "mixed_time": res.time_mixed,
+        "mixed_time": res.time_mixed, "energy_j": instance_energy_j(res),
     })
 
 
@@ -70,6 +109,7 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
     req = requests if requests is not None else requests_table(res)
     rows = []
     params = res.config.params()
+    cluster = energy_and_cost(res, int(req.filter(pl.col("completed"))["token_size"].sum()))
     for (app,), g in req.group_by(["application_id"], maintain_order=True):
         done = g.filter(pl.col("completed"))
         start = float(g["arrival"].min())
@@ -83,6 +123,7 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
         metrics["normalized_e2e"] = e2e / done["token_size"].to_numpy()
         for m in LATENCY_METRICS:
             row.update(_stats(m, metrics[m].astype(np.float64)))
+        row.update(cluster)
         row.update(params)
         rows.append(row)
     return pl.DataFrame(rows).sort("application_id")
