@@ -37,7 +37,7 @@ SUMMARY_COLUMNS = (["application_id", "requests", "completed", "duration", "thro
                    + ["model", "start_state", "scheduler", "seed", "max_batch_size", "max_batch_tokens",
                       "cluster.dgx-h100"])
 INSTANCE_COLUMNS = ["instance_id", "name", "sku", "processor", "server", "pool", "num_gpus", "utilization",
-                    "busy_time", "iterations", "tokens_served", "prompt_time", "token_time", "mixed_time"]
+                    "busy_time", "iterations", "tokens_served", "prompt_time", "token_time", "mixed_time", "energy_j"]
 ITERATION_COLUMNS = ["instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
                      "memory_bytes", "pending_requests", "pending_tasks"]
 KV_TRANSFER_COLUMNS = ["request_id", "source", "destination", "start", "end", "bytes"]
