@@ -329,6 +329,35 @@ def test_orca_same_trace_no_token_budget():
     assert res.end_clock == pytest.approx(2.9, abs=ABS)
 
 
+def test_splitwise_blocked_decode_beats_running_decode():
+    # Baseline, max_batch_tokens 2: phase 3 (preempted decodes) comes before phase 4 (running decodes).
+    # Ra: 1.0, prompt 1, token_size 6 (decode 5). Rb: 1.1, prompt 1, token_size 6.
+    # Rc: 2.05, prompt 1, token_size 2 (decode 1). Rd: 2.2, prompt 1, token_size 2.
+    # 1.0  Ra_p alone [1.0, 1.5].  1.1 Rb waits (prompt run).
+    # 1.5  Ra_p done (ttft 0.5). Phase 2 Rb_p (1), phase 5 Ra_d (2) -> mixed [1.5, 2.0]; Rb queue 0.4.
+    # 2.0  Rb_p done (ttft 0.9), Ra_d 1. Batch [Ra_d, Rb_d] (2 tokens), N = 4 -> planned 2.4.
+    # 2.05 Rc_p: 2 + 1 > 2, prompt rule 2 - 2 + 1 <= 2 -> truncate at 2.1.
+    # 2.1  Ra_d 2, Rb_d 1. Phase 2 Rc_p (1), phase 4 Ra_d (2), Rb_d over budget -> Rb_d preempted.
+    #      Mixed [Ra_d, Rc_p] [2.1, 2.6]; Rc queue 0.05.
+    # 2.2  Rd arrives during a prompt-containing run: waits.
+    # 2.6  Ra_d 3; Rc_p done (ttft 0.55). Phase 1 stops (first pending task Rb_d waited 1 < 4).
+    #      Phase 2 Rd_p (1), phase 3 Rb_d (2), phase 4 Ra_d over budget -> Ra_d preempted.
+    #      Mixed [Rd_p, Rb_d] [2.6, 3.1]; Rd queue 0.4.
+    # 3.1  Rd_p done (ttft 0.9); Rb_d 2. Phase 3 Ra_d (1), phase 4 Rb_d (2); Rc_d (phase 5) over budget.
+    #      Batch [Rb_d, Ra_d], N = min(3, 2) = 2 -> [3.1, 3.3].
+    # 3.3  Ra_d 5 = done: e2e(Ra) = 2.3. Rb_d 4. Phase 4 Rb_d (1), phase 5 Rc_d (2), Rd_d over.
+    #      N = min(1, 1) = 1 -> [3.3, 3.4]. nth(Rc) = 3.3 - 2.6 = 0.7.
+    # 3.4  Rb_d done: e2e(Rb) = 3.4 - 1.1 = 2.3. Rc_d done: e2e(Rc) = 3.4 - 2.05 = 1.35.
+    #      Rd_d [3.4, 3.5]: nth(Rd) = 3.4 - 3.1 = 0.3, e2e(Rd) = 3.5 - 2.2 = 1.3.
+    # tbt: Ra (2.3 - 0.5)/6 = 0.3; Rb (2.3 - 0.9)/6 = 1.4/6; Rc (1.35 - 0.55)/2 = 0.4; Rd (1.3 - 0.9)/2 = 0.2.
+    rows = [(1.0, 1, 6), (1.1, 1, 6), (2.05, 1, 2), (2.2, 1, 2)]
+    res, m = simulate(make_config("baseline", instance={"max_batch_tokens": 2}), rows)
+    assert res.completed.tolist() == [True, True, True, True]
+    check(m, queue_time=[0.0, 0.4, 0.05, 0.4], ttft=[0.5, 0.9, 0.55, 0.9], e2e=[2.3, 2.3, 1.35, 1.3],
+          nth_token_overhead=[0.0, 0.0, 0.7, 0.3], tbt=[0.3, 1.4 / 6, 0.4, 0.2])
+    assert res.token_end == pytest.approx([3.3, 3.4, 3.4, 3.5], abs=ABS)
+
+
 # --------------------------------------------------------------------------- token_size == 1
 
 def test_token_size_one_finishes_with_prompt_and_token_jsq_counts_prompt_only():
