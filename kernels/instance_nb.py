@@ -17,7 +17,8 @@ from kernels.enums import InstanceType, TaskState
 from kernels.event_queue_nb import heap_remove_nb, heap_set_nb
 from kernels.floats_nb import py_floordiv_nb
 from kernels.perf_nb import iteration_duration_nb
-from kernels.queues_nb import q_append_nb, q_delete_at_nb, q_insert_nb, q_remove_nb
+from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
+                               q_append_nb, q_remove_nb)
 from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, POOL_MIXED, task_memory_nb,
                               tokens_per_iteration_nb)
 
@@ -64,17 +65,18 @@ def pending_insort_nb(sim, i, t):
     arr = sim.wl.arrival
     k_np = num_preemptions_nb(sim, t)
     k_arr = arr[t >> 1]
+    o = sim.st.pending_off[i]
     lo = 0
     hi = sim.st.pending_len[i]
     while lo < hi:
         mid = (lo + hi) // 2
-        m = q[i, mid]
+        m = q[i, o + mid]
         m_np = num_preemptions_nb(sim, m)
         if k_np < m_np or (k_np == m_np and k_arr < arr[m >> 1]):
             hi = mid
         else:
             lo = mid + 1
-    q_insert_nb(q, sim.st.pending_len, i, lo, t)
+    sim.tk.pending_hint[t] = dq_insert_nb(q, sim.st.pending_off, sim.st.pending_len, i, lo, t)
 
 
 @njit(cache=True, _nrt=False)
@@ -83,15 +85,16 @@ def requests_insort_nb(sim, i, r):
     q = sim.qu.requests
     arr = sim.wl.arrival
     a = arr[r]
+    o = sim.st.requests_off[i]
     lo = 0
     hi = sim.st.requests_len[i]
     while lo < hi:
         mid = (lo + hi) // 2
-        if a < arr[q[i, mid]]:
+        if a < arr[q[i, o + mid]]:
             hi = mid
         else:
             lo = mid + 1
-    q_insert_nb(q, sim.st.requests_len, i, lo, r)
+    dq_insert_nb(q, sim.st.requests_off, sim.st.requests_len, i, lo, r)
 
 
 @njit(cache=True, _nrt=False)
@@ -99,17 +102,18 @@ def requests_remove_nb(sim, i, r):
     q = sim.qu.requests
     arr = sim.wl.arrival
     a = arr[r]
+    o = sim.st.requests_off[i]
     lo = 0
     hi = sim.st.requests_len[i]
     while lo < hi:  # bisect_left on arrival, then scan the equal run
         mid = (lo + hi) // 2
-        if arr[q[i, mid]] < a:
+        if arr[q[i, o + mid]] < a:
             lo = mid + 1
         else:
             hi = mid
     for k in range(lo, sim.st.requests_len[i]):
-        if q[i, k] == r:
-            q_delete_at_nb(q, sim.st.requests_len, i, k)
+        if q[i, o + k] == r:
+            dq_delete_at_nb(q, sim.st.requests_off, sim.st.requests_len, i, k)
             return
 
 
@@ -145,7 +149,7 @@ def select_batch_orca_nb(sim, i, stamp):
     for k in range(st.requests_len[i]):
         if count == mbs:
             break
-        h = head_task_nb(sim, qu.requests[i, k], i)
+        h = head_task_nb(sim, qu.requests[i, st.requests_off[i] + k], i)
         if tk.old_stamp[h] == stamp:
             continue
         if tk.state[h] == TaskState.BLOCKED:
@@ -178,7 +182,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
     n = 0
     # 1. starved tasks (waited >= max_preemptions iterations), pending_queue order
     for k in range(st.pending_len[i]):
-        t = qu.pending[i, k]
+        t = qu.pending[i, st.pending_off[i] + k]
         if num_preemptions_nb(sim, t) < sim.prm.max_preemptions:
             break
         if n == mbs:
@@ -199,7 +203,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
             mem += m
     # 2. waiting prompts, arrival order at this instance
     for k in range(st.prompts_len[i]):
-        t = qu.prompts[i, k]
+        t = qu.prompts[i, st.prompts_off[i] + k]
         if n == mbs:
             break
         tpi = tokens_per_iteration_nb(sim, t)
@@ -216,7 +220,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
             break
     # 3. preempted decodes, preemption order
     for k in range(st.blocked_len[i]):
-        t = qu.blocked[i, k]
+        t = qu.blocked[i, st.blocked_off[i] + k]
         if n == mbs:
             break
         if n > 0 and bt + 1 > mbt:
@@ -241,7 +245,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
     for k in range(st.requests_len[i]):
         if n == mbs:
             break
-        r = qu.requests[i, k]
+        r = qu.requests[i, st.requests_off[i] + k]
         if rq.chosen_stamp[r] == stamp:
             continue
         t = head_task_nb(sim, r, i)
@@ -302,7 +306,7 @@ def start_iteration_nb(sim, i, now):
             tk.state[t] = TaskState.BLOCKED
             start_waiting_nb(sim, t, i)
             pending_insort_nb(sim, i, t)
-            q_append_nb(qu.blocked, st.blocked_len, i, t)
+            dq_append_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
     st.batch_len[i] = nb
     if nb == 0 and blen > 0:
         st.busy_time[i] += now - st.busy_start[i]
@@ -311,11 +315,11 @@ def start_iteration_nb(sim, i, now):
         t = qu.sel[k]
         if tk.old_stamp[t] == stamp:
             continue
-        q_remove_nb(qu.pending, st.pending_len, i, t)
+        dq_remove_near_nb(qu.pending, st.pending_off, st.pending_len, i, t, tk.pending_hint[t])
         if tk.state[t] == TaskState.BLOCKED:
-            q_remove_nb(qu.blocked, st.blocked_len, i, t)
+            dq_remove_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
         if t & 1 == 0:
-            q_remove_nb(qu.prompts, st.prompts_len, i, t)
+            dq_remove_nb(qu.prompts, st.prompts_off, st.prompts_len, i, t)
             st.n_prompts[i] += 1
         stop_waiting_nb(sim, t)
         q_append_nb(qu.batch, st.batch_len, i, t)
@@ -409,11 +413,11 @@ def task_arrival_nb(sim, i, t, now):
     if head_task_nb(sim, r, i) == t:
         start_waiting_nb(sim, t, i)
     if sim.prm.instance_type == InstanceType.ORCA:
-        q_append_nb(sim.qu.pending, st.pending_len, i, t)
+        tk.pending_hint[t] = dq_append_nb(sim.qu.pending, st.pending_off, st.pending_len, i, t)
     else:
         pending_insort_nb(sim, i, t)
     if is_prompt:
-        q_append_nb(sim.qu.prompts, st.prompts_len, i, t)
+        dq_append_nb(sim.qu.prompts, st.prompts_off, st.prompts_len, i, t)
     blen = st.batch_len[i]
     mbs = sim.prm.max_batch_size
     if blen == 0:
@@ -439,7 +443,7 @@ def notify_flow_completion_nb(sim, i, now):
     if st.pending_len[i] == 0:
         return
     if st.batch_len[i] == 0:
-        t = sim.qu.pending[i, 0]
+        t = sim.qu.pending[i, st.pending_off[i]]
         if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
             start_iteration_nb(sim, i, now)
     elif st.batch_len[i] < sim.prm.max_batch_size and st.batch_tokens[i] < sim.prm.max_batch_tokens:

@@ -11,9 +11,9 @@ Mutable state:
   Tasks     per task: prompt of request r is task 2r, its token (decode) task is 2r+1.
   Requests  per request: KV memory held, chosen instances, KV-transfer times, done flag.
   Inst      per instance scalars (memory, batch counters, current run of iterations, busy time...).
-  Queues    per instance variable-length lists as rows of 2-D arrays with lengths in Inst:
-            batch, pending (pending_queue), prompts (pending_prompt_queue), blocked, requests
-            (pending_requests, sorted by arrival). Capacity grows geometrically (``grow_queues_nb``).
+  Queues    per instance variable-length lists as rows of 2-D arrays with lengths (and, except the
+            batch, start offsets) in Inst: batch, pending (pending_queue), prompts (pending_prompt_queue),
+            blocked, requests (pending_requests, sorted by arrival). Capacity grows geometrically.
   Pools     instance lists in scheduler order: 0 all, 1 prompt, 2 token, 3 mixed.
 """
 from collections import namedtuple
@@ -31,7 +31,7 @@ Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf"])
 PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
                                        "const_prompt", "const_token"])
 Tasks = namedtuple("Tasks", ["state", "inst", "generated", "first_start", "arrival", "end",
-                             "np_acc", "np_since", "waiting", "sel_stamp", "old_stamp"])
+                             "np_acc", "np_since", "waiting", "sel_stamp", "old_stamp", "pending_hint"])
 Requests = namedtuple("Requests", ["memory", "chosen_stamp", "prompt_inst", "token_inst",
                                    "kv_start", "kv_end", "flow_state", "done"])
 Inst = namedtuple("Inst", [
@@ -39,7 +39,7 @@ Inst = namedtuple("Inst", [
     "batch_len", "batch_tokens", "n_prompts", "pending_len", "prompts_len", "blocked_len", "requests_len",
     "resident", "iter_d", "iter_n", "iter_end", "iter_start", "pause", "it_count",
     "busy_time", "busy_start", "iterations", "tokens_served", "time_prompt", "time_token", "time_mixed",
-    "sched_tag",
+    "sched_tag", "pending_off", "prompts_off", "blocked_off", "requests_off",
 ])
 Queues = namedtuple("Queues", ["batch", "pending", "prompts", "blocked", "requests", "sel"])
 Pools = namedtuple("Pools", ["lists", "lens"])
@@ -67,7 +67,7 @@ def new_tasks_nb(n_requests):
     return Tasks(np.zeros(m, np.int64), np.full(m, -1, np.int64), np.zeros(m, np.int64),
                  np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan),
                  np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64),
-                 np.full(m, -1, np.int64), np.full(m, -1, np.int64))
+                 np.full(m, -1, np.int64), np.full(m, -1, np.int64), np.zeros(m, np.int64))
 
 
 @njit(cache=True)
@@ -79,15 +79,16 @@ def new_requests_nb(n_requests):
 
 
 @njit(cache=True)
-def new_inst_nb(cluster):
+def new_inst_nb(cluster, cap):
     n = cluster.max_memory.shape[0]
     z = np.zeros(n, np.int64)
     zf = np.zeros(n, np.float64)
+    mid = np.full(n, cap // 2, np.int64)
     return Inst(cluster.weights.copy(), cluster.weights.copy(), z.copy(),
                 z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
                 z.copy(), zf.copy(), z.copy(), zf.copy(), zf.copy(), z.copy(), z.copy(),
                 zf.copy(), zf.copy(), z.copy(), z.copy(), zf.copy(), zf.copy(), zf.copy(),
-                z.copy())
+                z.copy(), mid.copy(), mid.copy(), mid.copy(), mid.copy())
 
 
 @njit(cache=True)
@@ -98,15 +99,23 @@ def new_queues_nb(n_instances, cap):
 
 
 @njit(cache=True)
+def _recenter_nb(src, dst, off, lens, i):
+    n = lens[i]
+    o = (dst.shape[1] - n) // 2
+    dst[i, o:o + n] = src[i, off[i]:off[i] + n]
+    off[i] = o
+
+
+@njit(cache=True)
 def grow_queues_nb(q, inst, cap):
-    """A copy of ``q`` with room for ``cap`` entries per instance."""
+    """A copy of ``q`` with room for ``cap`` entries per instance (double-ended lists re-centred)."""
     g = new_queues_nb(q.batch.shape[0], cap)
     for i in range(q.batch.shape[0]):
         g.batch[i, :inst.batch_len[i]] = q.batch[i, :inst.batch_len[i]]
-        g.pending[i, :inst.pending_len[i]] = q.pending[i, :inst.pending_len[i]]
-        g.prompts[i, :inst.prompts_len[i]] = q.prompts[i, :inst.prompts_len[i]]
-        g.blocked[i, :inst.blocked_len[i]] = q.blocked[i, :inst.blocked_len[i]]
-        g.requests[i, :inst.requests_len[i]] = q.requests[i, :inst.requests_len[i]]
+        _recenter_nb(q.pending, g.pending, inst.pending_off, inst.pending_len, i)
+        _recenter_nb(q.prompts, g.prompts, inst.prompts_off, inst.prompts_len, i)
+        _recenter_nb(q.blocked, g.blocked, inst.blocked_off, inst.blocked_len, i)
+        _recenter_nb(q.requests, g.requests, inst.requests_off, inst.requests_len, i)
     return g
 
 
