@@ -8,7 +8,7 @@ from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remo
 from kernels.kv_transfer_nb import flow_arrive_nb
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def finish_task_nb(sim, i, t, now):
     """Task t completed at instance i (already removed from the batch)."""
     st = sim.st
@@ -39,7 +39,7 @@ def finish_task_nb(sim, i, t, now):
         rq.done[r] = 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def complete_iteration_nb(sim, i, now):
     """The current run of ``iter_n`` iterations of instance i ended at ``now``."""
     st = sim.st

@@ -133,7 +133,7 @@ def _add_nb(sim, t, n_sel, stamp):
     return n_sel + 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def select_batch_orca_nb(sim, i, stamp):
     """FCFS over resident requests (arrival order); stop at the first head that does not fit in memory.
     Old batch tasks all stay; returns the number of added tasks in ``sim.qu.sel``."""
@@ -166,7 +166,7 @@ def select_batch_orca_nb(sim, i, stamp):
     return n_sel
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def select_batch_splitwise_nb(sim, i, stamp):
     """Five phases: starved tasks, prompts, preempted decodes, running decodes, other resident requests;
     under max_batch_size and the max_batch_tokens budget (the first task is always admissible)."""
@@ -269,7 +269,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
 
 # ---------------------------------------------------------------- runs of iterations
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def notify_free_instance_nb(sim, i):
     """mixed_pool: an idle borrowed instance goes back to the end of its home pool."""
     if sim.st.sched_tag[i] == 0:
@@ -371,7 +371,7 @@ def start_iteration_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def pause_nb(sim, i, now):
     """Truncate a decode-only run at the iteration boundary following ``now`` (once per run), with the
     reference's exact float operations."""
@@ -394,7 +394,7 @@ def pause_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def task_arrival_nb(sim, i, t, now):
     """A task arrives at instance i: join the instance's queues, then start or truncate a run."""
     st = sim.st

@@ -113,7 +113,7 @@ def _mixed_pool_nb(sim, r):
     return p, t
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def schedule_request_nb(sim, r, now):
     """Request r arrives: choose its instances and submit its prompt (and chained decode) task."""
     s = sim.prm.scheduler
