@@ -95,3 +95,8 @@ def validate(case_dirs, out_dir, tol):
             for rid, a, b in rep.worst:
                 click.echo(f"    request {rid}: |d ttft| {a:.3g} s, |d e2e| {b:.3g} s")
     sys.exit(1 if failed else 0)
+
+
+from sweepsim.cli_trace import trace_group  # noqa: E402
+
+main.add_command(trace_group)

@@ -157,13 +157,19 @@ def from_dict(d: dict, src=None) -> RunConfig:
         kw["transfer_bandwidth_gib"] = _as_float(src, "transfer_bandwidth_gib", d["transfer_bandwidth_gib"])
     if "trace" in d:
         t = d["trace"]
-        if isinstance(t, dict):
+        if isinstance(t, dict) and "path" in t:
             extra = sorted(set(t) - {"path"})
             if extra:
-                raise InputError(src, f"trace.{extra[0]}", "unknown key; allowed: path")
+                raise InputError(src, f"trace.{extra[0]}", "a [trace] table has either path = ... or generator "
+                                                           "keys (sizes, rate, duration, ...), not both")
             t = t.get("path")
+        elif isinstance(t, dict) and t:
+            # a generated trace named by its spec: generated once, cached as traces/.cache/<hash>.parquet
+            from sweepsim.tracegen import parse_spec, resolve_spec
+            t = str(resolve_spec(parse_spec(t, src, resolve=lambda p: resolve_path(p, base)), src))
         if not isinstance(t, str):
-            raise InputError(src, "trace", "must be a path or a table with path = ...")
+            raise InputError(src, "trace", "must be a path, a table with path = ..., or a generator spec "
+                                           "(sizes = ..., rate = ..., duration = ..., seed = ...)")
         kw["trace"] = str(resolve_path(t, base))
     pm = d.get("performance_model", "db")
     if isinstance(pm, str):

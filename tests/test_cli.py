@@ -5,7 +5,6 @@ cached); one test runs the installed console script in a subprocess to check the
 Reference numbers are SplitwiseSim's for its 3-request example trace (bloom-176b on one DGX-H100).
 """
 import csv
-import inspect
 import math
 import shutil
 import subprocess
@@ -14,10 +13,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
 import sweepsim
-from sweepsim.cli import main
+from tests.cli_helpers import assert_input_error, invoke, ok
 
 PROJECT = Path(sweepsim.__file__).resolve().parent.parent
 CONFIG = PROJECT / "configs" / "examples" / "baseline_h100.toml"
@@ -50,38 +48,6 @@ REF_UTILIZATION = 0.6327793744012191
 TRACE_HEADER = "request_id,arrival_timestamp,prompt_size,token_size\n"
 
 needs_oracle = pytest.mark.skipif(not CASE.is_dir(), reason=f"oracle cases not found at {ORACLE}")
-
-
-def _runner() -> CliRunner:
-    # click < 8.2 mixes stderr into stdout unless told not to; click >= 8.2 always keeps it separate
-    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
-        return CliRunner(mix_stderr=False)
-    return CliRunner()
-
-
-def invoke(*args):
-    return _runner().invoke(main, [str(a) for a in args])
-
-
-def ok(result):
-    """Assert a successful invocation (showing the output and any traceback otherwise)."""
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-def assert_input_error(result, *needles):
-    """Exit code 2, exactly one stderr line ``error: ...`` containing every needle, nothing on stdout."""
-    detail = (result.output, repr(result.exception))
-    assert result.exit_code == 2, detail
-    assert "Traceback" not in result.output, detail
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, detail
-    line = lines[0]
-    assert line.startswith("error: "), detail
-    for needle in needles:
-        assert needle in line, (needle, line)
-    assert result.stdout == "", detail
-    return line
 
 
 def write_config(path: Path, *, model="bloom-176b", start_state="baseline", scheduler="token_jsq",

@@ -1,8 +1,6 @@
 """Regression against SplitwiseSim's own results: the spec's section-10 values on the example trace and the
 oracle cases in ../shared/oracle (per-request results of the real SplitwiseSim)."""
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sweepsim import PROJECT_ROOT
