@@ -97,6 +97,86 @@ def validate(case_dirs, out_dir, tol):
     sys.exit(1 if failed else 0)
 
 
+
+@main.command()
+@click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Results directory (default: the experiment's out, else results/<name>/).")
+@click.option("--small", is_flag=True, help="Run the experiment's quick [small] variant.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process, Numba threads over configurations; ray: Ray tasks over chunks.")
+@click.option("--address", help="Ray cluster address (auto or HOST:PORT); without it a local Ray is started.")
+@click.option("--force", is_flag=True, help="Rerun configurations whose results are already committed.")
+@click.option("--keep-requests", is_flag=True, help="Also write per-request results under requests/config=<hash>/.")
+@click.option("--dry-run", is_flag=True, help="Print the number of configurations and the first few; run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--chunk-size", type=click.IntRange(min=1), help="Configurations per kernel call / Ray task.")
+@click.option("--fail-after-chunks", type=click.IntRange(min=1), hidden=True)
+def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry_run, quiet, chunk_size,
+         fail_after_chunks):
+    """Run every configuration of an experiment file and merge the results into one dataset.
+
+    Writes summary.parquet (one row per configuration x application, varied parameters as columns),
+    configs.parquet and failures.parquet to the results directory. Re-running resumes: configurations
+    already committed are skipped (--force reruns them).
+    """
+    import polars as pl
+
+    from sweepsim.experiment import load_experiment, validate_points
+    from sweepsim.sweep import make_jobs, run_sweep
+
+    exp = load_experiment(experiment, small=small)
+    if address and backend != "ray":
+        raise InputError(None, "--address", "only with --backend ray")
+    out = out_dir or exp.out
+    if dry_run:
+        validate_points(exp)
+        click.echo(f"{exp.name}: {len(exp.points)} configurations -> {out}/")
+        if exp.varied:
+            with pl.Config(tbl_rows=10, tbl_cols=-1, tbl_hide_dataframe_shape=True):
+                click.echo(pl.DataFrame(exp.varied[:10]))
+        return
+    jobs = make_jobs(exp.points, validate_points(exp), exp.varied)
+    stats = run_sweep(jobs, out, backend=backend, address=address, force=force, keep_requests=keep_requests,
+                      quiet=quiet, chunk_size=chunk_size, fail_after_chunks=fail_after_chunks)
+    failures = pl.read_parquet(Path(out) / "failures.parquet") if (Path(out) / "failures.parquet").exists() else []
+    click.echo(f"{exp.name}: {stats['total']} configurations ({stats['ran']} run, {stats['skipped']} already done, "
+               f"{len(failures)} failed) -> {out}/summary.parquet")
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sort", "sort_by", help="Column to sort by (ascending; --desc for descending).")
+@click.option("--desc", is_flag=True, help="Sort descending.")
+@click.option("--where", help="SQL filter, e.g. \"ttft_p99 < 2 AND scheduler = 'mixed_pool'\".")
+@click.option("--pareto", help="Pareto front over columns, e.g. cost_usd,throughput_rps (suffix :min or :max; "
+                               "throughput/completed default to max, others to min).")
+@click.option("--columns", help="Comma-separated columns to show (default: varied parameters and key metrics).")
+@click.option("--top", default=20, show_default=True, help="Rows to show.")
+def results(results_dir, sort_by, desc, where, pareto, columns, top):
+    """Print a compact table of a sweep's results: best configurations, filters, Pareto fronts."""
+    import polars as pl
+
+    from sweepsim.report_table import (DEFAULT_METRICS, check_columns, load_summary, pareto_front,
+                                       parse_objectives, select, varied_columns)
+
+    df = load_summary(results_dir)
+    src = Path(results_dir) / "summary.parquet"
+    df = select(df, where, src)
+    if pareto:
+        df = pareto_front(df, parse_objectives(pareto, df, src))
+    if sort_by:
+        check_columns(df, [sort_by], src, "--sort")
+        df = df.sort(sort_by, descending=desc, nulls_last=True)
+    if columns:
+        cols = [c.strip() for c in columns.split(",")]
+        check_columns(df, cols, src, "--columns")
+    else:
+        cols = [c for c in varied_columns(results_dir, df) + list(DEFAULT_METRICS) if c in df.columns]
+    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
+        click.echo(df.select(cols).head(top))
+    click.echo(f"{min(top, len(df))} of {len(df)} rows")
+
 from sweepsim.cli_trace import trace_group  # noqa: E402
 
 main.add_command(trace_group)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernels.batch_nb import INST_FLOAT, INST_INT, PARAM_FLOAT, PARAM_INT, REQ_FLOAT, REQ_INT, simulate_batch_nb
 from kernels.enums import InstanceType, Scheduler
 from kernels.simulate_nb import simulate_1d_nb
 from kernels.state_nb import Params, Workload
@@ -78,20 +79,75 @@ def workload(trace: Trace, seed: int) -> Workload:
     return Workload(trace.arrival, trace.prompt_size, trace.token_size, random_draws(seed, len(trace)))
 
 
+def _result(cfg, trace, placement, req: dict, inst: dict, log, end_clock) -> RunResult:
+    """Assemble a RunResult; a request with token_size 1 has its token stage equal to its prompt's end."""
+    single = trace.token_size == 1
+    for k in ("token_start", "token_end"):
+        req[k][single] = req["prompt_end"][single]
+    return RunResult(cfg, trace, placement, req["completed"].astype(bool), req["prompt_instance"],
+                     req["token_instance"], req["prompt_start"], req["prompt_end"], req["token_start"],
+                     req["token_end"], req["kv_start"], req["kv_end"], inst["busy_time"], inst["iterations"],
+                     inst["tokens_served"], inst["time_prompt"], inst["time_token"], inst["time_mixed"], log,
+                     float(end_clock), inst["final_memory"])
+
+
 def run(cfg: RunConfig, trace: Trace, debug: bool = False) -> RunResult:
     """Simulate one configuration on a trace."""
     placement = place_instances(cfg)
     perf = build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
     tk, rq, st, log, end_clock = simulate_1d_nb(workload(trace, cfg.seed), kernel_params(cfg, debug),
                                                 placement.kernel_cluster(), perf)
-    prompt_end = tk.end[0::2].copy()
-    token_start = tk.first_start[1::2].copy()
-    token_end = tk.end[1::2].copy()
-    single = trace.token_size == 1
-    token_start[single] = prompt_end[single]
-    token_end[single] = prompt_end[single]
-    return RunResult(cfg, trace, placement, rq.done.astype(bool), rq.prompt_inst.copy(), rq.token_inst.copy(),
-                     tk.first_start[0::2].copy(), prompt_end, token_start, token_end, rq.kv_start.copy(),
-                     rq.kv_end.copy(), st.busy_time.copy(), st.iterations.copy(), st.tokens_served.copy(),
-                     st.time_prompt.copy(), st.time_token.copy(), st.time_mixed.copy(), log.copy(),
-                     float(end_clock), st.memory.copy())
+    req = {"prompt_start": tk.first_start[0::2].copy(), "prompt_end": tk.end[0::2].copy(),
+           "token_start": tk.first_start[1::2].copy(), "token_end": tk.end[1::2].copy(),
+           "kv_start": rq.kv_start.copy(), "kv_end": rq.kv_end.copy(), "completed": rq.done,
+           "prompt_instance": rq.prompt_inst.copy(), "token_instance": rq.token_inst.copy()}
+    inst = {"busy_time": st.busy_time.copy(), "time_prompt": st.time_prompt.copy(),
+            "time_token": st.time_token.copy(), "time_mixed": st.time_mixed.copy(),
+            "iterations": st.iterations.copy(), "tokens_served": st.tokens_served.copy(),
+            "final_memory": st.memory.copy()}
+    return _result(cfg, trace, placement, req, inst, log.copy(), end_clock)
+
+
+def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
+    """Simulate several configurations on one trace in a single parallel kernel call
+    (``kernels.batch_nb``); results are identical to separate ``run`` calls."""
+    n = len(trace)
+    placements = [place_instances(c) for c in cfgs]
+    perf_model = cfgs[0].performance_model
+    if any(c.performance_model != perf_model for c in cfgs):
+        raise ValueError("run_batch: configurations of one batch must share the performance model")
+    keys = []
+    for p in placements:
+        keys += [k for k in p.perf_keys if k not in keys]
+    perf = build_tables(perf_model, keys, cfgs[0].source)
+    n_cfg = len(cfgs)
+    prm_i = np.zeros((n_cfg, len(PARAM_INT)), np.int64)
+    prm_f = np.zeros((n_cfg, len(PARAM_FLOAT)), np.float64)
+    uniform = np.zeros((n_cfg, n))
+    for c, cfg in enumerate(cfgs):
+        prm = kernel_params(cfg)._asdict()
+        prm_i[c] = [prm[k] for k in PARAM_INT]
+        prm_f[c] = [prm[k] for k in PARAM_FLOAT]
+        if cfg.scheduler == "random":
+            uniform[c] = random_draws(cfg.seed, n)
+    inst_off = np.zeros(n_cfg + 1, np.int64)
+    inst_off[1:] = np.cumsum([len(p.sku) for p in placements])
+    cat = lambda f: np.ascontiguousarray(np.concatenate([f(p) for p in placements]), np.int64)  # noqa: E731
+    perf_row = cat(lambda p: np.array([keys.index(p.perf_keys[r]) for r in p.perf_row], np.int64))
+    req_f = np.empty((n_cfg, len(REQ_FLOAT), n))
+    req_i = np.empty((n_cfg, len(REQ_INT), n), np.int64)
+    inst_f = np.empty((inst_off[-1], len(INST_FLOAT)))
+    inst_i = np.empty((inst_off[-1], len(INST_INT)), np.int64)
+    end_clock = np.empty(n_cfg)
+    simulate_batch_nb(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f, inst_off,
+                      cat(lambda p: p.max_memory), cat(lambda p: p.weights), cat(lambda p: p.tag), perf_row, perf,
+                      req_f, req_i, inst_f, inst_i, end_clock)
+    out = []
+    for c, (cfg, p) in enumerate(zip(cfgs, placements)):
+        req = {k: req_f[c, j].copy() for j, k in enumerate(REQ_FLOAT)}
+        req.update({k: req_i[c, j].copy() for j, k in enumerate(REQ_INT)})
+        a, b = inst_off[c], inst_off[c + 1]
+        inst = {k: inst_f[a:b, j].copy() for j, k in enumerate(INST_FLOAT)}
+        inst.update({k: inst_i[a:b, j].copy() for j, k in enumerate(INST_INT)})
+        out.append(_result(cfg, trace, p, req, inst, np.empty((0, 10)), end_clock[c]))
+    return out

@@ -1,0 +1,267 @@
+"""Sweeps: run an experiment's configurations in batches and merge the results into one dataset.
+
+Configurations are grouped by trace (loaded once per worker) and performance model, cut into chunks, and
+each chunk is simulated by ONE parallel kernel call (``engine.run_batch``). Backends: ``local`` (this
+process, Numba threads over configurations) and ``ray`` (each task simulates a chunk and returns Arrow
+tables to the driver; the trace is put in the object store once). Only the driver writes files.
+
+Results directory (``results/<name>/``):
+- ``summary.parquet``: one row per configuration x application: the varied parameters (typed), the config
+  hash, the run summary (latencies, throughput, energy, cost) and the configuration's parameters.
+- ``configs.parquet``: config hash -> varied parameters and the full resolved config as JSON.
+- ``failures.parquet``: config hash -> error message (a failed configuration never stops the sweep).
+- ``requests/config=<hash>/part-0.parquet`` with ``--keep-requests`` (hive-partitioned).
+- ``parts/``: one committed file per finished chunk; a re-run skips configurations found there (resume).
+All files are written atomically (temporary file + rename), so killing a sweep loses at most the chunks in
+flight.
+"""
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from sweepsim.config import RunConfig
+from sweepsim.engine import RunResult, run_batch
+from sweepsim.results import requests_table, summary_table, write_parquet_atomic
+from sweepsim.trace import Trace, load_trace
+
+PARTS = "parts"
+
+
+@dataclass
+class Job:
+    """One configuration of a sweep."""
+    hash: str
+    config: RunConfig
+    varied: dict
+    raw: dict
+
+
+def _file_digest(path: str, _cache={}) -> str:
+    p = Path(path)
+    key = (str(p), p.stat().st_mtime_ns, p.stat().st_size)
+    if key not in _cache:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _cache[key] = h.hexdigest()
+    return _cache[key]
+
+
+def config_hash(raw: dict, cfg: RunConfig) -> str:
+    """Hash of the resolved configuration and of the trace file's content."""
+    doc = json.dumps(raw, sort_keys=True, default=str) + "|" + (_file_digest(cfg.trace) if cfg.trace else "")
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def make_jobs(points: list[dict], configs: list[RunConfig], varied: list[dict]) -> list[Job]:
+    return [Job(config_hash(raw, cfg), cfg, v, raw) for raw, cfg, v in zip(points, configs, varied)]
+
+
+def simulate_chunk(jobs: list[Job], trace: Trace, keep_requests: bool) -> dict:
+    """Simulate a chunk of configurations sharing a trace; returns Arrow-convertible tables."""
+    ok, failed = [], []
+    from sweepsim.cluster import place_instances
+    from sweepsim.errors import InputError
+    for j in jobs:
+        try:
+            place_instances(j.config)
+            ok.append(j)
+        except (InputError, ValueError) as e:
+            failed.append({"config_hash": j.hash, "error": str(e)})
+    summaries, requests = [], {}
+    if ok:
+        try:
+            results = run_batch([j.config for j in ok], trace)
+        except Exception as e:  # a kernel-level failure fails the chunk's configurations, not the sweep
+            failed += [{"config_hash": j.hash, "error": f"{type(e).__name__}: {e}"} for j in ok]
+            results = []
+        for j, res in zip(ok, results):
+            summaries.append(_summary(j, res))
+            if keep_requests:
+                requests[j.hash] = requests_table(res)
+    return {"summary": pl.concat(summaries, how="diagonal_relaxed") if summaries else None,
+            "failures": pl.DataFrame(failed, schema={"config_hash": pl.String, "error": pl.String}),
+            "requests": requests}
+
+
+def _dtype(v):
+    """Typed columns for varied parameters (Python ints as Int64, not polars' default Int32)."""
+    if isinstance(v, bool):
+        return pl.Boolean
+    if isinstance(v, int):
+        return pl.Int64
+    if isinstance(v, float):
+        return pl.Float64
+    return pl.String if isinstance(v, str) else None
+
+
+def _summary(job: Job, res: RunResult) -> pl.DataFrame:
+    s = summary_table(res)
+    front = {"config_hash": job.hash, **job.varied}
+    cols = [pl.lit(v, dtype=_dtype(v)).alias(k) for k, v in front.items()]
+    rest = [c for c in s.columns if c not in front]
+    return s.select(cols + [pl.col(c) for c in rest])
+
+
+class Store:
+    """The results directory: committed chunk parts, merged tables, resume bookkeeping."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.parts = self.out / PARTS
+
+    def done_hashes(self) -> set[str]:
+        done = set()
+        if self.parts.exists():
+            for f in self.parts.glob("*.parquet"):
+                try:
+                    done |= set(pl.read_parquet(f, columns=["config_hash"])["config_hash"].to_list())
+                except Exception:  # an unreadable part is rerun
+                    continue
+        return done
+
+    def commit(self, chunk_id: str, tables: dict):
+        """Write a finished chunk: requests first, then its part files (the part marks it done)."""
+        for h, req in tables["requests"].items():
+            write_parquet_atomic(req, self.out / "requests" / f"config={h}" / "part-0.parquet")
+        if len(tables["failures"]):
+            write_parquet_atomic(tables["failures"], self.parts / f"{chunk_id}.failures.parquet")
+        if tables["summary"] is not None:
+            write_parquet_atomic(tables["summary"], self.parts / f"{chunk_id}.summary.parquet")
+
+    def merge(self, jobs: list[Job]):
+        """Rewrite summary.parquet, failures.parquet and configs.parquet from the committed parts; a
+        configuration run several times (--force) counts from its newest part only."""
+        files = sorted(self.parts.glob("*.parquet"), key=lambda f: f.stat().st_mtime_ns) if self.parts.exists() else []
+        frames = {"summary": [], "failures": []}
+        newest: dict[str, Path] = {}
+        tables = []
+        for f in files:
+            df = pl.read_parquet(f)
+            tables.append((f, df))
+            for h in df["config_hash"].unique().to_list():
+                newest[h] = f
+        for f, df in tables:
+            kind = "failures" if f.name.endswith(".failures.parquet") else "summary"
+            keep = df.filter(pl.col("config_hash").is_in([h for h, nf in newest.items() if nf == f]))
+            if len(keep):
+                frames[kind].append(keep)
+        if frames["summary"]:
+            write_parquet_atomic(pl.concat(frames["summary"], how="diagonal_relaxed"), self.out / "summary.parquet")
+        fails = pl.concat(frames["failures"], how="diagonal_relaxed") if frames["failures"] else \
+            pl.DataFrame(schema={"config_hash": pl.String, "error": pl.String})
+        write_parquet_atomic(fails, self.out / "failures.parquet")
+        rows = [{"config_hash": j.hash, **j.varied, "config_json": json.dumps(j.raw, sort_keys=True, default=str)}
+                for j in jobs]
+        if rows:
+            write_parquet_atomic(pl.DataFrame(rows), self.out / "configs.parquet")
+
+
+def groups_of(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs grouped by (trace, performance model): one kernel call never mixes them."""
+    groups: dict = {}
+    for j in jobs:
+        groups.setdefault((j.config.trace, j.config.performance_model), []).append(j)
+    return list(groups.values())
+
+
+def cut(group: list[Job], size: int) -> list[list[Job]]:
+    return [group[k:k + size] for k in range(0, len(group), size)]
+
+
+def chunk_id(chunk: list[Job]) -> str:
+    return hashlib.sha256("".join(j.hash for j in chunk).encode()).hexdigest()[:16]
+
+
+class Progress:
+    """A progress bar on a TTY, periodic plain lines otherwise, nothing with quiet."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.done, self.requests = total, quiet, 0, 0
+        self.t0 = self.last = time.monotonic()
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit="config", file=sys.stderr)
+
+    def update(self, n_configs: int, n_requests: int):
+        self.done += n_configs
+        self.requests += n_requests
+        rate = self.requests / max(time.monotonic() - self.t0, 1e-9)
+        if self.bar is not None:
+            self.bar.update(n_configs)
+            self.bar.set_postfix_str(f"{rate:,.0f} simulated req/s")
+        elif not self.quiet and (time.monotonic() - self.last > 5 or self.done == self.total):
+            self.last = time.monotonic()
+            el = time.monotonic() - self.t0
+            eta = el / self.done * (self.total - self.done) if self.done else float("nan")
+            print(f"{self.done}/{self.total} configurations, {rate:,.0f} simulated req/s, "
+                  f"elapsed {el:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def default_chunk_size(n_jobs: int, n_requests: int, workers: int) -> int:
+    """Enough chunks to keep every worker busy, each chunk's outputs under ~512 MB."""
+    by_memory = max(1, (512 << 20) // max(1, 100 * n_requests))
+    balanced = max(1, -(-n_jobs // (4 * workers)))
+    return int(max(1, min(by_memory, max(balanced, 2 * workers if workers > 1 else 1), 64)))
+
+
+def run_sweep(jobs: list[Job], out: Path, backend: str = "local", address: str | None = None,
+              force: bool = False, keep_requests: bool = False, quiet: bool = False,
+              chunk_size: int | None = None, fail_after_chunks: int | None = None) -> dict:
+    """Run the jobs not yet committed in ``out`` and merge. ``fail_after_chunks`` simulates a crash (tests)."""
+    store = Store(out)
+    done = set() if force else store.done_hashes()
+    todo = [j for j in jobs if j.hash not in done]
+    stats = {"total": len(jobs), "skipped": len(jobs) - len(todo), "ran": 0}
+    try:
+        if todo:
+            _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, fail_after_chunks,
+                      jobs)
+    finally:  # also after an interruption: summary.parquet reflects every committed chunk
+        store.merge(jobs)
+    return stats
+
+
+def _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, fail_after_chunks, jobs,
+              merge_every_s=30.0):
+    if backend == "ray":
+        from sweepsim.ray_backend import run_chunks_ray
+        runner = run_chunks_ray
+    else:
+        runner = run_chunks_local
+    progress = Progress(len(todo), quiet)
+    last_merge = time.monotonic()
+    try:
+        for k, (chunk, tables, n_req) in enumerate(runner(todo, keep_requests, chunk_size, address)):
+            store.commit(chunk_id(chunk), tables)
+            stats["ran"] += len(chunk)
+            progress.update(len(chunk), n_req)
+            if time.monotonic() - last_merge > merge_every_s:
+                store.merge(jobs)
+                last_merge = time.monotonic()
+            if fail_after_chunks is not None and k + 1 >= fail_after_chunks:
+                raise KeyboardInterrupt("simulated crash (fail_after_chunks)")
+    finally:
+        progress.close()
+
+
+def run_chunks_local(jobs: list[Job], keep_requests: bool, chunk_size: int | None, address=None):
+    """This process: each chunk is one parallel kernel call over Numba's threads."""
+    import numba
+    workers = numba.get_num_threads()
+    for group in groups_of(jobs):
+        trace = load_trace(group[0].config.trace)
+        size = chunk_size or default_chunk_size(len(group), len(trace), workers)
+        for chunk in cut(group, size):
+            yield chunk, simulate_chunk(chunk, trace, keep_requests), len(trace) * len(chunk)
