@@ -466,3 +466,4 @@ def log_iteration_nb(sim, i, now):
     lg[row, 7] = st.memory[i]
     lg[row, 8] = st.requests_len[i]
     lg[row, 9] = st.pending_len[i]
+    lg[row, 10] = st.sched_tag[i]

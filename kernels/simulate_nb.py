@@ -21,7 +21,7 @@ from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_A
                               grow_queues_nb, new_inst_nb, new_pools_nb, new_queues_nb, new_requests_nb,
                               new_tasks_nb)
 
-N_LOG_COLUMNS = 10
+N_LOG_COLUMNS = 11
 DONE = 0
 NEED_QUEUE_ROOM = 1
 NEED_LOG_ROOM = 2

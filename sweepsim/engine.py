@@ -6,7 +6,7 @@ import numpy as np
 
 from kernels.batch_nb import INST_FLOAT, INST_INT, PARAM_FLOAT, PARAM_INT, REQ_FLOAT, REQ_INT, simulate_batch_nb
 from kernels.enums import InstanceType, Scheduler
-from kernels.simulate_nb import simulate_1d_nb
+from kernels.simulate_nb import N_LOG_COLUMNS, simulate_1d_nb
 from kernels.state_nb import Params, Workload
 from sweepsim.cluster import Placement, place_instances
 from sweepsim.config import RunConfig
@@ -149,5 +149,5 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
         a, b = inst_off[c], inst_off[c + 1]
         inst = {k: inst_f[a:b, j].copy() for j, k in enumerate(INST_FLOAT)}
         inst.update({k: inst_i[a:b, j].copy() for j, k in enumerate(INST_INT)})
-        out.append(_result(cfg, trace, p, req, inst, np.empty((0, 10)), end_clock[c]))
+        out.append(_result(cfg, trace, p, req, inst, np.empty((0, N_LOG_COLUMNS)), end_clock[c]))
     return out

@@ -133,8 +133,8 @@ def iterations_table(res: RunResult) -> pl.DataFrame:
     log = res.iteration_log
     cols = {c: log[:, k] for k, c in enumerate(ITERATION_LOG_COLUMNS)}
     df = pl.DataFrame(cols)
-    ints = [c for c in ITERATION_LOG_COLUMNS if c not in ("start", "end")]
-    return df.with_columns([pl.col(c).cast(pl.Int64) for c in ints])
+    ints = [c for c in ITERATION_LOG_COLUMNS if c not in ("start", "end", "borrowed")]
+    return df.with_columns([pl.col(c).cast(pl.Int64) for c in ints] + [pl.col("borrowed").cast(pl.Boolean)])
 
 
 def kv_transfers_table(res: RunResult) -> pl.DataFrame:

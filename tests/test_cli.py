@@ -37,7 +37,7 @@ SUMMARY_COLUMNS = (["application_id", "requests", "completed", "duration", "thro
 INSTANCE_COLUMNS = ["instance_id", "name", "sku", "processor", "server", "pool", "num_gpus", "utilization",
                     "busy_time", "iterations", "tokens_served", "prompt_time", "token_time", "mixed_time", "energy_j"]
 ITERATION_COLUMNS = ["instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
-                     "memory_bytes", "pending_requests", "pending_tasks"]
+                     "memory_bytes", "pending_requests", "pending_tasks", "borrowed"]
 KV_TRANSFER_COLUMNS = ["request_id", "source", "destination", "start", "end", "bytes"]
 
 # SplitwiseSim's reference values for traces/test_trace.csv, bloom-176b, one DGX-H100, token_jsq
@@ -175,8 +175,9 @@ def test_run_debug_writes_iterations_and_kv_transfers(tmp_path, monkeypatch):
     assert it.height > 0
     assert it.schema["start"] == pl.Float64 and it.schema["end"] == pl.Float64
     for c in ITERATION_COLUMNS:
-        if c not in ("start", "end"):
+        if c not in ("start", "end", "borrowed"):
             assert it.schema[c].is_integer(), c
+    assert it.schema["borrowed"] == pl.Boolean and not it["borrowed"].any()
     assert (it["end"] >= it["start"]).all()
     assert (it["num_iterations"] >= 1).all()
     # every iteration of the run is accounted for in the debug log

@@ -52,3 +52,14 @@ def test_invariants_10k(name, trace):
         rows = log[inst == i]
         assert np.all(rows[:, 2] >= rows[:, 1]) and np.all(np.diff(rows[:, 2]) >= 0)
     assert r.iterations.sum() == log[:, 3].sum()
+
+
+def test_mixed_pool_borrowing_is_logged(trace):
+    """Under overload mixed_pool borrows instances into its mixed pool; the iteration log says when."""
+    cfg = from_dict({"model": "llama2-70b", "instance": {"tensor_parallel": 4}, **CONFIGS["splitwise"]})
+    r = run(cfg, trace, debug=True)
+    borrowed = r.iteration_log[:, 10] == 1
+    assert borrowed.any() and not borrowed.all()
+    # a borrowed instance runs mixed batches: some of its runs hold prompts and decodes together
+    mixed = (r.iteration_log[:, 5] > 0) & (r.iteration_log[:, 5] < r.iteration_log[:, 4])
+    assert (mixed & borrowed).any()
