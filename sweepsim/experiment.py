@@ -12,6 +12,7 @@ Format::
     out = "results/mine"               # optional: another results directory
     description = "..."                # optional, ignored
     base = "../examples/baseline_h100.toml"   # optional run config (next to this file, working dir, project)
+    where = "cluster_dgx_a100 > 0"     # optional filter of the product ([derived]-style expression)
 
     [config]                           # optional run-config keys; deep-merged over the base file's keys
     model = "bloom-176b"               #   (tables merge, scalars replace; a cluster table replaces the
@@ -36,8 +37,6 @@ Format::
     "cluster.dgx-a100" = "int(4.76 * (40 - s) // 2.21)"
     "cluster.dgx-h100" = "s"
     "vars.cost" = "4.76 * cluster_dgx_h100 + 2.21 * cluster_dgx_a100"
-
-    where = "cluster_dgx_a100 > 0"     # optional filter of the product (same expressions)
 
     [[exclude]]                        # drop product points matching all the given values
     "trace.sizes" = "azure-code"
@@ -67,8 +66,8 @@ their name.
 ``[[include]]`` and ``[[exclude]]`` tables give axis values by column name (``"cluster.dgx-h100"``, ``s`` or
 ``"vars.s"``). An include gives the grid / zip axes it needs; omitted ones keep the base config's value (the
 column is then that value, or empty when the config does not set the key), and derived keys are computed
-unless given. ``where`` and excludes filter the product only. When there are no grid or zip axes, the product
-is the base config alone, or nothing if there are includes.
+unless given. ``where`` and excludes filter the product only. Without grid or zip axes the product is the base
+config alone.
 
 Values keep their TOML types in ``varied`` (an axis mixing ints and floats becomes float; other mixes are
 errors). Points whose run configs are equal are removed, keeping the first. Every point's ``name`` is the
@@ -182,12 +181,12 @@ def _merge(base: dict, over: dict, top=True) -> dict:
     return out
 
 
-def _get(d: dict, path: tuple):
+def _get(d: dict, path: tuple, src=None):
     """The scalar at a config path (None when unset), reading shipped cluster names and string forms."""
     node = d.get(path[0])
     if len(path) == 2:
         if isinstance(node, str):
-            node = {"cluster": lambda n: cfgmod.load_cluster(n), "performance_model": lambda n: {"kind": n},
+            node = {"cluster": lambda n: cfgmod.load_cluster(n, src), "performance_model": lambda n: {"kind": n},
                     "trace": lambda n: {"path": n}}[path[0]](node)
         node = node.get(path[1]) if isinstance(node, dict) else None
     return node if isinstance(node, SCALARS) else None
@@ -290,6 +289,8 @@ class _Loader:
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise self.err("name", f"must be a name of letters, digits, '_', '.', '-', got {name!r}")
         out = raw.get("out")
+        if out is not None and (not isinstance(out, str) or not out.strip("/")):
+            raise self.err("out", f"must be a directory path, got {out!r}")
         small = self.table(raw, "small")
         bad = [k for k in small or {} if k not in SMALL_KEYS]
         if bad:
@@ -300,12 +301,12 @@ class _Loader:
             raise self.err("small", "this experiment has no [small] variant")
         if "out" in small:
             out = small["out"]
+            if not isinstance(out, str) or not out.strip("/"):
+                raise self.err("small.out", f"must be a directory path, got {out!r}")
         elif self.small:
-            out = f"{out.rstrip('/')}_small" if isinstance(out, str) else f"results/{name}_small"
+            out = f"{out.rstrip('/')}_small" if out else f"results/{name}_small"
         elif out is None:
             out = f"results/{name}"
-        if not isinstance(out, str) or not out:
-            raise self.err("small.out" if "out" in small else "out", f"must be a directory path, got {out!r}")
 
         base = self.base_config(raw, name)
         if self.small:
@@ -322,7 +323,7 @@ class _Loader:
                          "small.zip" if "zip" in small else "zip")
         derived_raw = self.table(raw, "derived", {})
         axes = [a for a, _ in grid] + [a for g, _ in zips for a, _ in g]
-        self.check_unique(axes, "zip" if zips else "grid")
+        self.check_unique(axes, lambda a: "grid" if any(a is b for b, _ in grid) else "zip")
         derived = []
         for key, text in _flatten(derived_raw, leaf=lambda v: not isinstance(v, dict)).items():
             fld = f"derived.{key}"
@@ -337,7 +338,7 @@ class _Loader:
                 raise self.err(fld, f"expression {text!r}: unknown name {missing[0]!r}; available: "
                                     f"{', '.join(known) or '(none: declare [grid] axes or vars.<name>)'}")
             derived.append((ax, expr))
-            self.check_unique(axes + [a for a, _ in derived], fld)
+            self.check_unique(axes + [a for a, _ in derived], lambda a: "derived")
         all_axes = axes + [a for a, _ in derived]
 
         where_src, where_fld = (small, "small.where") if "where" in small else (raw, "where")
@@ -410,14 +411,14 @@ class _Loader:
         if bad:
             raise self.err(f"{fld}.{bad[0]}", f"unknown run-config key; {allowed(sorted(cfgmod.TOP_KEYS))}")
 
-    def check_unique(self, axes, fld):
+    def check_unique(self, axes, section):
         seen_name, seen_ident = {}, {}
         for a in axes:
             if a.name in seen_name or a.path is not None and any(b.path == a.path for b in seen_name.values()):
-                raise self.err(fld, f"{a.key!r} is varied twice (in [grid], [[zip]] or [derived])")
+                raise self.err(f"{section(a)}.{a.key}", "is varied twice (in [grid], [[zip]] or [derived])")
             if a.ident in seen_ident:
-                raise self.err(fld, f"{a.key!r} and {seen_ident[a.ident].key!r} have the same expression name "
-                                    f"{a.ident!r}")
+                raise self.err(f"{section(a)}.{a.key}", f"has the same expression name {a.ident!r} as "
+                                                        f"{seen_ident[a.ident].key!r}")
             seen_name[a.name] = a
             seen_ident[a.ident] = a
 
@@ -462,7 +463,8 @@ class _Loader:
             vals = {}
             for k, v in _flatten(row).items():
                 if k not in by_name:
-                    raise self.err(f"{fld}[{i}].{k}", f"unknown axis; {allowed([a.name for a in axes]) if axes else 'no axes are varied'}")
+                    raise self.err(f"{fld}[{i}].{k}", "unknown axis; " + (allowed([a.name for a in axes]) if axes
+                                                                           else "no axes are varied"))
                 if not isinstance(v, SCALARS):
                     raise self.err(f"{fld}[{i}].{k}", f"must be a number, string or boolean, got {v!r}")
                 vals[by_name[k]] = v
@@ -477,20 +479,19 @@ class _Loader:
         assigned = []   # (assign {axis: value}, where it came from)
         axes_order = [a for a, _ in grid] + [a for g, _ in zips for a, _ in g] + [a for a, _ in derived]
         derived_exprs = dict(derived)
-        if grid or zips or not includes:
-            ranges = [range(len(v)) for _, v in grid] + [range(n) for _, n in zips]
-            for combo in itertools.product(*ranges):
-                assign = {a: v[i] for (a, v), i in zip(grid, combo)}
-                for (group, _), j in zip(zips, combo[len(grid):]):
-                    assign.update({a: v[j] for a, v in group})
-                env = {a.ident: x for a, x in assign.items()}
-                for a, expr in derived:
-                    assign[a] = env[a.ident] = self.evaluate(expr, env, f"derived.{a.key}", assign)
-                if where is not None and not self.evaluate(where, env, "where", assign):
-                    continue
-                if any(all(_same(assign[a], v) for a, v in vals.items()) for _, _, vals in excludes):
-                    continue
-                assigned.append(assign)
+        ranges = [range(len(v)) for _, v in grid] + [range(n) for _, n in zips]
+        for combo in itertools.product(*ranges):
+            assign = {a: v[i] for (a, v), i in zip(grid, combo)}
+            for (group, _), j in zip(zips, combo[len(grid):]):
+                assign.update({a: v[j] for a, v in group})
+            env = {a.ident: x for a, x in assign.items()}
+            for a, expr in derived:
+                assign[a] = env[a.ident] = self.evaluate(expr, env, f"derived.{a.key}", assign)
+            if where is not None and not self.evaluate(where, env, "where", assign):
+                continue
+            if any(all(_same(assign[a], v) for a, v in vals.items()) for _, _, vals in excludes):
+                continue
+            assigned.append(assign)
         for i, fld, vals in includes:
             assign = {}
             for a in axes_order:
@@ -505,7 +506,7 @@ class _Loader:
                                                        "this table")
                     assign[a] = self.evaluate(expr, env, f"{fld}[{i}]", assign)
                 else:
-                    assign[a] = _get(base, a.path) if a.path else None
+                    assign[a] = _get(base, a.path, self.src) if a.path else None
             assigned.append(assign)
         if not assigned:
             raise self.err("exclude" if excludes else "where", "no configuration is left")

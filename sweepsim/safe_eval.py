@@ -68,10 +68,12 @@ class Expression:
             raise ExpressionError(f"longer than {MAX_LENGTH} characters")
         try:
             tree = ast.parse(text.strip(), mode="eval")
+            self.names: set[str] = set()
+            self._check(tree.body)
         except SyntaxError as e:
             raise ExpressionError(f"syntax error: {e.msg}") from None
-        self.names: set[str] = set()
-        self._check(tree.body)
+        except (RecursionError, MemoryError):
+            raise ExpressionError("nested too deeply") from None
         self._tree = tree.body
 
     def _check(self, node):
@@ -125,6 +127,8 @@ class Expression:
             raise
         except (ArithmeticError, ValueError, TypeError) as e:
             raise ExpressionError(f"cannot be evaluated: {e}") from None
+        except RecursionError:
+            raise ExpressionError("nested too deeply") from None
 
     def _eval(self, node, env):
         if isinstance(node, ast.Constant):
