@@ -133,7 +133,8 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
         validate_points(exp)
         click.echo(f"{exp.name}: {len(exp.points)} configurations -> {out}/")
         if exp.varied:
-            with pl.Config(tbl_rows=10, tbl_cols=-1, tbl_hide_dataframe_shape=True):
+            with pl.Config(tbl_rows=10, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_width_chars=400,
+                           tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
                 click.echo(pl.DataFrame(exp.varied[:10]))
         return
     jobs = make_jobs(exp.points, validate_points(exp), exp.varied)
@@ -173,10 +174,16 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top):
         check_columns(df, cols, src, "--columns")
     else:
         cols = [c for c in varied_columns(results_dir, df) + list(DEFAULT_METRICS) if c in df.columns]
-    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
+    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40,
+                   tbl_width_chars=400, float_precision=4, tbl_formatting="ASCII_MARKDOWN",
+                   tbl_hide_column_data_types=True):
         click.echo(df.select(cols).head(top))
     click.echo(f"{min(top, len(df))} of {len(df)} rows")
 
 from sweepsim.cli_trace import trace_group  # noqa: E402
 
 main.add_command(trace_group)
+from sweepsim.cli_plot import plot_group, report_cmd  # noqa: E402
+
+main.add_command(plot_group)
+main.add_command(report_cmd)
