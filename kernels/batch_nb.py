@@ -6,7 +6,7 @@ the output arrays, so threads never share writable state. The kernel does not kn
 
 Inputs per configuration c: ``prm_i[c]`` / ``prm_f[c]`` (integer / float parameters, columns in
 ``PARAM_INT`` / ``PARAM_FLOAT`` order), ``uniform[c]`` (random-scheduler draws), instances
-``inst_off[c]:inst_off[c + 1]`` of the flattened instance arrays.
+``inst_off[c]:inst_off[c + 1]`` of the flattened instance arrays, servers ``srv_off[c]:srv_off[c + 1]``.
 Outputs: ``req_f[c, k, r]`` (REQ_FLOAT columns), ``req_i[c, k, r]`` (REQ_INT), ``inst_f[j, k]``
 (INST_FLOAT), ``inst_i[j, k]`` (INST_INT) for flattened instance j, ``end_clock[c]``.
 """
@@ -16,7 +16,7 @@ from kernels.simulate_nb import simulate_1d_nb
 from kernels.state_nb import Cluster, Params, Workload
 
 PARAM_INT = ("instance_type", "scheduler", "max_batch_size", "max_batch_tokens", "max_preemptions",
-             "kv_bytes_per_token", "prompt_max_pending_tokens", "debug")
+             "kv_bytes_per_token", "prompt_max_pending_tokens", "debug", "network")
 PARAM_FLOAT = ("transfer_bandwidth", "retry_delay", "end_time", "mixed_factor")
 REQ_FLOAT = ("prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end")
 REQ_INT = ("completed", "prompt_instance", "token_instance")
@@ -26,15 +26,19 @@ INST_INT = ("iterations", "tokens_served", "final_memory")
 
 @njit(cache=True, parallel=True)
 def simulate_batch_nb(arrival, prompt_size, token_size, uniform, prm_i, prm_f, inst_off, max_memory, weights,
-                      tag, perf_row, perf, req_f, req_i, inst_f, inst_i, end_clock):
+                      tag, perf_row, server, srv_off, nic_bw, nvlink_bw, perf, req_f, req_i, inst_f, inst_i,
+                      end_clock):
     n_cfg = prm_i.shape[0]
     for c in prange(n_cfg):
         wl = Workload(arrival, prompt_size, token_size, uniform[c].copy())
         prm = Params(prm_i[c, 0], prm_i[c, 1], prm_i[c, 2], prm_i[c, 3], prm_i[c, 4], prm_i[c, 5],
-                     prm_f[c, 0], prm_f[c, 1], prm_f[c, 2], prm_f[c, 3], prm_i[c, 6], prm_i[c, 7] != 0)
+                     prm_f[c, 0], prm_f[c, 1], prm_f[c, 2], prm_f[c, 3], prm_i[c, 6], prm_i[c, 7] != 0, prm_i[c, 8])
         a = inst_off[c]
         b = inst_off[c + 1]
-        cl = Cluster(max_memory[a:b].copy(), weights[a:b].copy(), tag[a:b].copy(), perf_row[a:b].copy())
+        sa = srv_off[c]
+        sb = srv_off[c + 1]
+        cl = Cluster(max_memory[a:b].copy(), weights[a:b].copy(), tag[a:b].copy(), perf_row[a:b].copy(),
+                     server[a:b].copy(), nic_bw[sa:sb].copy(), nvlink_bw[sa:sb].copy())
         tk, rq, st, log, clock = simulate_1d_nb(wl, prm, cl, perf)
         n = arrival.shape[0]
         for r in range(n):

@@ -1,15 +1,59 @@
 """KV-cache transfer of a request from its prompt instance to its token instance.
 
-Each request has a private link of bandwidth ``transfer_bandwidth`` (bytes/s): transfers never contend.
 A transfer starts when the destination can hold the prompt's KV (else it retries every ``retry_delay`` s),
-reserves that memory at the destination on start, lasts KV(prompt_size) / bandwidth, then frees the
-memory at the source, hands the decode task to the destination and notifies the source.
+reserves that memory at the destination on start, moves KV(prompt_size) bytes, then frees the memory at the
+source, hands the decode task to the destination and notifies the source.
+
+Network models (``prm.network``):
+- dedicated (0, SplitwiseSim): a private link of ``transfer_bandwidth`` bytes/s per transfer, no contention.
+- shared (1): transfers between servers go through the source server's NIC (egress) and the destination
+  server's NIC (ingress), each of ``nic_bw`` bytes/s shared equally by the transfers using it; a transfer
+  moves at the smaller of its two shares. Rates and finish times are recomputed for every transfer touching a
+  server whenever a transfer starts or ends there. Transfers within a server use its NVLink (``nvlink_bw``)
+  without contention.
 """
 from numba import njit
 
 from kernels.enums import FlowState
 from kernels.event_queue_nb import heap_set_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
+
+
+@njit(cache=True, _nrt=False)
+def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
+    """Servers a and b gain (delta = +1, transfer r_new) or lose (delta = -1, transfer r_old) a transfer:
+    advance every transfer touching them at its old rate, update the NIC counts, then give each its new
+    rate and finish time."""
+    net = sim.net
+    rq = sim.rq
+    cl = sim.cl
+    for k in range(net.n_active[0]):
+        f = net.active[k]
+        s = cl.server[rq.prompt_inst[f]]
+        d = cl.server[rq.token_inst[f]]
+        if s == a or s == b or d == a or d == b:
+            rq.flow_left[f] -= rq.flow_rate[f] * (now - rq.flow_t[f])
+            rq.flow_t[f] = now
+    net.egress[a] += delta
+    net.ingress[b] += delta
+    if delta > 0:
+        rq.flow_pos[r_new] = net.n_active[0]
+        net.active[net.n_active[0]] = r_new
+        net.n_active[0] += 1
+    else:
+        p = rq.flow_pos[r_old]
+        last = net.active[net.n_active[0] - 1]
+        net.active[p] = last
+        rq.flow_pos[last] = p
+        net.n_active[0] -= 1
+    for k in range(net.n_active[0]):
+        f = net.active[k]
+        s = cl.server[rq.prompt_inst[f]]
+        d = cl.server[rq.token_inst[f]]
+        if s == a or s == b or d == a or d == b:
+            rate = min(cl.nic_bw[s] / net.egress[s], cl.nic_bw[d] / net.ingress[d])
+            rq.flow_rate[f] = rate
+            heap_set_nb(sim.fheap, f, now + max(rq.flow_left[f], 0.0) / rate)
 
 
 @njit(cache=True, _nrt=False)
@@ -21,7 +65,17 @@ def _try_start_nb(sim, r, now):
         rq.kv_start[r] = now
         sim.st.memory[dest] += rq.memory[r]
         size = sim.prm.kv_bytes_per_token * sim.wl.prompt_size[r]
-        heap_set_nb(sim.fheap, r, now + size / sim.prm.transfer_bandwidth)
+        if sim.prm.network == 0:
+            heap_set_nb(sim.fheap, r, now + size / sim.prm.transfer_bandwidth)
+            return
+        a = sim.cl.server[rq.prompt_inst[r]]
+        b = sim.cl.server[dest]
+        if a == b:
+            heap_set_nb(sim.fheap, r, now + size / sim.cl.nvlink_bw[a])
+            return
+        rq.flow_left[r] = float(size)
+        rq.flow_t[r] = now
+        _reshare_nb(sim, a, b, now, 1, r, -1)
     else:
         heap_set_nb(sim.fheap, r, now + sim.prm.retry_delay)
 
@@ -43,6 +97,11 @@ def flow_event_nb(sim, r, now):
     rq.flow_state[r] = FlowState.DONE
     rq.kv_end[r] = now
     src = rq.prompt_inst[r]
+    if sim.prm.network != 0:
+        a = sim.cl.server[src]
+        b = sim.cl.server[rq.token_inst[r]]
+        if a != b:
+            _reshare_nb(sim, a, b, now, -1, -1, r)
     free_memory_nb(sim, src, rq.memory[r])
     task_arrival_nb(sim, rq.token_inst[r], 2 * r + 1, now)
     notify_flow_completion_nb(sim, src, now)

@@ -18,8 +18,8 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
 from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, N_CTR, Sim,
-                              grow_queues_nb, new_inst_nb, new_pools_nb, new_queues_nb, new_requests_nb,
-                              new_tasks_nb)
+                              grow_queues_nb, new_inst_nb, new_net_nb, new_pools_nb, new_queues_nb,
+                              new_requests_nb, new_tasks_nb)
 
 N_LOG_COLUMNS = 11
 DONE = 0
@@ -71,19 +71,19 @@ def simulate_1d_nb(wl, prm, cl, perf):
     log = np.empty((1024 if prm.debug else 1, N_LOG_COLUMNS), np.float64)
     sim = Sim(wl, prm, cl, perf, new_tasks_nb(n_req), new_requests_nb(n_req), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
-              heap_new_nb(max(n_req, 1)), log, np.zeros(1))
+              heap_new_nb(max(n_req, 1)), log, np.zeros(1), new_net_nb(n_req, cl.nic_bw.shape[0]))
     while True:
         status = run_events_nb(sim)
         if status == NEED_QUEUE_ROOM:
             cap = 2 * ctr[CTR_CAP]
             ctr[CTR_CAP] = cap
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, grow_queues_nb(sim.qu, sim.st, cap),
-                      sim.pools, ctr, sim.iheap, sim.fheap, sim.log, sim.clock)
+                      sim.pools, ctr, sim.iheap, sim.fheap, sim.log, sim.clock, sim.net)
         elif status == NEED_LOG_ROOM:
             bigger = np.empty((2 * sim.log.shape[0], N_LOG_COLUMNS), np.float64)
             bigger[:sim.log.shape[0]] = sim.log
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, bigger, sim.clock)
+                      sim.iheap, sim.fheap, bigger, sim.clock, sim.net)
         else:
             break
     return sim.tk, sim.rq, sim.st, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]

@@ -4,7 +4,8 @@ Inputs (read-only):
   Workload  per request r (trace order, arrival sorted): arrival [s], prompt_size, token_size [tokens],
             uniform (one draw in [0, 1) per request for the random scheduler).
   Params    scalars of the configuration (integer codes from ``kernels.enums``).
-  Cluster   per instance i: max_memory, weights [bytes], tag (home pool), perf (row of PerfTables).
+  Cluster   per instance i: max_memory, weights [bytes], tag (home pool), perf (row of PerfTables),
+            server (index); per server: nic_bw, nvlink_bw [bytes/s] (shared-network model only).
   PerfTables per (model, hardware, TP) row c: knots/prompt_y/token_y (seconds) or constant times.
 
 Mutable state:
@@ -25,15 +26,16 @@ Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "unif
 Params = namedtuple("Params", [
     "instance_type", "scheduler", "max_batch_size", "max_batch_tokens", "max_preemptions",
     "kv_bytes_per_token", "transfer_bandwidth", "retry_delay", "end_time", "mixed_factor",
-    "prompt_max_pending_tokens", "debug",
+    "prompt_max_pending_tokens", "debug", "network",
 ])
-Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf"])
+Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf", "server", "nic_bw", "nvlink_bw"])
 PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
                                        "const_prompt", "const_token"])
 Tasks = namedtuple("Tasks", ["state", "inst", "generated", "first_start", "arrival", "end",
                              "np_acc", "np_since", "waiting", "sel_stamp", "old_stamp", "pending_hint"])
 Requests = namedtuple("Requests", ["memory", "chosen_stamp", "prompt_inst", "token_inst",
-                                   "kv_start", "kv_end", "flow_state", "done"])
+                                   "kv_start", "kv_end", "flow_state", "done",
+                                   "flow_left", "flow_rate", "flow_t", "flow_pos"])
 Inst = namedtuple("Inst", [
     "memory", "sched_memory", "sched_pending_tokens",
     "batch_len", "batch_tokens", "n_prompts", "pending_len", "prompts_len", "blocked_len", "requests_len",
@@ -75,7 +77,8 @@ def new_requests_nb(n_requests):
     n = n_requests
     return Requests(np.zeros(n, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int64),
                     np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan),
-                    np.zeros(n, np.int64), np.zeros(n, np.int64))
+                    np.zeros(n, np.int64), np.zeros(n, np.int64),
+                    np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, -1, np.int64))
 
 
 @njit(cache=True)
@@ -134,9 +137,18 @@ def new_pools_nb(cluster):
             lens[t] += 1
     return Pools(lists, lens)
 
+#: Shared-network state: transfers in flight between servers (dense list) and per-server counts.
+Net = namedtuple("Net", ["active", "n_active", "egress", "ingress"])
+
 #: Everything one configuration's event handlers read or write, passed as one argument.
 Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "pools", "ctr",
-                         "iheap", "fheap", "log", "clock"])
+                         "iheap", "fheap", "log", "clock", "net"])
+
+
+@njit(cache=True)
+def new_net_nb(n_requests, n_servers):
+    return Net(np.empty(max(n_requests, 1), np.int64), np.zeros(1, np.int64), np.zeros(n_servers, np.int64),
+               np.zeros(n_servers, np.int64))
 
 
 @njit(cache=True, _nrt=False)

@@ -40,8 +40,15 @@ class Placement:
     def names(self):
         return [f"{p}_{i}" for i, p in enumerate(self.processor)]
 
+    def server_bandwidths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per server (cluster order): NIC bandwidth and NVLink bandwidth in bytes/s."""
+        nic = np.array([get_sku(s).nic_bandwidth_gbps * 1e9 / 8 for s in self.server_sku], np.float64)
+        nvlink = np.array([get_sku(s).nvlink_bandwidth_gbs * 1e9 for s in self.server_sku], np.float64)
+        return nic, nvlink
+
     def kernel_cluster(self) -> Cluster:
-        return Cluster(self.max_memory, self.weights, self.tag, self.perf_row)
+        nic, nvlink = self.server_bandwidths()
+        return Cluster(self.max_memory, self.weights, self.tag, self.perf_row, self.server, nic, nvlink)
 
 
 def _server_roles(cfg: RunConfig, servers: list[str]) -> list[int | None]:

@@ -19,6 +19,7 @@ SCHEDULERS = ("round_robin", "random", "jsq", "token_jsq", "kv_round_robin", "kv
               "kv_jsq", "kv_token_jsq", "overlap_kv_jsq", "overlap_kv_token_jsq", "mixed_pool")
 CO_LOCATED = ("round_robin", "random", "jsq", "token_jsq")
 SPLIT_TYPES = ("homogeneous", "heterogeneous")
+NETWORKS = ("dedicated", "shared")
 CLUSTERS_DIR = PROJECT_ROOT / "configs" / "clusters"
 
 
@@ -49,13 +50,15 @@ class RunConfig:
     prompt_sku: str = "dgx-h100"
     token_sku: str = "dgx-a100"
     transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
+    network: str = "dedicated"    # dedicated: a private link per KV transfer (SplitwiseSim); shared: NIC contention
 
     def params(self) -> dict:
         """Flat, typed parameters for summary columns (cluster counts as ``cluster.<sku>``)."""
         out = {"name": self.name, "model": self.model, "start_state": self.start_state,
                "scheduler": self.scheduler, "seed": self.seed, "performance_model": self.performance_model.kind,
                "max_batch_size": self.instance.max_batch_size, "max_batch_tokens": self.instance.max_batch_tokens,
-               "max_preemptions": self.instance.max_preemptions, "tensor_parallel": self.instance.tensor_parallel}
+               "max_preemptions": self.instance.max_preemptions, "tensor_parallel": self.instance.tensor_parallel,
+               "network": self.network}
         if self.start_state.startswith("splitwise"):
             out.update(split_type=self.split_type, prompt_servers=self.prompt_servers,
                        token_servers=self.token_servers, prompt_sku=self.prompt_sku, token_sku=self.token_sku)
@@ -153,6 +156,8 @@ def from_dict(d: dict, src=None) -> RunConfig:
         kw["name"] = str(d["name"])
     if "end_time" in d:
         kw["end_time"] = _as_float(src, "end_time", d["end_time"])
+    if "network" in d:
+        kw["network"] = _choice(src, "network", d["network"], NETWORKS)
     if "transfer_bandwidth_gib" in d:
         kw["transfer_bandwidth_gib"] = _as_float(src, "transfer_bandwidth_gib", d["transfer_bandwidth_gib"])
     if "trace" in d:

@@ -27,6 +27,7 @@ SCHEDULER_CODES = {
     "overlap_kv_jsq": Scheduler.KV_JSQ, "kv_token_jsq": Scheduler.KV_TOKEN_JSQ,
     "overlap_kv_token_jsq": Scheduler.KV_TOKEN_JSQ, "mixed_pool": Scheduler.MIXED_POOL,
 }
+NETWORK_CODES = {"dedicated": 0, "shared": 1}
 UNLIMITED_TOKENS = 2 ** 62
 RETRY_DELAY_S = 1.0
 PROMPT_MAX_PENDING_TOKENS = 8192
@@ -72,7 +73,8 @@ def kernel_params(cfg: RunConfig, debug: bool = False) -> Params:
     return Params(InstanceType.ORCA if orca else InstanceType.SPLITWISE, SCHEDULER_CODES[cfg.scheduler],
                   cfg.instance.max_batch_size, UNLIMITED_TOKENS if orca else cfg.instance.max_batch_tokens,
                   cfg.instance.max_preemptions, model.kv_bytes_per_token, bw * GIB, RETRY_DELAY_S,
-                  cfg.end_time, MIXED_BATCH_FACTOR, PROMPT_MAX_PENDING_TOKENS, bool(debug))
+                  cfg.end_time, MIXED_BATCH_FACTOR, PROMPT_MAX_PENDING_TOKENS, bool(debug),
+                  NETWORK_CODES[cfg.network])
 
 
 def workload(trace: Trace, seed: int) -> Workload:
@@ -134,13 +136,19 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
     inst_off[1:] = np.cumsum([len(p.sku) for p in placements])
     cat = lambda f: np.ascontiguousarray(np.concatenate([f(p) for p in placements]), np.int64)  # noqa: E731
     perf_row = cat(lambda p: np.array([keys.index(p.perf_keys[r]) for r in p.perf_row], np.int64))
+    bandwidths = [p.server_bandwidths() for p in placements]
+    srv_off = np.zeros(n_cfg + 1, np.int64)
+    srv_off[1:] = np.cumsum([len(nic) for nic, _ in bandwidths])
+    nic_bw = np.ascontiguousarray(np.concatenate([nic for nic, _ in bandwidths]))
+    nvlink_bw = np.ascontiguousarray(np.concatenate([nv for _, nv in bandwidths]))
     req_f = np.empty((n_cfg, len(REQ_FLOAT), n))
     req_i = np.empty((n_cfg, len(REQ_INT), n), np.int64)
     inst_f = np.empty((inst_off[-1], len(INST_FLOAT)))
     inst_i = np.empty((inst_off[-1], len(INST_INT)), np.int64)
     end_clock = np.empty(n_cfg)
     simulate_batch_nb(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f, inst_off,
-                      cat(lambda p: p.max_memory), cat(lambda p: p.weights), cat(lambda p: p.tag), perf_row, perf,
+                      cat(lambda p: p.max_memory), cat(lambda p: p.weights), cat(lambda p: p.tag), perf_row,
+                      cat(lambda p: p.server), srv_off, nic_bw, nvlink_bw, perf,
                       req_f, req_i, inst_f, inst_i, end_clock)
     out = []
     for c, (cfg, p) in enumerate(zip(cfgs, placements)):

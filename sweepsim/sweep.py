@@ -15,6 +15,7 @@ Results directory (``results/<name>/``):
 All files are written atomically (temporary file + rename), so killing a sweep loses at most the chunks in
 flight.
 """
+import dataclasses
 import hashlib
 import json
 import sys
@@ -76,15 +77,20 @@ def simulate_chunk(jobs: list[Job], trace: Trace, keep_requests: bool) -> dict:
             failed.append({"config_hash": j.hash, "error": str(e)})
     summaries, requests = [], {}
     if ok:
+        unique: dict = {}  # configurations that simulate identically run once
+        for j in ok:
+            unique.setdefault(simulation_key(j.config), []).append(j)
         try:
-            results = run_batch([j.config for j in ok], trace)
+            results = run_batch([js[0].config for js in unique.values()], trace)
         except Exception as e:  # a kernel-level failure fails the chunk's configurations, not the sweep
             failed += [{"config_hash": j.hash, "error": f"{type(e).__name__}: {e}"} for j in ok]
             results = []
-        for j, res in zip(ok, results):
-            summaries.append(_summary(j, res))
-            if keep_requests:
-                requests[j.hash] = requests_table(res)
+        for js, res in zip(unique.values(), results):
+            for j in js:
+                mine = dataclasses.replace(res, config=j.config)
+                summaries.append(_summary(j, mine))
+                if keep_requests:
+                    requests[j.hash] = requests_table(mine)
     return {"summary": pl.concat(summaries, how="diagonal_relaxed") if summaries else None,
             "failures": pl.DataFrame(failed, schema={"config_hash": pl.String, "error": pl.String}),
             "requests": requests}
@@ -163,16 +169,34 @@ class Store:
             write_parquet_atomic(pl.DataFrame(rows), self.out / "configs.parquet")
 
 
+def simulation_key(cfg: RunConfig):
+    """What the simulation depends on: the config without its name and, unless the scheduler draws random
+    numbers, without its seed. Jobs with equal keys are simulated once (e.g. a seed axis over deterministic
+    schedulers)."""
+    return dataclasses.replace(cfg, name="", source=None, seed=cfg.seed if cfg.scheduler == "random" else 0)
+
+
 def groups_of(jobs: list[Job]) -> list[list[Job]]:
-    """Jobs grouped by (trace, performance model): one kernel call never mixes them."""
+    """Jobs grouped by (trace, performance model): one kernel call never mixes them. Within a group, jobs
+    that simulate identically are adjacent."""
     groups: dict = {}
     for j in jobs:
-        groups.setdefault((j.config.trace, j.config.performance_model), []).append(j)
-    return list(groups.values())
+        groups.setdefault((j.config.trace, j.config.performance_model), {}).setdefault(
+            simulation_key(j.config), []).append(j)
+    return [[j for js in g.values() for j in js] for g in groups.values()]
 
 
 def cut(group: list[Job], size: int) -> list[list[Job]]:
-    return [group[k:k + size] for k in range(0, len(group), size)]
+    """Chunks of at most ``size`` distinct simulations (identical ones stay in one chunk)."""
+    chunks, keys = [], []
+    for j in group:
+        k = simulation_key(j.config)
+        if not keys or (k != keys[-1] and len(set(keys)) >= size):
+            chunks.append([])
+            keys = []
+        chunks[-1].append(j)
+        keys.append(k)
+    return chunks
 
 
 def chunk_id(chunk: list[Job]) -> str:

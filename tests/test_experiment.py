@@ -17,7 +17,7 @@ from sweepsim.experiment import Experiment, load_experiment, validate_points
 from sweepsim.safe_eval import Expression, ExpressionError, safe_eval
 
 PROJECT = Path(sweepsim.__file__).resolve().parent.parent
-EXPERIMENTS = sorted((PROJECT / "configs" / "experiments").glob("*.toml"))
+EXPERIMENTS = sorted(p for p in (PROJECT / "configs" / "experiments").glob("*.toml") if not p.name.endswith(".plot.toml"))
 TRACE = PROJECT / "traces" / "test_trace.csv"
 
 BASE = f"""

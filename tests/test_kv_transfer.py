@@ -1,5 +1,6 @@
 """Hand-computed KV-cache transfer timelines (constant performance model, exact binary fractions)."""
 import numpy as np
+import pytest
 
 from sweepsim.config import from_dict
 from sweepsim.engine import run
@@ -46,3 +47,43 @@ def test_transfer_waits_for_destination_memory():
     assert retries >= 1.0 and abs(retries - round(retries)) < 1e-9        # started on a 1 s retry tick
     assert r.kv_start[1] >= r.token_end[0]                              # only after request 0 freed its KV
     assert r.kv_start[1] - 1.0 < r.token_end[0]                         # at the first tick after that
+
+
+SHARED = {"cluster": {"dgx-h100": 4}, "model": "llama2-70b", "start_state": "splitwise",
+          "split_type": "homogeneous", "prompt_servers": 1, "token_servers": 3, "scheduler": "kv_round_robin",
+          "network": "shared", "instance": {"max_batch_tokens": 200_000},
+          "performance_model": {"kind": "constant", "prompt_time": 0.5, "token_time": 0.1}}
+NIC_H100 = 3200e9 / 8        # 8 x 400 Gb/s NDR = 4e11 B/s
+
+
+def test_shared_network_two_overlapping_transfers():
+    # A (1,000 tokens) runs alone at 1.0-1.5; B (40,000) and C (60,000) arrive during it and share the next
+    # prompt iteration (1.5-2.0), so their transfers leave the prompt server's NIC together at 2.0 (A's is done).
+    r = run(from_dict(SHARED), one_request([1.0, 1.1, 1.2], [1_000, 40_000, 60_000], [3, 3, 3]))
+    b, c = KV_LLAMA * 40_000, KV_LLAMA * 60_000
+    assert r.kv_end[0] == pytest.approx(1.5 + KV_LLAMA * 1_000 / NIC_H100, abs=1e-12)
+    assert r.kv_start[1] == r.kv_start[2] == 2.0
+    t_b = 2.0 + b / (NIC_H100 / 2)                      # both at half the NIC until B is done
+    t_c = t_b + (c - b) / NIC_H100                      # then C alone at the full NIC
+    assert r.kv_end[1] == pytest.approx(t_b, abs=1e-9) and t_b == pytest.approx(2.524288)
+    assert r.kv_end[2] == pytest.approx(t_c, abs=1e-9) and t_c == pytest.approx(2.65536)
+    assert list(r.token_instance) == [1, 2, 3]
+
+
+def test_shared_network_three_overlapping_transfers():
+    # A (100,000 tokens) starts alone at 1.5 at the full NIC; at 2.0 B and C join: three ways until A ends,
+    # then two ways until B ends, then C alone.
+    r = run(from_dict(SHARED), one_request([1.0, 1.1, 1.2], [100_000, 40_000, 60_000], [3, 3, 3]))
+    a, b, c = KV_LLAMA * 100_000, KV_LLAMA * 40_000, KV_LLAMA * 60_000
+    left_a = a - NIC_H100 * 0.5
+    t_a = 2.0 + left_a / (NIC_H100 / 3)
+    moved = (NIC_H100 / 3) * (t_a - 2.0)
+    t_b = t_a + (b - moved) / (NIC_H100 / 2)
+    t_c = t_b + (c - b) / NIC_H100
+    assert (t_a, t_b, t_c) == pytest.approx((2.46608, 2.679648, 2.81072))
+    np.testing.assert_allclose(r.kv_end, [t_a, t_b, t_c], rtol=0, atol=1e-9)
+    # the dedicated (SplitwiseSim) network gives each transfer its own 200 GiB/s link
+    d = run(from_dict({**SHARED, "network": "dedicated"}),
+            one_request([1.0, 1.1, 1.2], [100_000, 40_000, 60_000], [3, 3, 3]))
+    np.testing.assert_array_equal(d.kv_end - d.kv_start, np.array([a, b, c]) / (200 * 1024 ** 3))
+

@@ -81,9 +81,9 @@ def test_resume_after_crash_gives_the_uninterrupted_result(trace_file, reference
     with pytest.raises(KeyboardInterrupt):
         run_sweep(jobs_for(points, varied), out, quiet=True, chunk_size=4, fail_after_chunks=2)
     partial = pl.read_parquet(out / "summary.parquet")
-    assert len(partial) == 8
+    assert 0 < len(partial) < 17 and partial["config_hash"].is_unique().all()
     stats = run_sweep(jobs_for(points, varied), out, quiet=True, chunk_size=4)
-    assert stats == {"total": 17, "skipped": 8, "ran": 9}
+    assert stats == {"total": 17, "skipped": len(partial), "ran": 17 - len(partial)}
     got = pl.read_parquet(out / "summary.parquet").sort("config_hash")
     ref = pl.read_parquet(ref_out / "summary.parquet").sort("config_hash")
     assert got["config_hash"].is_unique().all()
@@ -92,6 +92,25 @@ def test_resume_after_crash_gives_the_uninterrupted_result(trace_file, reference
     assert again["ran"] == 0 and len(pl.read_parquet(out / "summary.parquet")) == 17
     forced = run_sweep(jobs_for(points, varied), out, quiet=True, force=True)
     assert forced["ran"] == 17 and len(pl.read_parquet(out / "summary.parquet")) == 17
+
+
+def test_seed_only_differences_are_simulated_once(trace_file, monkeypatch):
+    """A deterministic scheduler ignores the seed: such configurations share one simulation, yet each keeps
+    its own row (hash, seed column); the random scheduler's seeds are simulated separately."""
+    import sweepsim.sweep as sweep
+    calls = []
+    real = sweep.run_batch
+    monkeypatch.setattr(sweep, "run_batch", lambda cfgs, trace: calls.append(len(cfgs)) or real(cfgs, trace))
+    points, varied = grid_points(trace_file)
+    jobs = jobs_for(points, varied)
+    out = sweep.simulate_chunk(jobs, load_trace(trace_file), keep_requests=False)
+    assert sum(calls) == 17 - 6          # 3 deterministic schedulers x 2 sizes: seed 1 reuses seed 0
+    s = out["summary"]
+    assert len(s) == 17 and s["config_hash"].is_unique().all()
+    det = s.filter(pl.col("scheduler") == "jsq", pl.col("cluster.dgx-h100") == 3).sort("seed")
+    assert det["seed"].to_list() == [0, 1] and det["e2e_p99"][0] == det["e2e_p99"][1]
+    rnd = s.filter(pl.col("scheduler") == "random", pl.col("cluster.dgx-h100") == 3).sort("seed")
+    assert rnd["e2e_p99"][0] != rnd["e2e_p99"][1]
 
 
 def test_failing_configuration_lands_in_failures(trace_file, tmp_path):
