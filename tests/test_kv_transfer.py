@@ -87,3 +87,26 @@ def test_shared_network_three_overlapping_transfers():
             one_request([1.0, 1.1, 1.2], [100_000, 40_000, 60_000], [3, 3, 3]))
     np.testing.assert_array_equal(d.kv_end - d.kv_start, np.array([a, b, c]) / (200 * 1024 ** 3))
 
+
+
+def test_mixed_pool_borrows_a_token_instance_and_returns_it():
+    """SEMANTICS 6.4: when the best prompt instance has a queue and its pending prompt tokens would exceed 8192,
+    mixed_pool borrows the token instance with the fewest pending tokens into the mixed pool; the request then
+    runs both phases there (no KV transfer). Once idle with nothing resident it goes back to the token pool."""
+    cfg = from_dict({"cluster": {"dgx-h100": 2}, "model": "llama2-70b", "start_state": "splitwise",
+                     "split_type": "homogeneous", "prompt_servers": 1, "token_servers": 1, "scheduler": "mixed_pool",
+                     "performance_model": {"kind": "constant", "prompt_time": 1.0, "token_time": 0.1}})
+    # A runs on the prompt instance 0 at 1.0; B queues there (pending tokens 10,000 > 8,192 with C's prompt);
+    # C at 1.2 finds instance 0 queue-long and borrows token instance 1; D at 30 finds everything back home.
+    r = run(cfg, one_request([1.0, 1.1, 1.2, 30.0], [5_000, 5_000, 5_000, 100], [4, 4, 4, 4]), debug=True)
+    assert list(r.prompt_instance) == [0, 0, 1, 0]
+    assert list(r.token_instance) == [1, 1, 1, 1]
+    assert np.isnan(r.kv_start[2]) and not np.isnan(r.kv_start[[0, 1, 3]]).any()
+    assert r.prompt_start[2] == 1.2 and r.prompt_end[2] == 2.2           # C's prompt ran at once on instance 1
+    log = r.iteration_log
+    on1 = log[log[:, 0] == 1]
+    borrowed = on1[:, 10] == 1
+    assert borrowed.any() and not borrowed.all()
+    assert on1[borrowed][:, 1].min() == 1.2                             # borrowed from C's prompt on
+    assert on1[~borrowed][:, 1].min() > on1[borrowed][:, 2].max()      # returned home before D's decode
+    assert r.completed.all()
