@@ -3,22 +3,13 @@ from pathlib import Path
 
 import click
 
+from sweepsim.cli_common import OneLineErrorGroup
 from sweepsim.errors import InputError, allowed
 
 
-class _TraceGroup(click.Group):
-    """Option and argument errors of the subcommands become one ``error: ...`` line and exit code 2, like the
-    other bad input (InputError is reported by ``sweepsim``'s top-level group)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as e:
-            cmd = e.ctx.command_path if e.ctx is not None else "sweepsim trace"
-            raise InputError(None, None, f"{e.format_message()} (see {cmd} --help)") from None
 
 
-@click.group("trace", cls=_TraceGroup)
+@click.group("trace", cls=OneLineErrorGroup)
 def trace_group():
     """Import real request traces and generate synthetic ones (CSV or Parquet, sweepsim trace format)."""
 

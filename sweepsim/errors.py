@@ -15,3 +15,14 @@ class InputError(Exception):
 def allowed(values):
     """Format allowed values for an error message."""
     return "allowed: " + ", ".join(str(v) for v in values)
+
+
+def check_output_path(path, suffixes, field, kind="output"):
+    """An output file path whose extension is one of ``suffixes`` (the format) and that is not a directory."""
+    from pathlib import Path
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(path, field, f"unknown {kind} format {path.suffix or '(no extension)'!r}; {allowed(suffixes)}")
+    if path.is_dir():
+        raise InputError(path, field, "is a directory")
+    return path

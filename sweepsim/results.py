@@ -3,14 +3,13 @@
 Units: times in seconds, memory in bytes, throughput in requests/s and tokens/s. Column meanings are
 listed in README.md ("Outputs").
 """
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from kernels.enums import ITERATION_LOG_COLUMNS
+from sweepsim.atomic import atomic_write
 from sweepsim.cluster import TAG_NAMES
 from sweepsim.engine import RunResult
 
@@ -150,17 +149,7 @@ def kv_transfers_table(res: RunResult) -> pl.DataFrame:
 
 def write_parquet_atomic(df: pl.DataFrame, path) -> None:
     """Write to a temporary file in the same directory, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        df.write_parquet(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, df.write_parquet)
 
 
 def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.DataFrame]:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import uuid
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +41,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sweepsim import PROJECT_ROOT
-from sweepsim.errors import InputError, allowed
+from sweepsim.atomic import atomic_write
+from sweepsim.errors import InputError, allowed, check_output_path
 from sweepsim.trace import Trace
 
 #: bumped whenever generation changes, so that cached traces are regenerated
@@ -728,28 +728,9 @@ def trace_table(cols: dict, spec: TraceSpec | None = None) -> pa.Table:
 
 
 def check_output(path, fld="--out"):
-    path = Path(path)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputError(path, fld, f"unknown output format {path.suffix or '(no extension)'!r}; "
-                                    f"{allowed(OUTPUT_SUFFIXES)}")
-    if path.is_dir():
-        raise InputError(path, fld, "is a directory")
-    return path
+    return check_output_path(path, OUTPUT_SUFFIXES, fld)
 
 
-def _atomic(path: Path, write):
-    """Write through a temporary file in the target directory, then rename: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_trace(table: pa.Table, path) -> Path:
@@ -757,7 +738,7 @@ def write_trace(table: pa.Table, path) -> Path:
     path = check_output(path)
     if path.suffix.lower() == ".parquet":
         dict_cols = [c for c in table.column_names if c not in ("request_id", "arrival_timestamp")]
-        _atomic(path, lambda tmp: pq.write_table(
+        atomic_write(path, lambda tmp: pq.write_table(
             table, tmp, compression="zstd", use_dictionary=dict_cols,
             column_encoding={"request_id": "DELTA_BINARY_PACKED", "arrival_timestamp": "BYTE_STREAM_SPLIT"}))
     else:
@@ -772,7 +753,7 @@ def write_trace(table: pa.Table, path) -> Path:
                 except pa.ArrowInvalid:
                     if style == "needed":
                         raise
-        _atomic(path, write_csv)
+        atomic_write(path, write_csv)
     return path
 
 
@@ -842,7 +823,7 @@ def plot_trace(cols: dict, path, title: str = ""):
             ax.legend()
     if title:
         fig.suptitle(title)
-    _atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".").lower(), dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".").lower(), dpi=110))
 
 
 def check_plot(path, fld="--plot"):

@@ -1,0 +1,16 @@
+"""Click helpers shared by the command groups."""
+import click
+
+from sweepsim.errors import InputError
+
+
+class OneLineErrorGroup(click.Group):
+    """Option and argument errors of the subcommands become one ``error: ...`` line and exit code 2, like the
+    other bad input (InputError is reported by ``sweepsim``'s top-level group)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            cmd = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            raise InputError(None, None, f"{e.format_message()} (see {cmd} --help)") from None
