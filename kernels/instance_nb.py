@@ -280,7 +280,7 @@ def notify_free_instance_nb(sim, i):
     q_append_nb(pools.lists, pools.lens, sim.cl.tag[i], i)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def start_iteration_nb(sim, i, now):
     """Select the next batch, preempt, allocate memory of first-run tasks and schedule the run's end."""
     st = sim.st
@@ -394,7 +394,7 @@ def pause_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@njit(cache=True, _nrt=False)
 def task_arrival_nb(sim, i, t, now):
     """A task arrives at instance i: join the instance's queues, then start or truncate a run."""
     st = sim.st
