@@ -43,8 +43,6 @@ class _Scheduler(NamedTuple):
 
 Scheduler = _Scheduler()
 
-#: Schedulers that put prompt and token phases of a request on one instance (no KV transfer).
-CO_LOCATED_SCHEDULERS = (Scheduler.ROUND_ROBIN, Scheduler.RANDOM, Scheduler.JSQ, Scheduler.TOKEN_JSQ)
 
 
 class _PerfKind(NamedTuple):

@@ -403,7 +403,6 @@ def task_arrival_nb(sim, i, t, now):
     is_prompt = t & 1 == 0
     new_request = is_prompt or tk.inst[2 * r] != i
     tk.inst[t] = i
-    tk.arrival[t] = now
     tk.state[t] = TaskState.QUEUED
     st.resident[i] += 1
     if st.resident[i] > sim.ctr[CTR_MAX_RESIDENT]:

@@ -35,15 +35,6 @@ def q_append_nb(q, lens, i, v):
 
 
 @njit(cache=True, _nrt=False)
-def q_insert_nb(q, lens, i, pos, v):
-    n = lens[i]
-    for k in range(n, pos, -1):
-        q[i, k] = q[i, k - 1]
-    q[i, pos] = v
-    lens[i] = n + 1
-
-
-@njit(cache=True, _nrt=False)
 def q_delete_at_nb(q, lens, i, pos):
     n = lens[i] - 1
     for k in range(pos, n):

@@ -31,7 +31,7 @@ Params = namedtuple("Params", [
 Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf", "server", "nic_bw", "nvlink_bw"])
 PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
                                        "const_prompt", "const_token"])
-Tasks = namedtuple("Tasks", ["state", "inst", "generated", "first_start", "arrival", "end",
+Tasks = namedtuple("Tasks", ["state", "inst", "generated", "first_start", "end",
                              "np_acc", "np_since", "waiting", "sel_stamp", "old_stamp", "pending_hint"])
 Requests = namedtuple("Requests", ["memory", "chosen_stamp", "prompt_inst", "token_inst",
                                    "kv_start", "kv_end", "flow_state", "done",
@@ -67,7 +67,7 @@ N_CTR = 8
 def new_tasks_nb(n_requests):
     m = 2 * n_requests
     return Tasks(np.zeros(m, np.int64), np.full(m, -1, np.int64), np.zeros(m, np.int64),
-                 np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan),
+                 np.full(m, np.nan), np.full(m, np.nan),
                  np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64),
                  np.full(m, -1, np.int64), np.full(m, -1, np.int64), np.zeros(m, np.int64))
 

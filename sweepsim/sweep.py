@@ -188,14 +188,16 @@ def groups_of(jobs: list[Job]) -> list[list[Job]]:
 
 def cut(group: list[Job], size: int) -> list[list[Job]]:
     """Chunks of at most ``size`` distinct simulations (identical ones stay in one chunk)."""
-    chunks, keys = [], []
+    chunks, last, distinct = [], None, 0
     for j in group:
         k = simulation_key(j.config)
-        if not keys or (k != keys[-1] and len(set(keys)) >= size):
-            chunks.append([])
-            keys = []
+        if k != last:  # identical simulations are adjacent (groups_of)
+            if not chunks or distinct == size:
+                chunks.append([])
+                distinct = 0
+            distinct += 1
+            last = k
         chunks[-1].append(j)
-        keys.append(k)
     return chunks
 
 
