@@ -44,7 +44,6 @@ def complete_iteration_nb(sim, i, now):
     """The current run of ``iter_n`` iterations of instance i ended at ``now``."""
     st = sim.st
     qu = sim.qu
-    tk = sim.tk
     wl = sim.wl
     if sim.prm.debug:
         log_iteration_nb(sim, i, now)
@@ -59,24 +58,22 @@ def complete_iteration_nb(sim, i, now):
     else:
         st.time_mixed[i] += ran
     st.iterations[i] += n_iter
+    # every decode produced n_iter tokens, every prompt its prompt and first token
+    st.tokens_served[i] += (blen - n_prompt) * n_iter
     n_done = 0
     nb = 0
     for k in range(blen):
         t = qu.batch[i, k]
-        r = t >> 1
+        left = qu.left[i, k] - n_iter
         if t & 1 == 0:
-            tk.generated[t] += 1
-            st.tokens_served[i] += wl.prompt_size[r] + 1
-            done = True
-        else:
-            tk.generated[t] += n_iter
-            st.tokens_served[i] += n_iter
-            done = tk.generated[t] == wl.token_size[r] - 1
-        if done:
+            st.tokens_served[i] += wl.prompt_size[t >> 1] + 1
+            left = 0
+        if left == 0:
             qu.sel[n_done] = t
             n_done += 1
         else:
             qu.batch[i, nb] = t
+            qu.left[i, nb] = left
             nb += 1
     st.batch_len[i] = nb
     st.n_prompts[i] = 0  # a prompt always finishes in the one iteration it runs

@@ -128,7 +128,6 @@ def free_memory_nb(sim, i, nbytes):
 @njit(cache=True, _nrt=False)
 def _add_nb(sim, t, n_sel, stamp):
     sim.qu.sel[n_sel] = t
-    sim.tk.sel_stamp[t] = stamp
     sim.rq.chosen_stamp[t >> 1] = stamp
     return n_sel + 1
 
@@ -136,13 +135,11 @@ def _add_nb(sim, t, n_sel, stamp):
 @njit(cache=True, _nrt=False, inline='always')
 def select_batch_orca_nb(sim, i, stamp):
     """FCFS over resident requests (arrival order); stop at the first head that does not fit in memory.
-    Old batch tasks all stay; returns the number of added tasks in ``sim.qu.sel``."""
+    The old batch (RUNNING tasks) all stays; returns (tasks kept, new tasks in ``sim.qu.sel``)."""
     st = sim.st
     qu = sim.qu
     tk = sim.tk
     mbs = sim.prm.max_batch_size
-    for k in range(st.batch_len[i]):
-        tk.sel_stamp[qu.batch[i, k]] = stamp
     count = st.batch_len[i]
     mem = st.memory[i]
     n_sel = 0
@@ -150,9 +147,10 @@ def select_batch_orca_nb(sim, i, stamp):
         if count == mbs:
             break
         h = head_task_nb(sim, qu.requests[i, st.requests_off[i] + k], i)
-        if tk.old_stamp[h] == stamp:
+        s = tk.state[h]
+        if s == TaskState.RUNNING:
             continue
-        if tk.state[h] == TaskState.BLOCKED:
+        if s == TaskState.BLOCKED:
             n_sel = _add_nb(sim, h, n_sel, stamp)
             count += 1
         else:
@@ -163,13 +161,14 @@ def select_batch_orca_nb(sim, i, stamp):
                 mem += m
             else:
                 break
-    return n_sel
+    return st.batch_len[i], n_sel
 
 
 @njit(cache=True, _nrt=False, inline='always')
 def select_batch_splitwise_nb(sim, i, stamp):
     """Five phases: starved tasks, prompts, preempted decodes, running decodes, other resident requests;
-    under max_batch_size and the max_batch_tokens budget (the first task is always admissible)."""
+    under max_batch_size and the max_batch_tokens budget (the first task is always admissible).
+    Returns (old batch tasks kept, a prefix; new tasks, in selection order in ``sim.qu.sel``)."""
     st = sim.st
     qu = sim.qu
     tk = sim.tk
@@ -229,19 +228,23 @@ def select_batch_splitwise_nb(sim, i, stamp):
             continue
         n = _add_nb(sim, t, n, stamp)
         bt += 1
-    # 4. running decodes, batch order
-    for k in range(st.batch_len[i]):
-        t = qu.batch[i, k]
-        if n == mbs:
-            break
-        tpi = tokens_per_iteration_nb(sim, t)
-        if n > 0 and bt + tpi > mbt:
-            break
-        if rq.chosen_stamp[t >> 1] == stamp:
-            continue
-        n = _add_nb(sim, t, n, stamp)
-        bt += tpi
-    # 5. other resident requests, arrival order (the "chosen" test precedes the budget test here)
+    # 4. running decodes, batch order. The batch holds only decodes here (a prompt finishes in the one
+    # iteration it runs), each of a request with no other task at i, so phases 1-3 cannot have chosen
+    # their requests: phase 4 keeps a prefix of the batch, and later phases cannot add a batch task.
+    n_new = n
+    keep = 0
+    blen = st.batch_len[i]
+    while keep < blen and n < mbs and (n == 0 or bt + 1 <= mbt):
+        keep += 1
+        n += 1
+        bt += 1
+    # 5. other resident requests, arrival order (the "chosen" test precedes the budget test here);
+    # nothing to do when every resident request already has a chosen task
+    if n == st.requests_len[i]:
+        st.batch_tokens[i] = bt
+        return keep, n_new
+    for k in range(keep):
+        rq.chosen_stamp[qu.batch[i, k] >> 1] = stamp
     for k in range(st.requests_len[i]):
         if n == mbs:
             break
@@ -253,18 +256,22 @@ def select_batch_splitwise_nb(sim, i, stamp):
         if n > 0 and bt + tpi > mbt:
             break
         if tk.state[t] == TaskState.BLOCKED:
-            n = _add_nb(sim, t, n, stamp)
+            sim.qu.sel[n_new] = t
+            n_new += 1
+            n += 1
             bt += tpi
             continue
         m = task_memory_nb(sim, t)
         if m + mem <= max_mem:
-            n = _add_nb(sim, t, n, stamp)
+            sim.qu.sel[n_new] = t
+            n_new += 1
+            n += 1
             bt += tpi
             mem += m
         else:
             break
     st.batch_tokens[i] = bt
-    return n
+    return keep, n_new
 
 
 # ---------------------------------------------------------------- runs of iterations
@@ -289,39 +296,43 @@ def start_iteration_nb(sim, i, now):
     sim.ctr[CTR_STAMP] += 1
     stamp = sim.ctr[CTR_STAMP]
     blen = st.batch_len[i]
-    for k in range(blen):
-        tk.old_stamp[qu.batch[i, k]] = stamp
     if sim.prm.instance_type == InstanceType.ORCA:
-        n_sel = select_batch_orca_nb(sim, i, stamp)
+        keep, n_sel = select_batch_orca_nb(sim, i, stamp)
     else:
-        n_sel = select_batch_splitwise_nb(sim, i, stamp)
-    # preempt old-batch tasks that were not selected (old order); survivors keep their order
-    nb = 0
-    for k in range(blen):
+        keep, n_sel = select_batch_splitwise_nb(sim, i, stamp)
+    # preempt the old-batch tasks that were not kept (a suffix, in old order)
+    for k in range(keep, blen):
         t = qu.batch[i, k]
-        if tk.sel_stamp[t] == stamp:
-            qu.batch[i, nb] = t
-            nb += 1
-        else:
-            tk.state[t] = TaskState.BLOCKED
-            start_waiting_nb(sim, t, i)
-            pending_insort_nb(sim, i, t)
-            dq_append_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
-    st.batch_len[i] = nb
-    if nb == 0 and blen > 0:
+        tk.left[t] = qu.left[i, k]
+        tk.state[t] = TaskState.BLOCKED
+        start_waiting_nb(sim, t, i)
+        pending_insort_nb(sim, i, t)
+        dq_append_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
+    st.batch_len[i] = keep
+    if keep == 0 and blen > 0:
         st.busy_time[i] += now - st.busy_start[i]
-    # admit new tasks in selection order
+    # admit new tasks in selection order; a task running for the first time allocates its KV memory.
+    # Kept tasks are decodes: one batch token each.
+    bt = keep
     for k in range(n_sel):
         t = qu.sel[k]
-        if tk.old_stamp[t] == stamp:
-            continue
         dq_remove_near_nb(qu.pending, st.pending_off, st.pending_len, i, t, tk.pending_hint[t])
         if tk.state[t] == TaskState.BLOCKED:
             dq_remove_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
+        else:
+            tk.first_start[t] = now
+            m = task_memory_nb(sim, t)
+            st.memory[i] += m
+            sim.rq.memory[t >> 1] += m
         if t & 1 == 0:
             dq_remove_nb(qu.prompts, st.prompts_off, st.prompts_len, i, t)
             st.n_prompts[i] += 1
+            bt += sim.wl.prompt_size[t >> 1]
+        else:
+            bt += 1
+        tk.state[t] = TaskState.RUNNING
         stop_waiting_nb(sim, t)
+        qu.left[i, st.batch_len[i]] = tk.left[t]
         q_append_nb(qu.batch, st.batch_len, i, t)
         if st.batch_len[i] == 1:
             st.busy_start[i] = now
@@ -333,36 +344,19 @@ def start_iteration_nb(sim, i, now):
         if st.requests_len[i] == 0:
             notify_free_instance_nb(sim, i)
         return
-    # duration of one iteration and number of contiguous iterations
+    # duration of one iteration and number of contiguous iterations: one with a prompt, else until the
+    # first decode finishes
     n_prompt = st.n_prompts[i]
-    bt = 0
-    n_iter = 0
-    wl = sim.wl
-    for k in range(blen):
-        t = qu.batch[i, k]
-        if t & 1 == 0:
-            bt += wl.prompt_size[t >> 1]
-        else:
-            bt += 1
-            left = wl.token_size[t >> 1] - 1 - tk.generated[t]
-            if n_iter == 0 or left < n_iter:
-                n_iter = left
     if n_prompt > 0:
         n_iter = 1
+    else:
+        n_iter = qu.left[i, 0]
+        for k in range(1, blen):
+            if qu.left[i, k] < n_iter:
+                n_iter = qu.left[i, k]
     st.batch_tokens[i] = bt
     d = iteration_duration_nb(sim.perf, sim.cl.perf[i], bt, n_prompt > 0, n_prompt < blen,
                               sim.prm.mixed_factor)
-    for k in range(blen):
-        t = qu.batch[i, k]
-        s = tk.state[t]
-        if s == TaskState.QUEUED:
-            tk.state[t] = TaskState.RUNNING
-            tk.first_start[t] = now
-            m = task_memory_nb(sim, t)
-            st.memory[i] += m
-            sim.rq.memory[t >> 1] += m
-        elif s == TaskState.BLOCKED:
-            tk.state[t] = TaskState.RUNNING
     st.iter_d[i] = d
     st.iter_n[i] = n_iter
     st.iter_start[i] = now

@@ -69,7 +69,7 @@ def simulate_1d_nb(wl, prm, cl, perf):
     ctr = np.zeros(N_CTR, np.int64)
     ctr[CTR_CAP] = cap
     log = np.empty((1024 if prm.debug else 1, N_LOG_COLUMNS), np.float64)
-    sim = Sim(wl, prm, cl, perf, new_tasks_nb(n_req), new_requests_nb(n_req), new_inst_nb(cl, cap),
+    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size), new_requests_nb(n_req), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
               heap_new_nb(max(n_req, 1)), log, np.zeros(1), new_net_nb(n_req, cl.nic_bw.shape[0]))
     while True:

@@ -14,7 +14,8 @@ Mutable state:
   Inst      per instance scalars (memory, batch counters, current run of iterations, busy time...).
   Queues    per instance variable-length lists as rows of 2-D arrays with lengths (and, except the
             batch, start offsets) in Inst: batch, pending (pending_queue), prompts (pending_prompt_queue),
-            blocked, requests (pending_requests, sorted by arrival). Capacity grows geometrically.
+            blocked, requests (pending_requests, sorted by arrival); ``left`` holds the remaining
+            iterations of each batch slot. Capacity grows geometrically.
   Pools     instance lists in scheduler order: 0 all, 1 prompt, 2 token, 3 mixed.
 """
 from collections import namedtuple
@@ -31,8 +32,8 @@ Params = namedtuple("Params", [
 Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf", "server", "nic_bw", "nvlink_bw"])
 PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
                                        "const_prompt", "const_token"])
-Tasks = namedtuple("Tasks", ["state", "inst", "generated", "first_start", "end",
-                             "np_acc", "np_since", "waiting", "sel_stamp", "old_stamp", "pending_hint"])
+Tasks = namedtuple("Tasks", ["state", "inst", "left", "first_start", "end",
+                             "np_acc", "np_since", "waiting", "pending_hint"])
 Requests = namedtuple("Requests", ["memory", "chosen_stamp", "prompt_inst", "token_inst",
                                    "kv_start", "kv_end", "flow_state", "done",
                                    "flow_left", "flow_rate", "flow_t", "flow_pos"])
@@ -43,7 +44,7 @@ Inst = namedtuple("Inst", [
     "busy_time", "busy_start", "iterations", "tokens_served", "time_prompt", "time_token", "time_mixed",
     "sched_tag", "pending_off", "prompts_off", "blocked_off", "requests_off",
 ])
-Queues = namedtuple("Queues", ["batch", "pending", "prompts", "blocked", "requests", "sel"])
+Queues = namedtuple("Queues", ["batch", "left", "pending", "prompts", "blocked", "requests", "sel"])
 Pools = namedtuple("Pools", ["lists", "lens"])
 
 POOL_ALL = 0
@@ -64,12 +65,16 @@ N_CTR = 8
 
 
 @njit(cache=True)
-def new_tasks_nb(n_requests):
-    m = 2 * n_requests
-    return Tasks(np.zeros(m, np.int64), np.full(m, -1, np.int64), np.zeros(m, np.int64),
+def new_tasks_nb(token_size):
+    """``left``: iterations a task still has to run (1 for a prompt, token_size - 1 for a decode); while
+    the task is batched the up-to-date count is in its batch slot (``Queues.left``)."""
+    m = 2 * token_size.shape[0]
+    left = np.ones(m, np.int64)
+    left[1::2] = token_size - 1
+    return Tasks(np.zeros(m, np.int64), np.full(m, -1, np.int64), left,
                  np.full(m, np.nan), np.full(m, np.nan),
                  np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64),
-                 np.full(m, -1, np.int64), np.full(m, -1, np.int64), np.zeros(m, np.int64))
+                 np.zeros(m, np.int64))
 
 
 @njit(cache=True)
@@ -97,6 +102,7 @@ def new_inst_nb(cluster, cap):
 @njit(cache=True)
 def new_queues_nb(n_instances, cap):
     return Queues(np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
+                  np.empty((n_instances, cap), np.int64),
                   np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
                   np.empty((n_instances, cap), np.int64), np.empty(cap, np.int64))
 
@@ -115,6 +121,7 @@ def grow_queues_nb(q, inst, cap):
     g = new_queues_nb(q.batch.shape[0], cap)
     for i in range(q.batch.shape[0]):
         g.batch[i, :inst.batch_len[i]] = q.batch[i, :inst.batch_len[i]]
+        g.left[i, :inst.batch_len[i]] = q.left[i, :inst.batch_len[i]]
         _recenter_nb(q.pending, g.pending, inst.pending_off, inst.pending_len, i)
         _recenter_nb(q.prompts, g.prompts, inst.prompts_off, inst.prompts_len, i)
         _recenter_nb(q.blocked, g.blocked, inst.blocked_off, inst.blocked_len, i)
