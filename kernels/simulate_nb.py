@@ -50,7 +50,8 @@ def run_events_nb(sim):
             return NEED_LOG_ROOM
         if t_inst <= t_flow and t_inst <= t_arr:
             sim.clock[0] = t_inst
-            complete_iteration_nb(sim, heap_pop_nb(sim.iheap), t_inst)
+            # the instance's entry stays in the heap: the run that starts next moves it (or removes it)
+            complete_iteration_nb(sim, sim.iheap.ids[0], t_inst)
         elif t_flow <= t_arr:
             sim.clock[0] = t_flow
             flow_event_nb(sim, heap_pop_nb(sim.fheap), t_flow)
