@@ -98,7 +98,8 @@ def requests_insort_nb(sim, i, r):
 
 
 @njit(cache=True, _nrt=False)
-def requests_remove_nb(sim, i, r):
+def requests_position_nb(sim, i, r):
+    """Position of resident request r in instance i's pending_requests (-1 if absent)."""
     q = sim.qu.requests
     arr = sim.wl.arrival
     a = arr[r]
@@ -113,8 +114,50 @@ def requests_remove_nb(sim, i, r):
             hi = mid
     for k in range(lo, sim.st.requests_len[i]):
         if q[i, o + k] == r:
-            dq_delete_at_nb(q, sim.st.requests_off, sim.st.requests_len, i, k)
-            return
+            return k
+    return -1
+
+
+@njit(cache=True, _nrt=False)
+def requests_remove_nb(sim, i, r):
+    k = requests_position_nb(sim, i, r)
+    if k >= 0:
+        dq_delete_at_nb(sim.qu.requests, sim.st.requests_off, sim.st.requests_len, i, k)
+
+
+#: Batch selection finds the waiting heads through pending_queue (instead of walking every resident
+#: request) when it holds at most this many tasks.
+SHORT_PENDING = 16
+
+
+@njit(cache=True, _nrt=False)
+def waiting_heads_nb(sim, i, stamp):
+    """The head tasks in instance i's pending_queue whose requests have no task chosen under ``stamp``, in
+    pending_requests order, into ``sim.qu.cand[1, :count]``; returns count. When no batched task is left
+    out, these are exactly the tasks a walk over pending_requests would consider."""
+    st = sim.st
+    qu = sim.qu
+    cand = qu.cand
+    o = st.pending_off[i]
+    nc = 0
+    for k in range(st.pending_len[i]):
+        t = qu.pending[i, o + k]
+        r = t >> 1
+        if sim.rq.chosen_stamp[r] != stamp and head_task_nb(sim, r, i) == t:
+            cand[1, nc] = t
+            nc += 1
+    if nc > 1:  # order by position in pending_requests (insertion sort: the list is short)
+        for k in range(nc):
+            t = cand[1, k]
+            pos = requests_position_nb(sim, i, t >> 1)
+            j = k
+            while j > 0 and cand[0, j - 1] > pos:
+                cand[0, j] = cand[0, j - 1]
+                cand[1, j] = cand[1, j - 1]
+                j -= 1
+            cand[0, j] = pos
+            cand[1, j] = t
+    return nc
 
 
 @njit(cache=True, _nrt=False)
@@ -143,10 +186,21 @@ def select_batch_orca_nb(sim, i, stamp):
     count = st.batch_len[i]
     mem = st.memory[i]
     n_sel = 0
-    for k in range(st.requests_len[i]):
+    if count == mbs or count == st.requests_len[i]:
+        return count, 0
+    # the heads not batched wait in pending_queue: when it is short, visit just those
+    by_pending = st.pending_len[i] <= SHORT_PENDING
+    if by_pending:
+        n_visit = waiting_heads_nb(sim, i, stamp)
+    else:
+        n_visit = st.requests_len[i]
+    for k in range(n_visit):
         if count == mbs:
             break
-        h = head_task_nb(sim, qu.requests[i, st.requests_off[i] + k], i)
+        if by_pending:
+            h = qu.cand[1, k]
+        else:
+            h = head_task_nb(sim, qu.requests[i, st.requests_off[i] + k], i)
         s = tk.state[h]
         if s == TaskState.RUNNING:
             continue
@@ -239,19 +293,28 @@ def select_batch_splitwise_nb(sim, i, stamp):
         n += 1
         bt += 1
     # 5. other resident requests, arrival order (the "chosen" test precedes the budget test here);
-    # nothing to do when every resident request already has a chosen task
-    if n == st.requests_len[i]:
+    # nothing to do when every resident request already has a chosen task. The unchosen requests' heads
+    # wait in pending_queue: when it is short and the whole batch was kept, visit just those.
+    if n == st.requests_len[i] or n == mbs:
         st.batch_tokens[i] = bt
         return keep, n_new
-    for k in range(keep):
-        rq.chosen_stamp[qu.batch[i, k] >> 1] = stamp
-    for k in range(st.requests_len[i]):
+    by_pending = keep == blen and st.pending_len[i] <= SHORT_PENDING
+    if by_pending:
+        n_visit = waiting_heads_nb(sim, i, stamp)
+    else:
+        n_visit = st.requests_len[i]
+        for k in range(keep):
+            rq.chosen_stamp[qu.batch[i, k] >> 1] = stamp
+    for k in range(n_visit):
         if n == mbs:
             break
-        r = qu.requests[i, st.requests_off[i] + k]
-        if rq.chosen_stamp[r] == stamp:
-            continue
-        t = head_task_nb(sim, r, i)
+        if by_pending:
+            t = qu.cand[1, k]
+        else:
+            r = qu.requests[i, st.requests_off[i] + k]
+            if rq.chosen_stamp[r] == stamp:
+                continue
+            t = head_task_nb(sim, r, i)
         tpi = tokens_per_iteration_nb(sim, t)
         if n > 0 and bt + tpi > mbt:
             break
@@ -365,6 +428,13 @@ def start_iteration_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
+@njit(cache=True, _nrt=False)
+def start_idle_instance_nb(sim, i, now):
+    """``start_iteration_nb`` as a call, for the handlers inlined into the event loop (an idle instance
+    starting is rare there; the common paths stay small)."""
+    start_iteration_nb(sim, i, now)
+
+
 @njit(cache=True, _nrt=False, inline='always')
 def pause_nb(sim, i, now):
     """Truncate a decode-only run at the iteration boundary following ``now`` (once per run), with the
@@ -388,7 +458,7 @@ def pause_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def task_arrival_nb(sim, i, t, now):
     """A task arrives at instance i: join the instance's queues, then start or truncate a run."""
     st = sim.st
@@ -415,7 +485,7 @@ def task_arrival_nb(sim, i, t, now):
     mbs = sim.prm.max_batch_size
     if blen == 0:
         if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
-            start_iteration_nb(sim, i, now)
+            start_idle_instance_nb(sim, i, now)
     elif sim.prm.instance_type == InstanceType.ORCA:
         if blen < mbs:
             pause_nb(sim, i, now)
@@ -429,7 +499,7 @@ def task_arrival_nb(sim, i, t, now):
                 pause_nb(sim, i, now)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline='always')
 def notify_flow_completion_nb(sim, i, now):
     """The KV source freed memory: an idle instance retries its first pending task, a busy one pauses."""
     st = sim.st
@@ -438,7 +508,7 @@ def notify_flow_completion_nb(sim, i, now):
     if st.batch_len[i] == 0:
         t = sim.qu.pending[i, st.pending_off[i]]
         if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
-            start_iteration_nb(sim, i, now)
+            start_idle_instance_nb(sim, i, now)
     elif st.batch_len[i] < sim.prm.max_batch_size and st.batch_tokens[i] < sim.prm.max_batch_tokens:
         pause_nb(sim, i, now)
 

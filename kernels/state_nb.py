@@ -15,7 +15,8 @@ Mutable state:
   Queues    per instance variable-length lists as rows of 2-D arrays with lengths (and, except the
             batch, start offsets) in Inst: batch, pending (pending_queue), prompts (pending_prompt_queue),
             blocked, requests (pending_requests, sorted by arrival); ``left`` holds the remaining
-            iterations of each batch slot. Capacity grows geometrically.
+            iterations of each batch slot; ``sel`` and ``cand`` are scratch space of batch selection.
+            Capacity grows geometrically.
   Pools     instance lists in scheduler order: 0 all, 1 prompt, 2 token, 3 mixed.
 """
 from collections import namedtuple
@@ -44,7 +45,7 @@ Inst = namedtuple("Inst", [
     "busy_time", "busy_start", "iterations", "tokens_served", "time_prompt", "time_token", "time_mixed",
     "sched_tag", "pending_off", "prompts_off", "blocked_off", "requests_off",
 ])
-Queues = namedtuple("Queues", ["batch", "left", "pending", "prompts", "blocked", "requests", "sel"])
+Queues = namedtuple("Queues", ["batch", "left", "pending", "prompts", "blocked", "requests", "sel", "cand"])
 Pools = namedtuple("Pools", ["lists", "lens"])
 
 POOL_ALL = 0
@@ -104,7 +105,7 @@ def new_queues_nb(n_instances, cap):
     return Queues(np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
                   np.empty((n_instances, cap), np.int64),
                   np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
-                  np.empty((n_instances, cap), np.int64), np.empty(cap, np.int64))
+                  np.empty((n_instances, cap), np.int64), np.empty(cap, np.int64), np.empty((2, cap), np.int64))
 
 
 @njit(cache=True)
