@@ -11,11 +11,12 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.timing import repeat, time_once  # noqa: E402
 
 CASES = {
     # name: (config, sizes, rate req/s, count or None, duration or None, reference prefix, target s)
@@ -43,27 +44,21 @@ def run_case(name):
     trace = poisson_trace(sizes, rate, seed=1, count=count, duration=duration)
     tiny = Trace("tiny", trace.request_id[:5], trace.application_id[:5], trace.arrival[:5],
                  trace.prompt_size[:5], trace.token_size[:5])
-    t0 = time.perf_counter()
-    run(cfg, tiny)
-    compile_s = time.perf_counter() - t0
-    best = float("inf")
-    for _ in range(3 if len(trace) < 100_000 else 1):
-        t0 = time.perf_counter()
-        res = run(cfg, trace)
-        best = min(best, time.perf_counter() - t0)
+    compile_s, _ = time_once(lambda: run(cfg, tiny))
+    best, median, reps, res = repeat(lambda: run(cfg, trace))
     n_ref = len(trace) if ref_prefix is None else ref_prefix
     sub = Trace("prefix", trace.request_id[:n_ref], trace.application_id[:n_ref], trace.arrival[:n_ref],
                 trace.prompt_size[:n_ref], trace.token_size[:n_ref])
-    t0 = time.perf_counter()
-    ref = reference_simulate(*reference_inputs(cfg, sub))
-    ref_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    kern = run(cfg, sub)
-    kern_sub_s = time.perf_counter() - t0
+    ref_s, ref = time_once(lambda: reference_simulate(*reference_inputs(cfg, sub)))
+    if ref_prefix is None:
+        kern_sub_s, kern = best, res
+    else:
+        kern_sub_s, _, _, kern = repeat(lambda: run(cfg, sub))
     if not np.array_equal(kern.token_end, ref["token_end"], equal_nan=True):
         raise SystemExit(f"{name}: kernel and reference disagree; refusing to report a ratio")
     return {"case": name, "requests": len(trace), "completed": int(res.completed.sum()),
             "end_clock_s": res.end_clock, "compile_or_cache_load_s": compile_s, "wall_s": best,
+            "wall_median_s": median, "repetitions": reps,
             "requests_per_s": len(trace) / best, "target_s": target,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "reference_requests": n_ref, "reference_s": ref_s, "kernel_same_requests_s": kern_sub_s,
@@ -86,7 +81,8 @@ def main():
             raise SystemExit(out.returncode)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{r['case']}: {r['requests']} requests ({r['completed']} completed, simulated {r['end_clock_s']:.0f} s); "
-              f"kernel run {r['wall_s']:.4f} s (target < {r['target_s']} s), {r['requests_per_s']:,.0f} req/s; "
+              f"kernel run {r['wall_s']:.4f} s best of {r['repetitions']} (median {r['wall_median_s']:.4f} s; "
+              f"target < {r['target_s']} s), {r['requests_per_s']:,.0f} req/s; "
               f"first call (compile/cache load) {r['compile_or_cache_load_s']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB; "
               f"plain-Python reference on {r['reference_requests']} requests {r['reference_s']:.2f} s vs kernel "
               f"{r['kernel_same_requests_s']:.4f} s = {r['speedup_vs_python_reference']:.0f}x")

@@ -8,13 +8,13 @@ against the plain-Python reference (tests/reference_sim.py) measured in the same
 """
 import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.timing import repeat, time_once  # noqa: E402
 from sweepsim.config import from_dict  # noqa: E402
 from sweepsim.engine import run  # noqa: E402
 from sweepsim.trace import Trace  # noqa: E402
@@ -34,22 +34,15 @@ def main():
         trace = poisson_trace("azure-conv", rate, seed=1, duration=duration)
         tiny = Trace("tiny", *(a[:5] for a in (trace.request_id, trace.application_id, trace.arrival,
                                                 trace.prompt_size, trace.token_size)))
-        t0 = time.perf_counter()
-        run(cfg, tiny)
-        first = time.perf_counter() - t0
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            res = run(cfg, trace)
-            best = min(best, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        ref = reference_simulate(*reference_inputs(cfg, trace))
-        ref_s = time.perf_counter() - t0
+        first, _ = time_once(lambda: run(cfg, tiny))
+        best, median, reps, res = repeat(lambda: run(cfg, trace))
+        ref_s, ref = time_once(lambda: reference_simulate(*reference_inputs(cfg, trace)))
         if not np.array_equal(res.token_end, ref["token_end"], equal_nan=True):
             raise SystemExit(f"{name}: kernel and reference disagree; refusing to report a ratio")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{name}: {len(trace)} requests ({int(res.completed.sum())} completed, simulated {res.end_clock:.0f} s); "
-              f"kernel run {best:.4f} s (target < {target} s), {len(trace) / best:,.0f} req/s; first call "
+              f"kernel run {best:.4f} s best of {reps} (median {median:.4f} s; target < {target} s), "
+              f"{len(trace) / best:,.0f} req/s; first call "
               f"(compile/cache load) {first:.2f} s; peak RSS so far {rss:.0f} MB; plain-Python reference "
               f"{ref_s:.2f} s = {ref_s / best:.0f}x")
 
