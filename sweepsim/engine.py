@@ -11,6 +11,7 @@ from kernels.state_nb import Params, Workload
 from sweepsim.cluster import Placement, place_instances
 from sweepsim.config import RunConfig
 from sweepsim.hardware import get_model
+from sweepsim.jit_notice import compile_notice
 from sweepsim.perf_model import MIXED_BATCH_FACTOR, build_tables
 from sweepsim.trace import Trace
 
@@ -97,8 +98,9 @@ def run(cfg: RunConfig, trace: Trace, debug: bool = False) -> RunResult:
     """Simulate one configuration on a trace."""
     placement = place_instances(cfg)
     perf = build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
-    tk, rq, st, log, end_clock = simulate_1d_nb(workload(trace, cfg.seed), kernel_params(cfg, debug),
-                                                placement.kernel_cluster(), perf)
+    with compile_notice("engine"):
+        tk, rq, st, log, end_clock = simulate_1d_nb(workload(trace, cfg.seed), kernel_params(cfg, debug),
+                                                    placement.kernel_cluster(), perf)
     req = {"prompt_start": tk.first_start[0::2].copy(), "prompt_end": tk.end[0::2].copy(),
            "token_start": tk.first_start[1::2].copy(), "token_end": tk.end[1::2].copy(),
            "kv_start": rq.kv_start.copy(), "kv_end": rq.kv_end.copy(), "completed": rq.done,
@@ -146,10 +148,11 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
     inst_f = np.empty((inst_off[-1], len(INST_FLOAT)))
     inst_i = np.empty((inst_off[-1], len(INST_INT)), np.int64)
     end_clock = np.empty(n_cfg)
-    simulate_batch_nb(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f, inst_off,
-                      cat(lambda p: p.max_memory), cat(lambda p: p.weights), cat(lambda p: p.tag), perf_row,
-                      cat(lambda p: p.server), srv_off, nic_bw, nvlink_bw, perf,
-                      req_f, req_i, inst_f, inst_i, end_clock)
+    with compile_notice("sweep"):
+        simulate_batch_nb(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f, inst_off,
+                          cat(lambda p: p.max_memory), cat(lambda p: p.weights), cat(lambda p: p.tag), perf_row,
+                          cat(lambda p: p.server), srv_off, nic_bw, nvlink_bw, perf,
+                          req_f, req_i, inst_f, inst_i, end_clock)
     out = []
     for c, (cfg, p) in enumerate(zip(cfgs, placements)):
         req = {k: req_f[c, j].copy() for j, k in enumerate(REQ_FLOAT)}
