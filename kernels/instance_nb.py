@@ -238,6 +238,8 @@ def select_batch_splitwise_nb(sim, i, stamp):
         t = qu.pending[i, st.pending_off[i] + k]
         if num_preemptions_nb(sim, t) < sim.prm.max_preemptions:
             break
+        if head_task_nb(sim, t >> 1, i) != t:  # only with max_preemptions 0 (a waiting non-head has 0)
+            continue
         if n == mbs:
             break
         tpi = tokens_per_iteration_nb(sim, t)
@@ -283,8 +285,8 @@ def select_batch_splitwise_nb(sim, i, stamp):
         n = _add_nb(sim, t, n, stamp)
         bt += 1
     # 4. running decodes, batch order. The batch holds only decodes here (a prompt finishes in the one
-    # iteration it runs), each of a request with no other task at i, so phases 1-3 cannot have chosen
-    # their requests: phase 4 keeps a prefix of the batch, and later phases cannot add a batch task.
+    # iteration it runs), each the head and only task of its request at i, so phases 1-3 cannot have
+    # chosen their requests: phase 4 keeps a prefix of the batch, and later phases cannot add a batch task.
     n_new = n
     keep = 0
     blen = st.batch_len[i]
@@ -292,10 +294,11 @@ def select_batch_splitwise_nb(sim, i, stamp):
         keep += 1
         n += 1
         bt += 1
-    # 5. other resident requests, arrival order (the "chosen" test precedes the budget test here);
-    # nothing to do when every resident request already has a chosen task. The unchosen requests' heads
-    # wait in pending_queue: when it is short and the whole batch was kept, visit just those.
-    if n == st.requests_len[i] or n == mbs:
+    # 5. other resident requests, arrival order (the "chosen" test precedes the budget test here).
+    # Every chosen task is the head of a resident request, so there is nothing to do when n equals the
+    # number of resident requests, and the unchosen requests' heads are exactly the heads waiting in
+    # pending_queue: when that is short and the whole batch was kept, visit just those.
+    if n == mbs or n == st.requests_len[i]:
         st.batch_tokens[i] = bt
         return keep, n_new
     by_pending = keep == blen and st.pending_len[i] <= SHORT_PENDING

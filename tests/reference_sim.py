@@ -480,6 +480,10 @@ class SplitwiseInstance(OrcaInstance):
         for task in self.pending_queue:
             if task.num_preemptions < self.max_preemptions:
                 break
+            if self.head_task(task.request) is not task:
+                # only a request's head task can be batched (spec 3.2). A non-head (a chained decode whose
+                # prompt waits) has waited 0 iterations, so this matters only with max_preemptions 0.
+                continue
             if full() or over(task):
                 break
             if chosen(task):

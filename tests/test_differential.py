@@ -116,3 +116,23 @@ def test_simultaneous_arrivals_match_reference():
         cfg = from_dict({"cluster": {"dgx-h100": 2}, "model": "llama2-70b", "start_state": "baseline",
                          "scheduler": scheduler})
         assert_same(cfg, trace)
+
+
+# (max_batch_size, max_batch_tokens, max_preemptions): tight caps preempt often; max_preemptions 0 makes every
+# waiting task "starved", so phase 1 may run a decode before its prompt (tasks that are not their request's head)
+BATCH_LIMITS = [(4, 2048, 4), (512, 128, 1), (512, 2048, 0), (8, 256, 0)]
+
+
+@pytest.mark.parametrize("limits", BATCH_LIMITS, ids=lambda v: "mbs%d-mbt%d-mp%d" % v)
+def test_batch_limits_match_reference(limits):
+    mbs, mbt, mp = limits
+    instance = {"max_batch_size": mbs, "max_batch_tokens": mbt, "max_preemptions": mp, "tensor_parallel": 4}
+    trace = random_trace(16, 300, 8.0)
+    trace = Trace("ties", trace.request_id, trace.application_id, np.round(trace.arrival * 2) / 2,
+                  trace.prompt_size, trace.token_size)
+    cfg = from_dict({"cluster": {"dgx-h100": 1, "dgx-a100": 1}, "model": "llama2-70b", "start_state": "baseline",
+                     "scheduler": "jsq", "instance": instance})
+    assert_same(cfg, trace)
+    cfg = from_dict({"cluster": {"dgx-a100": 1, "dgx-h100": 2}, "model": "llama2-70b", "start_state": "splitwise",
+                     "split_type": "heterogeneous", "scheduler": "mixed_pool", "instance": instance})
+    assert_same(cfg, trace)
