@@ -6,25 +6,26 @@ Ties on time are broken by the smaller id, so the event order is deterministic.
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import internal
 
 Heap = namedtuple("Heap", ["ids", "time", "pos", "size"])
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def heap_new_nb(capacity):
     return Heap(np.empty(capacity, np.int64), np.empty(capacity, np.float64),
                 np.full(capacity, -1, np.int64), np.zeros(1, np.int64))
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _less(h, a, b):
     ta = h.time[a]
     tb = h.time[b]
     return ta < tb or (ta == tb and h.ids[a] < h.ids[b])
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _swap(h, a, b):
     ia = h.ids[a]
     ib = h.ids[b]
@@ -37,7 +38,7 @@ def _swap(h, a, b):
     h.pos[ia] = b
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _sift_up(h, p):
     while p > 0:
         parent = (p - 1) >> 1
@@ -48,7 +49,7 @@ def _sift_up(h, p):
             break
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _sift_down(h, p):
     n = h.size[0]
     while True:
@@ -66,7 +67,7 @@ def _sift_down(h, p):
             break
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def heap_set_nb(h, ident, t):
     """Schedule (or move) the event of ``ident`` to time ``t``."""
     p = h.pos[ident]
@@ -83,7 +84,7 @@ def heap_set_nb(h, ident, t):
         _sift_down(h, h.pos[ident])
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def heap_remove_nb(h, ident):
     """Cancel the event of ``ident`` (no-op if it has none)."""
     p = h.pos[ident]
@@ -100,14 +101,14 @@ def heap_remove_nb(h, ident):
         _sift_down(h, h.pos[moved])
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def heap_top_time_nb(h):
     if h.size[0] == 0:
         return np.inf
     return h.time[0]
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def heap_pop_nb(h):
     """Remove the earliest event and return its id."""
     ident = h.ids[0]

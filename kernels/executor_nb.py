@@ -1,14 +1,13 @@
 """End of a run of iterations: advance every batched task, finish completed tasks, walk the request DAG
 (prompt -> [KV transfer ->] decode -> request done), then start the next run."""
-from numba import njit
-
 from kernels.enums import TaskState
 from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
                                  start_iteration_nb, start_waiting_nb)
+from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_arrive_nb
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def finish_task_nb(sim, i, t, now):
     """Task t completed at instance i (already removed from the batch)."""
     st = sim.st
@@ -39,7 +38,7 @@ def finish_task_nb(sim, i, t, now):
         rq.done[r] = 1
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def complete_iteration_nb(sim, i, now):
     """The current run of ``iter_n`` iterations of instance i ended at ``now``."""
     st = sim.st

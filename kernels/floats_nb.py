@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 
-from numba import njit
+from kernels.jit import internal
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def py_floordiv_nb(a, b):
     """CPython's ``float // float`` (fmod based; differs from ``floor(a / b)`` in the last ulp)."""
     mod = np.fmod(a, b)

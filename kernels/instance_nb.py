@@ -11,21 +11,19 @@ The per-task wait count ``num_preemptions`` (iterations a resident head task spe
 derived lazily from the instance's iteration counter ``it_count``: ``np_acc + it_count - np_since`` while the
 task waits, ``np_acc`` otherwise, so no loop over waiting tasks is needed per iteration.
 """
-from numba import njit
-
 from kernels.enums import InstanceType, TaskState
 from kernels.event_queue_nb import heap_remove_nb, heap_set_nb
 from kernels.floats_nb import py_floordiv_nb
+from kernels.jit import internal
 from kernels.perf_nb import iteration_duration_nb
 from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
                                q_append_nb, q_remove_nb)
 from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, POOL_MIXED, task_memory_nb,
                               tokens_per_iteration_nb)
 
-
 # ---------------------------------------------------------------- lazy wait counts and list orders
 
-@njit(cache=True, _nrt=False)
+@internal()
 def num_preemptions_nb(sim, t):
     tk = sim.tk
     if tk.waiting[t]:
@@ -33,13 +31,13 @@ def num_preemptions_nb(sim, t):
     return tk.np_acc[t]
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def start_waiting_nb(sim, t, i):
     sim.tk.waiting[t] = 1
     sim.tk.np_since[t] = sim.st.it_count[i]
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def stop_waiting_nb(sim, t):
     tk = sim.tk
     if tk.waiting[t]:
@@ -47,7 +45,7 @@ def stop_waiting_nb(sim, t):
         tk.waiting[t] = 0
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def head_task_nb(sim, r, i):
     """The only task of request r at instance i that may be batched: its prompt while that is here and
     unfinished, else its decode task."""
@@ -57,7 +55,7 @@ def head_task_nb(sim, r, i):
     return p + 1
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def pending_insort_nb(sim, i, t):
     """insort_right into pending_queue by (num_preemptions, request arrival), comparing against the
     current (mutated) keys of the queued tasks: the queue is not kept sorted."""
@@ -79,7 +77,7 @@ def pending_insort_nb(sim, i, t):
     sim.tk.pending_hint[t] = dq_insert_nb(q, sim.st.pending_off, sim.st.pending_len, i, lo, t)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def requests_insort_nb(sim, i, r):
     """insort_right into pending_requests by request arrival time."""
     q = sim.qu.requests
@@ -97,7 +95,7 @@ def requests_insort_nb(sim, i, r):
     dq_insert_nb(q, sim.st.requests_off, sim.st.requests_len, i, lo, r)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def requests_position_nb(sim, i, r):
     """Position of resident request r in instance i's pending_requests (-1 if absent)."""
     q = sim.qu.requests
@@ -118,7 +116,7 @@ def requests_position_nb(sim, i, r):
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def requests_remove_nb(sim, i, r):
     k = requests_position_nb(sim, i, r)
     if k >= 0:
@@ -130,7 +128,7 @@ def requests_remove_nb(sim, i, r):
 SHORT_PENDING = 16
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def waiting_heads_nb(sim, i, stamp):
     """The head tasks in instance i's pending_queue whose requests have no task chosen under ``stamp``, in
     pending_requests order, into ``sim.qu.cand[1, :count]``; returns count. When no batched task is left
@@ -160,7 +158,7 @@ def waiting_heads_nb(sim, i, stamp):
     return nc
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def free_memory_nb(sim, i, nbytes):
     sim.st.memory[i] -= nbytes
     sim.st.sched_memory[i] -= nbytes
@@ -168,14 +166,14 @@ def free_memory_nb(sim, i, nbytes):
 
 # ---------------------------------------------------------------- batch selection
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _add_nb(sim, t, n_sel, stamp):
     sim.qu.sel[n_sel] = t
     sim.rq.chosen_stamp[t >> 1] = stamp
     return n_sel + 1
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def select_batch_orca_nb(sim, i, stamp):
     """FCFS over resident requests (arrival order); stop at the first head that does not fit in memory.
     The old batch (RUNNING tasks) all stays; returns (tasks kept, new tasks in ``sim.qu.sel``)."""
@@ -218,7 +216,7 @@ def select_batch_orca_nb(sim, i, stamp):
     return st.batch_len[i], n_sel
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def select_batch_splitwise_nb(sim, i, stamp):
     """Five phases: starved tasks, prompts, preempted decodes, running decodes, other resident requests;
     under max_batch_size and the max_batch_tokens budget (the first task is always admissible).
@@ -342,7 +340,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
 
 # ---------------------------------------------------------------- runs of iterations
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def notify_free_instance_nb(sim, i):
     """mixed_pool: an idle borrowed instance goes back to the end of its home pool."""
     if sim.st.sched_tag[i] == 0:
@@ -353,7 +351,7 @@ def notify_free_instance_nb(sim, i):
     q_append_nb(pools.lists, pools.lens, sim.cl.tag[i], i)
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def start_iteration_nb(sim, i, now):
     """Select the next batch, preempt, allocate memory of first-run tasks and schedule the run's end."""
     st = sim.st
@@ -431,14 +429,14 @@ def start_iteration_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def start_idle_instance_nb(sim, i, now):
     """``start_iteration_nb`` as a call, for the handlers inlined into the event loop (an idle instance
     starting is rare there; the common paths stay small)."""
     start_iteration_nb(sim, i, now)
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def pause_nb(sim, i, now):
     """Truncate a decode-only run at the iteration boundary following ``now`` (once per run), with the
     reference's exact float operations."""
@@ -461,7 +459,7 @@ def pause_nb(sim, i, now):
     heap_set_nb(sim.iheap, i, e)
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def task_arrival_nb(sim, i, t, now):
     """A task arrives at instance i: join the instance's queues, then start or truncate a run."""
     st = sim.st
@@ -502,7 +500,7 @@ def task_arrival_nb(sim, i, t, now):
                 pause_nb(sim, i, now)
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def notify_flow_completion_nb(sim, i, now):
     """The KV source freed memory: an idle instance retries its first pending task, a busy one pauses."""
     st = sim.st
@@ -516,7 +514,7 @@ def notify_flow_completion_nb(sim, i, now):
         pause_nb(sim, i, now)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def log_iteration_nb(sim, i, now):
     st = sim.st
     row = sim.ctr[CTR_LOG_LEN]

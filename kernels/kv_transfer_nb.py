@@ -12,14 +12,13 @@ Network models (``prm.network``):
   server whenever a transfer starts or ends there. Transfers within a server use its NVLink (``nvlink_bw``)
   without contention.
 """
-from numba import njit
-
 from kernels.enums import FlowState
 from kernels.event_queue_nb import heap_set_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
+from kernels.jit import internal
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
     """Servers a and b gain (delta = +1, transfer r_new) or lose (delta = -1, transfer r_old) a transfer:
     advance every transfer touching them at its old rate, update the NIC counts, then give each its new
@@ -56,7 +55,7 @@ def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
             heap_set_nb(sim.fheap, f, now + max(rq.flow_left[f], 0.0) / rate)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _try_start_nb(sim, r, now):
     rq = sim.rq
     dest = rq.token_inst[r]
@@ -80,14 +79,14 @@ def _try_start_nb(sim, r, now):
         heap_set_nb(sim.fheap, r, now + sim.prm.retry_delay)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def flow_arrive_nb(sim, r, now):
     """The prompt of request r finished: its KV transfer is submitted."""
     sim.rq.flow_state[r] = FlowState.WAITING
     _try_start_nb(sim, r, now)
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def flow_event_nb(sim, r, now):
     """A flow event fired: a retry of a waiting transfer, or the end of a running one."""
     rq = sim.rq

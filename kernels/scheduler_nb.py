@@ -5,16 +5,15 @@ Co-located schedulers (round_robin, random, jsq, token_jsq) chain both phases on
 token pool and add a KV transfer. mixed_pool moves instances between prompt, token and mixed pools.
 Ties go to the first instance in pool order.
 """
-from numba import njit
-
 from kernels.enums import Scheduler
 from kernels.instance_nb import task_arrival_nb
+from kernels.jit import internal
 from kernels.queues_nb import q_append_nb, q_remove_nb
 from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POOL_MIXED, POOL_PROMPT,
                               POOL_TOKEN)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _argmin_nb(pools, p, values):
     """First instance of pool p with the smallest value (-1 if the pool is empty)."""
     best = -1
@@ -25,7 +24,7 @@ def _argmin_nb(pools, p, values):
     return best
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _round_robin_nb(sim, p, ctr_index):
     k = sim.ctr[ctr_index]
     i = sim.pools.lists[p, k]
@@ -33,7 +32,7 @@ def _round_robin_nb(sim, p, ctr_index):
     return i
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _pick_nb(sim, p, r, ctr_index):
     """One instance of pool p by the configured (non-mixed) policy."""
     s = sim.prm.scheduler
@@ -51,7 +50,7 @@ def _pick_nb(sim, p, r, ctr_index):
     return _argmin_nb(sim.pools, p, st.sched_pending_tokens)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _borrow_nb(sim, home, values):
     """mixed_pool: move the argmin of ``values`` in pool ``home`` to the end of the mixed pool."""
     pools = sim.pools
@@ -62,7 +61,7 @@ def _borrow_nb(sim, home, values):
     return i
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def _mixed_pool_nb(sim, r):
     """Returns (prompt instance, token instance) and updates the scheduler's memory/token counters."""
     st = sim.st
@@ -113,7 +112,7 @@ def _mixed_pool_nb(sim, r):
     return p, t
 
 
-@njit(cache=True, _nrt=False, inline='always')
+@internal(inline="always")
 def schedule_request_nb(sim, r, now):
     """Request r arrives: choose its instances and submit its prompt (and chained decode) task."""
     s = sim.prm.scheduler

@@ -15,6 +15,7 @@ from numba import njit
 
 from kernels.event_queue_nb import heap_new_nb, heap_pop_nb, heap_top_time_nb
 from kernels.executor_nb import complete_iteration_nb
+from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
 from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, N_CTR, Sim,
@@ -27,7 +28,7 @@ NEED_QUEUE_ROOM = 1
 NEED_LOG_ROOM = 2
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def run_events_nb(sim):
     """Process events until the run ends (DONE) or more room is needed before the next event."""
     wl = sim.wl

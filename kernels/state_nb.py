@@ -22,7 +22,8 @@ Mutable state:
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+
+from kernels.jit import internal
 
 Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "uniform"])
 Params = namedtuple("Params", [
@@ -65,7 +66,7 @@ CTR_NEXT_ARRIVAL = 7  # index of the next request to arrive
 N_CTR = 8
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def new_tasks_nb(token_size):
     """``left``: iterations a task still has to run (1 for a prompt, token_size - 1 for a decode); while
     the task is batched the up-to-date count is in its batch slot (``Queues.left``)."""
@@ -78,7 +79,7 @@ def new_tasks_nb(token_size):
                  np.zeros(m, np.int64))
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def new_requests_nb(n_requests):
     n = n_requests
     return Requests(np.zeros(n, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int64),
@@ -87,7 +88,7 @@ def new_requests_nb(n_requests):
                     np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, -1, np.int64))
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def new_inst_nb(cluster, cap):
     n = cluster.max_memory.shape[0]
     z = np.zeros(n, np.int64)
@@ -100,7 +101,7 @@ def new_inst_nb(cluster, cap):
                 z.copy(), mid.copy(), mid.copy(), mid.copy(), mid.copy())
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def new_queues_nb(n_instances, cap):
     return Queues(np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
                   np.empty((n_instances, cap), np.int64),
@@ -108,7 +109,7 @@ def new_queues_nb(n_instances, cap):
                   np.empty((n_instances, cap), np.int64), np.empty(cap, np.int64), np.empty((2, cap), np.int64))
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def _recenter_nb(src, dst, off, lens, i):
     n = lens[i]
     o = (dst.shape[1] - n) // 2
@@ -116,7 +117,7 @@ def _recenter_nb(src, dst, off, lens, i):
     off[i] = o
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def grow_queues_nb(q, inst, cap):
     """A copy of ``q`` with room for ``cap`` entries per instance (double-ended lists re-centred)."""
     g = new_queues_nb(q.batch.shape[0], cap)
@@ -130,7 +131,7 @@ def grow_queues_nb(q, inst, cap):
     return g
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def new_pools_nb(cluster):
     """Pool 0 holds every instance, pools 1/2 the prompt/token-tagged ones, in instance-id order."""
     n = cluster.tag.shape[0]
@@ -153,13 +154,13 @@ Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "poo
                          "iheap", "fheap", "log", "clock", "net"])
 
 
-@njit(cache=True)
+@internal(nrt=True)
 def new_net_nb(n_requests, n_servers):
     return Net(np.empty(max(n_requests, 1), np.int64), np.zeros(1, np.int64), np.zeros(n_servers, np.int64),
                np.zeros(n_servers, np.int64))
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def task_memory_nb(sim, t):
     """KV bytes a task allocates when it first runs: prompt KV(prompt_size + 1), decode KV(token_size - 1)."""
     r = t >> 1
@@ -168,7 +169,7 @@ def task_memory_nb(sim, t):
     return sim.prm.kv_bytes_per_token * (sim.wl.token_size[r] - 1)
 
 
-@njit(cache=True, _nrt=False)
+@internal()
 def tokens_per_iteration_nb(sim, t):
     """Batch tokens a task costs: its whole prompt for a prompt task, 1 for a decode task."""
     if t & 1 == 0:
