@@ -136,3 +136,38 @@ def test_batch_limits_match_reference(limits):
     cfg = from_dict({"cluster": {"dgx-a100": 1, "dgx-h100": 2}, "model": "llama2-70b", "start_state": "splitwise",
                      "split_type": "heterogeneous", "scheduler": "mixed_pool", "instance": instance})
     assert_same(cfg, trace)
+
+
+def random_config(rng):
+    """A random valid configuration: scheduler, start state, cluster, model, batch limits and seed."""
+    scheduler = str(rng.choice(CO_LOCATED + KV))
+    tp = int(rng.choice([2, 4, 8]))
+    instance = {"tensor_parallel": tp}
+    if rng.random() < 0.5:
+        instance["max_batch_tokens"] = int(rng.choice([64, 256, 1024, 4096]))
+    if rng.random() < 0.4:
+        instance["max_batch_size"] = int(rng.choice([2, 4, 16]))
+    if rng.random() < 0.3:
+        instance["max_preemptions"] = int(rng.choice([0, 1, 2]))
+    d = {"cluster": {"dgx-a100": int(rng.integers(1, 3)), "dgx-h100": int(rng.integers(1, 3))},
+         "model": "bloom-176b" if tp == 8 and rng.random() < 0.5 else "llama2-70b",
+         "scheduler": scheduler, "seed": int(rng.integers(100)), "instance": instance}
+    if scheduler in CO_LOCATED:
+        d["start_state"] = "orca" if rng.random() < 0.4 else "baseline"
+    elif rng.random() < 0.5:
+        d.update(start_state="splitwise", split_type="heterogeneous", prompt_sku="dgx-h100", token_sku="dgx-a100")
+    else:
+        d.update(start_state="splitwise", cluster={"dgx-h100": 3}, prompt_servers=1, token_servers=2)
+    return from_dict(d)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_configurations_match_reference(seed):
+    """Random configurations (a search over 737 of them found the max_preemptions 0 divergence)."""
+    rng = np.random.default_rng(1000 + seed)
+    cfg = random_config(rng)
+    trace = random_trace(int(rng.integers(10 ** 6)), int(rng.integers(50, 300)), float(rng.choice([1, 3, 8, 20, 60])))
+    if rng.random() < 0.3:  # simultaneous arrivals
+        trace = Trace("ties", trace.request_id, trace.application_id, np.round(trace.arrival * 2) / 2,
+                      trace.prompt_size, trace.token_size)
+    assert_same(cfg, trace)
