@@ -159,6 +159,15 @@ def waiting_heads_nb(sim, i, stamp):
 
 
 @internal()
+def visited_head_nb(sim, i, k, by_pending):
+    """The k-th head a selection walk visits: the k-th waiting head collected by ``waiting_heads_nb``, or
+    the head of the k-th resident request in pending_requests order."""
+    if by_pending:
+        return sim.qu.cand[1, k]
+    return head_task_nb(sim, sim.qu.requests[i, sim.st.requests_off[i] + k], i)
+
+
+@internal()
 def free_memory_nb(sim, i, nbytes):
     sim.st.memory[i] -= nbytes
     sim.st.sched_memory[i] -= nbytes
@@ -178,41 +187,30 @@ def select_batch_orca_nb(sim, i, stamp):
     """FCFS over resident requests (arrival order); stop at the first head that does not fit in memory.
     The old batch (RUNNING tasks) all stays; returns (tasks kept, new tasks in ``sim.qu.sel``)."""
     st = sim.st
-    qu = sim.qu
     tk = sim.tk
     mbs = sim.prm.max_batch_size
     count = st.batch_len[i]
-    mem = st.memory[i]
-    n_sel = 0
     if count == mbs or count == st.requests_len[i]:
         return count, 0
+    mem = st.memory[i]
+    n_sel = 0
     # the heads not batched wait in pending_queue: when it is short, visit just those
     by_pending = st.pending_len[i] <= SHORT_PENDING
-    if by_pending:
-        n_visit = waiting_heads_nb(sim, i, stamp)
-    else:
-        n_visit = st.requests_len[i]
+    n_visit = waiting_heads_nb(sim, i, stamp) if by_pending else st.requests_len[i]
     for k in range(n_visit):
         if count == mbs:
             break
-        if by_pending:
-            h = qu.cand[1, k]
-        else:
-            h = head_task_nb(sim, qu.requests[i, st.requests_off[i] + k], i)
+        h = visited_head_nb(sim, i, k, by_pending)
         s = tk.state[h]
         if s == TaskState.RUNNING:
             continue
-        if s == TaskState.BLOCKED:
-            n_sel = _add_nb(sim, h, n_sel, stamp)
-            count += 1
-        else:
+        if s != TaskState.BLOCKED:  # a blocked task already holds its memory
             m = task_memory_nb(sim, h)
-            if m + mem <= sim.cl.max_memory[i]:
-                n_sel = _add_nb(sim, h, n_sel, stamp)
-                count += 1
-                mem += m
-            else:
+            if m + mem > sim.cl.max_memory[i]:
                 break
+            mem += m
+        n_sel = _add_nb(sim, h, n_sel, stamp)
+        count += 1
     return st.batch_len[i], n_sel
 
 
@@ -309,31 +307,21 @@ def select_batch_splitwise_nb(sim, i, stamp):
     for k in range(n_visit):
         if n == mbs:
             break
-        if by_pending:
-            t = qu.cand[1, k]
-        else:
-            r = qu.requests[i, st.requests_off[i] + k]
-            if rq.chosen_stamp[r] == stamp:
-                continue
-            t = head_task_nb(sim, r, i)
+        t = visited_head_nb(sim, i, k, by_pending)
+        if rq.chosen_stamp[t >> 1] == stamp:
+            continue
         tpi = tokens_per_iteration_nb(sim, t)
         if n > 0 and bt + tpi > mbt:
             break
-        if tk.state[t] == TaskState.BLOCKED:
-            sim.qu.sel[n_new] = t
-            n_new += 1
-            n += 1
-            bt += tpi
-            continue
-        m = task_memory_nb(sim, t)
-        if m + mem <= max_mem:
-            sim.qu.sel[n_new] = t
-            n_new += 1
-            n += 1
-            bt += tpi
+        if tk.state[t] != TaskState.BLOCKED:  # a blocked task already holds its memory
+            m = task_memory_nb(sim, t)
+            if m + mem > max_mem:
+                break
             mem += m
-        else:
-            break
+        qu.sel[n_new] = t  # (each resident request is visited once: no need to mark it chosen)
+        n_new += 1
+        n += 1
+        bt += tpi
     st.batch_tokens[i] = bt
     return keep, n_new
 
