@@ -9,14 +9,13 @@ run (on the full trace, or on a prefix for the 1M case).
 import argparse
 import json
 import resource
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import repeat, time_once  # noqa: E402
+from benchmarks.timing import case_in_subprocess, repeat, time_once  # noqa: E402
 
 CASES = {
     # name: (config, sizes, rate req/s, count or None, duration or None, reference prefix, target s)
@@ -74,12 +73,7 @@ def main():
         print(json.dumps(run_case(a.case)))
         return
     for name in [a.case] if a.case else CASES:
-        out = subprocess.run([sys.executable, __file__, "--case", name, "--json"], capture_output=True, text=True,
-                             cwd=ROOT)
-        if out.returncode:
-            print(out.stderr, file=sys.stderr)
-            raise SystemExit(out.returncode)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = case_in_subprocess(__file__, name)
         print(f"{r['case']}: {r['requests']} requests ({r['completed']} completed, simulated {r['end_clock_s']:.0f} s); "
               f"kernel run {r['wall_s']:.4f} s best of {r['repetitions']} (median {r['wall_median_s']:.4f} s; "
               f"target < {r['target_s']} s), {r['requests_per_s']:,.0f} req/s; "

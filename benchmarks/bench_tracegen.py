@@ -8,9 +8,7 @@ Target: under 10 s and 2 GB for 10M requests.
 """
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.timing import case_in_subprocess  # noqa: E402
 
 N = 10_000_000
 CASES = {
@@ -60,12 +60,7 @@ def main():
         print(json.dumps(run_case(a.case, a.keep)))
         return
     for name in [a.case] if a.case else CASES:
-        cmd = [sys.executable, __file__, "--case", name, "--json"] + (["--keep", a.keep] if a.keep else [])
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ})
-        if out.returncode:
-            print(out.stderr, file=sys.stderr)
-            raise SystemExit(out.returncode)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = case_in_subprocess(__file__, name, ["--keep", a.keep] if a.keep else [])
         print(f"{r['case']}: {r['requests']:,} requests to Parquet in {r['wall_s']:.2f} s (generate "
               f"{r['generate_s']:.2f} s, write {r['write_s']:.2f} s; target < 10 s), {r['file_mb']:.0f} MB file, "
               f"peak RSS {r['peak_rss_mb']:.0f} MB (target < 2048 MB)")

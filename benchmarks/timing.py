@@ -1,7 +1,12 @@
-"""Wall-clock timing shared by the benchmarks: the first call (JIT compile or cache load) is timed on its
-own; steady-state runs repeat until a time budget is spent and report the best and the median."""
+"""Shared by the benchmarks: wall-clock timing (the first call, JIT compile or cache load, is timed on its
+own; steady-state runs repeat until a time budget is spent and report the best and the median) and running
+each case in its own process, so that its peak memory is its own."""
+import json
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def time_once(fn):
@@ -24,3 +29,15 @@ def repeat(fn, budget_s: float = 2.0, min_reps: int = 3, max_reps: int = 200):
         if spent >= budget_s and (len(times) >= min_reps or times[0] >= budget_s):
             break
     return min(times), statistics.median(times), len(times), out
+
+
+def case_in_subprocess(script, case: str, extra_args=()) -> dict:
+    """Run ``python script --case CASE --json [extra_args]`` and return the JSON dict it prints last; on failure
+    print its stderr and exit with its code."""
+    root = Path(script).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(script), "--case", case, "--json", *extra_args],
+                         capture_output=True, text=True, cwd=root)
+    if out.returncode:
+        print(out.stderr, file=sys.stderr)
+        raise SystemExit(out.returncode)
+    return json.loads(out.stdout.strip().splitlines()[-1])
