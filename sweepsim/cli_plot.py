@@ -189,7 +189,9 @@ def report_cmd(path, out):
     """One self-contained HTML page (plots embedded as PNG data URIs) for a run directory (summary, latency
     CDFs, timeline, Gantt chart if the run has its debug log) or a sweep results directory (summary table,
     throughput vs cost with the Pareto front)."""
+    from sweepsim.errors import check_output_path
     from sweepsim.report import write_report
 
+    check_output_path(out, (".html", ".htm"), "-o", "report")
     write_report(path, out)
     click.echo(f"wrote {out}")

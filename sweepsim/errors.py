@@ -1,4 +1,12 @@
-"""User-facing errors: one clear line naming the file, the field and the allowed values (CLI exit code 2)."""
+"""User-facing errors: one clear line naming the file, the field and the allowed values (CLI exit code 2).
+
+Output locations are checked before any work starts (``check_output_path`` for files, ``check_output_dir``
+for directories): a path below a file, in a read-only or non-existent system directory fails in one line
+instead of after a simulation.
+"""
+import os
+import tempfile
+from pathlib import Path
 
 
 class InputError(Exception):
@@ -17,12 +25,44 @@ def allowed(values):
     return "allowed: " + ", ".join(str(v) for v in values)
 
 
+def check_writable(path, field, is_dir: bool) -> Path:
+    """``path`` (a file, or a directory with ``is_dir``) can be created or replaced: the nearest existing
+    ancestor is a directory in which a file can be created (probed with a temporary file that is removed at
+    once, the directory's times restored), and an existing ``path`` has the right kind. Creates nothing."""
+    path = Path(path)
+    if path.exists():
+        if is_dir and not path.is_dir():
+            raise InputError(path, field, "is a file, not a directory")
+        if not is_dir and path.is_dir():
+            raise InputError(path, field, "is a directory")
+    anc = path.absolute() if is_dir else path.absolute().parent
+    while not anc.exists() and not anc.is_symlink():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputError(path, field, f"cannot be created: {anc} is not a directory")
+    try:
+        before = anc.stat()
+        fd, tmp = tempfile.mkstemp(prefix=".sweepsim-probe-", dir=anc)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise InputError(path, field, f"cannot write in {anc}: {e.strerror or e}") from None
+    try:  # leave the directory as it was (its times included)
+        os.utime(anc, ns=(before.st_atime_ns, before.st_mtime_ns))
+    except OSError:
+        pass
+    return path
+
+
+def check_output_dir(path, field="--out") -> Path:
+    """An output directory that exists or can be created (see ``check_writable``)."""
+    return check_writable(path, field, is_dir=True)
+
+
 def check_output_path(path, suffixes, field, kind="output"):
-    """An output file path whose extension is one of ``suffixes`` (the format) and that is not a directory."""
-    from pathlib import Path
+    """An output file path whose extension is one of ``suffixes`` (the format), that is not a directory and
+    whose directory exists or can be created."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise InputError(path, field, f"unknown {kind} format {path.suffix or '(no extension)'!r}; {allowed(suffixes)}")
-    if path.is_dir():
-        raise InputError(path, field, "is a directory")
-    return path
+    return check_writable(path, field, is_dir=False)

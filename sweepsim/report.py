@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sweepsim.errors import InputError
+from sweepsim.errors import InputError, check_output_path
 from sweepsim.plots.common import (
     atomic_write,
     is_run_dir,
@@ -187,9 +187,7 @@ def build_report(path) -> str:
 
 def write_report(path, out) -> Path:
     """Write the report atomically; the output must end in .html."""
-    out = Path(out)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise InputError(out, "-o", f"unknown report format {out.suffix or '(no extension)'!r}; allowed: .html")
+    out = check_output_path(out, (".html", ".htm"), "-o", "report")
     page = build_report(path)
 
     def write(tmp):
