@@ -1,5 +1,7 @@
 """Regression against SplitwiseSim's own results: the spec's section-10 values on the example trace and the
-oracle cases in ../shared/oracle (per-request results of the real SplitwiseSim)."""
+oracle cases in tests/oracle (per-request results of the real SplitwiseSim, see its README)."""
+
+import tomllib
 
 import pytest
 
@@ -9,7 +11,7 @@ from sweepsim.engine import run
 from sweepsim.trace import load_trace
 from sweepsim.validate import run_case
 
-ORACLE = PROJECT_ROOT.parent / "shared" / "oracle"
+ORACLE = PROJECT_ROOT / "tests" / "oracle"
 TEST_TRACE = PROJECT_ROOT / "traces" / "test_trace.csv"
 
 
@@ -43,11 +45,17 @@ def test_splitwise_ha_on_example_trace():
     assert util[0] == 0.5033894309001583 and util[1] == 0.2305660484306417
 
 
-ORACLE_CASES = sorted(p.name for p in ORACLE.glob("*/")) if ORACLE.exists() else []
+ORACLE_CASES = sorted(p.parent.name for p in ORACLE.glob("*/case.toml"))
+# cases that do not match yet (case name -> reason); xfail(strict=True): a fix must remove its entry
+KNOWN_MISMATCHES = tomllib.loads((ORACLE / "known_mismatches.toml").read_text())
 
 
-@pytest.mark.skipif(not ORACLE_CASES, reason="../shared/oracle not present")
-@pytest.mark.parametrize("case", ORACLE_CASES)
+def _case_param(case):
+    reason = KNOWN_MISMATCHES.get(case)
+    return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason) if reason else ())
+
+
+@pytest.mark.parametrize("case", [_case_param(c) for c in ORACLE_CASES])
 def test_oracle_case(case, tmp_path):
     rep = run_case(ORACLE / case, tmp_path, tol=1e-6)
     # every request matches (the reference allows 0.1% only for exactly simultaneous events; none occur here)
@@ -57,5 +65,13 @@ def test_oracle_case(case, tmp_path):
 
 
 def test_oracle_cases_are_present():
-    """CI always has ../shared beside the checkout: the oracle tests must not silently skip there."""
-    assert len(ORACLE_CASES) >= 3
+    """The cases ship with the repository: the oracle tests must never silently shrink."""
+    assert len(ORACLE_CASES) >= 9
+    for case in ORACLE_CASES:
+        assert {p.name for p in (ORACLE / case).iterdir()} >= {"case.toml", "trace.csv", "expected_requests.csv"}
+
+
+def test_known_mismatches_are_exactly_the_two_retry_ties():
+    assert sorted(KNOWN_MISMATCHES) == ["splitwise_ha_kvjsq", "splitwise_hh_overload"]
+    assert set(KNOWN_MISMATCHES) <= set(ORACLE_CASES)
+    assert all(isinstance(r, str) and r for r in KNOWN_MISMATCHES.values())
