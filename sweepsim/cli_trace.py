@@ -56,6 +56,7 @@ def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot):
 
     if fmt not in FORMATS:
         raise InputError(None, "FORMAT", f"unknown trace format {fmt!r}; {allowed(FORMATS)}")
+    # output locations are checked before the import
     check_output(out)
     if plot is not None:
         check_plot(plot)
@@ -141,12 +142,14 @@ SIZES_HELP = ("Request sizes: azure-code | azure-conv (resample (prompt, output)
 @click.option("--slo-e2e", help="Annotate an end-to-end SLO [s]: one number or per workload.")
 @click.option("--model", help="Annotate model: one name or fractions 'llama2-70b=0.5,bloom-176b=0.5'.")
 @click.option("--region", help="Annotate region: one name or fractions 'eastus=0.7,westus=0.3'.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (0 to 2**64-1).")
+@click.option("--max-requests", type=click.IntRange(min=1),
+              help="Refuse traces estimated above N requests (default: $SWEEPSIM_MAX_REQUESTS, else 20000000).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output trace (.csv or .parquet).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw arrivals per second and the size CDFs to this image (e.g. out.png).")
-def gen_cmd(apps, seed, out, plot, **opts):
+def gen_cmd(apps, seed, max_requests, out, plot, **opts):
     """Generate a synthetic trace (seeded, deterministic) in the sweepsim trace format.
 
     \b
@@ -156,9 +159,10 @@ def gen_cmd(apps, seed, out, plot, **opts):
       sweepsim trace gen --sizes azure-conv --replay --scale 10 --duration 120 --out replay.parquet
       sweepsim trace gen --app 0:azure-code:rate=5 --app 1:azure-conv:rate=10 --duration 600 --out mix.parquet
     """
-    from sweepsim.tracegen import (check_output, check_plot, generate_columns, parse_spec, plot_trace,
-                                   trace_table, write_trace)
+    from sweepsim.tracegen import (check_limit, check_output, check_plot, generate_columns, parse_spec,
+                                   plot_trace, trace_table, write_trace)
 
+    # output locations and the size limit are checked before anything is generated
     check_output(out)
     if plot is not None:
         check_plot(plot)
@@ -175,7 +179,8 @@ def gen_cmd(apps, seed, out, plot, **opts):
         return _cli_field(key, app, labels)
 
     spec = parse_spec(d, None, fld=fld)
-    cols = generate_columns(spec, None, fld)
+    limit = check_limit(spec, None, fld, max_requests)
+    cols = generate_columns(spec, None, fld, limit)
     if len(cols["arrival_timestamp"]) == 0:
         raise InputError(None, "--duration", "no request arrives within the duration; raise it or the rate")
     write_trace(trace_table(cols, spec), out)

@@ -23,13 +23,26 @@ draws from its own stream (i = 0: ``PCG64(seed)``, so that a single Poisson appl
 ``poisson_trace``; i > 0: ``SeedSequence(seed, spawn_key=(i,))``); annotations from a separate stream, so
 adding them leaves arrivals and sizes unchanged.
 
-Run configs name a spec instead of a file; ``resolve_spec`` generates it once and caches the Parquet file under
-``traces/.cache/<content hash>.parquet`` (the spec is stored in the file's metadata, see ``spec_of``).
+Size limit: before anything is allocated, ``estimate_requests`` bounds the number of requests a spec produces
+(per application min(count, arrivals expected in the duration, with the generator's own margin)) and
+``check_limit`` refuses specs over ``max_requests()`` (default 20,000,000; ``SWEEPSIM_MAX_REQUESTS``, or
+``sweepsim trace gen --max-requests``). The generator never draws more than the limit per application, even on
+an unlucky draw (it fails cleanly instead).
+
+Run configs name a spec instead of a file; ``resolve_spec`` generates it once and caches the Parquet file as
+``<cache_dir()>/<content hash>.parquet`` (``$SWEEPSIM_TRACE_CACHE``, else ``$XDG_CACHE_HOME/sweepsim/traces``,
+else ``~/.cache/sweepsim/traces``; the spec is stored in the file's metadata, see ``spec_of``), with a sidecar
+``<hash>.parquet.sha256`` holding the file's SHA-256: a cached file whose digest does not match (or without a
+sidecar) is regenerated with a warning. Under ``with no_generation():`` (``sweepsim grid --dry-run``),
+``resolve_spec`` validates the spec and its size but only returns the path it would use, writing nothing.
 """
+import contextvars
 import hashlib
 import json
 import math
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -42,11 +55,12 @@ import pyarrow.parquet as pq
 
 from sweepsim import PROJECT_ROOT
 from sweepsim.atomic import atomic_write
-from sweepsim.errors import InputError, allowed, check_output_path
+from sweepsim.errors import InputError, allowed, check_output_path, check_writable
 from sweepsim.trace import Trace
 
 #: bumped whenever generation changes, so that cached traces are regenerated
-GENERATOR_VERSION = 1
+#: (2: with both count and duration, a count the duration cannot reach no longer sets the number of draws)
+GENERATOR_VERSION = 2
 AZURE_2023 = {"azure-code": PROJECT_ROOT / "traces" / "azure2023" / "azure_llm_2023_code.csv",
               "azure-conv": PROJECT_ROOT / "traces" / "azure2023" / "azure_llm_2023_conv.csv"}
 SIZES_FORMS = ("azure-code", "azure-conv", "trace:PATH", "fixed:P,T", "lognormal:MU_P,SIGMA_P,MU_T,SIGMA_T",
@@ -61,7 +75,11 @@ TRACE_COLUMNS = ("request_id", "request_type", "application_id", "arrival_timest
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 METADATA_KEY = b"sweepsim.trace_spec"
 CACHE_ENV = "SWEEPSIM_TRACE_CACHE"
+MAX_REQUESTS_ENV = "SWEEPSIM_MAX_REQUESTS"
+DEFAULT_MAX_REQUESTS = 20_000_000
 MAX_TOKENS = 2 ** 40
+MAX_SEED = 2 ** 64                               # seeds are 64-bit unsigned integers
+CV_RANGE = (1e-6, 1e6)                           # beyond it the gamma shape 1/cv^2 under- or overflows
 
 
 # ------------------------------------------------------------------------------------------------ spec
@@ -110,20 +128,30 @@ def _toml_field(key, app=None):
     return f"trace.{key}" if app is None else f"trace.apps[{app}].{key}"
 
 
-def _num(src, fld, v, *, integer=False, minimum=None, strict=True):
-    """A number from TOML (int/float) or command-line text; ``strict``: > minimum, else >= minimum."""
+def _num(src, fld, v, *, integer=False, minimum=None, strict=True, maximum=None, max_text=None):
+    """A number from TOML (int/float) or command-line text; ``strict``: > minimum, else >= minimum; at most
+    ``maximum`` (named ``max_text`` in the error)."""
     x = v
     if isinstance(v, str):
         try:
             x = int(v) if integer else float(v)
-        except ValueError:
+        except (ValueError, OverflowError):
+            x = None
+    if not integer and isinstance(x, int) and not isinstance(x, bool):
+        try:
+            x = float(x)
+        except OverflowError:
             x = None
     if isinstance(x, bool) or not isinstance(x, (int, float)) or (integer and not isinstance(x, int)) \
-            or not math.isfinite(x):
-        raise InputError(src, fld, f"must be {'an integer' if integer else 'a number'}, got {v!r}")
+            or (isinstance(x, float) and not math.isfinite(x)):
+        raise InputError(src, fld, f"must be {'an integer' if integer else 'a finite number'}, got {v!r}")
     if minimum is not None and (x <= minimum if strict else x < minimum):
         raise InputError(src, fld, f"must be {'>' if strict else '>='} {minimum}, got {v!r}")
-    return int(x) if integer else float(x)
+    if maximum is not None and x > maximum:
+        raise InputError(src, fld, f"must be <= {max_text or maximum}, got {v!r}")
+    if not integer and strict and minimum == 0 and x < 1e-300:
+        raise InputError(src, fld, f"is too small to compute with (< 1e-300), got {v!r}")
+    return x
 
 
 def _bool(src, fld, v):
@@ -207,7 +235,8 @@ def _parse_sizes(src, fld, v, resolve) -> str:
         if s_p < 0 or s_t < 0:
             raise InputError(src, fld, f"lognormal sigmas must be >= 0, got {v!r}")
         return f"lognormal:{mu_p!r},{s_p!r},{mu_t!r},{s_t!r}"
-    xs = [_num(src, fld, x, integer=True, minimum=1, strict=False) for x in parts]
+    xs = [_num(src, fld, x, integer=True, minimum=1, strict=False, maximum=MAX_TOKENS, max_text="2**40")
+          for x in parts]
     if kind == "uniform" and (xs[0] > xs[1] or xs[2] > xs[3]):
         raise InputError(src, fld, f"uniform needs PMIN <= PMAX and TMIN <= TMAX, got {v!r}")
     return f"{kind}:{','.join(map(str, xs))}"
@@ -223,10 +252,15 @@ def _parse_app(raw: dict, src, fld, resolve) -> AppSpec:
     for k, v in raw.items():
         f = fld(k)
         if k == "application_id":
-            kw[k] = _num(src, f, v, integer=True, minimum=0, strict=False)
+            kw[k] = _num(src, f, v, integer=True, minimum=0, strict=False, maximum=2 ** 63 - 1, max_text="2**63-1")
         elif k in ("independent", "replay"):
             kw[k] = _bool(src, f, v)
-        elif k in ("rate", "cv", "scale"):
+        elif k == "cv":
+            kw[k] = _num(src, f, v, minimum=0.0)
+            if not CV_RANGE[0] <= kw[k] <= CV_RANGE[1]:
+                raise InputError(src, f, f"must be between {CV_RANGE[0]:g} and {CV_RANGE[1]:g} (1 = Poisson), "
+                                         f"got {v!r}")
+        elif k in ("rate", "scale"):
             kw[k] = _num(src, f, v, minimum=0.0)
         elif k == "profile":
             p = Path(resolve(str(v)))
@@ -238,7 +272,7 @@ def _parse_app(raw: dict, src, fld, resolve) -> AppSpec:
                 raise InputError(src, f, f"unknown value {v!r}; {allowed(PROFILE_INTERP)}")
             kw[k] = v
         elif k in ("prompt_min", "token_min", "prompt_max", "token_max"):
-            kw[k] = _num(src, f, v, integer=True, minimum=1, strict=False)
+            kw[k] = _num(src, f, v, integer=True, minimum=1, strict=False, maximum=MAX_TOKENS, max_text="2**40")
         elif k == "workload":
             kw[k] = _fractions(src, f, v, WORKLOADS)
         elif k in ("model", "region"):
@@ -298,7 +332,8 @@ def parse_spec(d: dict, src=None, *, fld=_toml_field, resolve=None) -> TraceSpec
     unknown = sorted(set(d) - set(SPEC_KEYS))
     if unknown:
         raise InputError(src, fld(unknown[0]), f"unknown key; {allowed(SPEC_KEYS + ('path',))}")
-    seed = _num(src, fld("seed"), d.get("seed", 0), integer=True, minimum=0, strict=False)
+    seed = _num(src, fld("seed"), d.get("seed", 0), integer=True, minimum=0, strict=False, maximum=MAX_SEED - 1,
+                max_text="2**64-1")
     duration = _num(src, fld("duration"), d["duration"], minimum=0.0) if d.get("duration") is not None else None
     count = _num(src, fld("count"), d["count"], integer=True, minimum=1, strict=False) \
         if d.get("count") is not None else None
@@ -346,8 +381,8 @@ def azure_sizes(name: str) -> tuple[np.ndarray, np.ndarray]:
     return prompt, token
 
 
-@lru_cache(maxsize=64)
-def _digest(path: str, mtime_ns: int, size: int) -> str:
+@lru_cache(maxsize=4096)
+def _digest(path: str, mtime_ns: int, size: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -356,8 +391,10 @@ def _digest(path: str, mtime_ns: int, size: int) -> str:
 
 
 def file_digest(path) -> str:
+    """SHA-256 (hex) of a file's bytes, read once per (path, mtime, size, inode) in a process: a file replaced
+    atomically (new inode) is read again even within the file system's timestamp resolution."""
     st = Path(path).stat()
-    return _digest(str(path), st.st_mtime_ns, st.st_size)
+    return _digest(str(path), st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 @lru_cache(maxsize=16)
@@ -436,41 +473,67 @@ def _gaps(rng, mean, cv, n):
     return rng.gamma(k, mean / k, n)
 
 
-def _renewal(rng, rate, cv, count, horizon):
+def _draw_bound(lam: float, cv: float) -> float:
+    """Draws that cover ``lam`` expected arrivals of a renewal process with gap cv ``cv`` with a wide margin
+    (> 10 standard deviations): what the generator draws first in duration mode, and the size estimate."""
+    return lam * 1.2 + 10 * cv * math.sqrt(lam) + 10
+
+
+def _renewal(rng, rate, cv, count, horizon, cap=math.inf, over=None):
     """Arrival times of a renewal process (``rate`` arrivals per unit time, gaps with coefficient of
-    variation ``cv``): ``count`` arrivals if given (then truncated to < horizon), else every arrival < horizon.
-    (The draws are exactly those of the original ``poisson_trace``: do not reorder them.)"""
+    variation ``cv``): the first ``count`` arrivals (< horizon if given), or every arrival < horizon.
+    With a horizon, at most ``_draw_bound(rate * horizon, cv)`` gaps are drawn first (count, if smaller), then
+    more only if they did not reach the horizon (practically never), never more than ``cap`` in all:
+    ``over(n, key, unlucky)`` makes the error raised then. (With count <= that bound, or without horizon, the
+    draws are exactly those of the original ``poisson_trace``: do not reorder them.)"""
     mean = 1.0 / rate
-    if count is not None:
+    bound = _draw_bound(rate * horizon, cv) if horizon is not None else math.inf
+    if count is not None and count <= bound:
+        if count > cap:
+            raise over(count, "count")
         a = np.cumsum(_gaps(rng, mean, cv, count))
         return a if horizon is None else a[a < horizon]
-    lam = rate * horizon
-    n = int(lam * 1.2 + 10 * cv * np.sqrt(lam) + 10)
+    if bound > cap:
+        raise over(bound, "duration")
+    n = int(bound)
     a = np.cumsum(_gaps(rng, mean, cv, n))
-    chunks = [a]
-    while a[-1] < horizon:  # practically never: the first chunk covers > 10 standard deviations
-        a = a[-1] + np.cumsum(_gaps(rng, mean, cv, n // 4 + 10))
+    chunks, drawn = [a], n
+    while a[-1] < horizon and (count is None or drawn < count):  # the first chunk covers > 10 std deviations
+        m = min(n // 4 + 10, cap - drawn)
+        if m <= 0:
+            raise over(drawn, "duration", True)
+        a = a[-1] + np.cumsum(_gaps(rng, mean, cv, int(m)))
         chunks.append(a)
+        drawn += m
     a = np.concatenate(chunks) if len(chunks) > 1 else a
-    return a[a < horizon]
+    a = a[a < horizon]
+    return a if count is None else a[:count]
 
 
-def _replay(app: AppSpec, count, duration, src, fld):
+def _replay_source(app: AppSpec, src, fld):
+    """(arrivals from 0, prompt, token, scale, period) of a replayed source: time is divided by scale, and
+    passes repeat every period (source time)."""
     arr, prompt, token = empirical_source(app.sizes)
     n = len(arr)
     span = float(arr[-1] - arr[0]) if n else 0.0
     if n < 2 or span <= 0:
         raise InputError(src, fld("replay"), "the source trace has fewer than two distinct timestamps")
-    rel = arr - arr[0]
     original = (n - 1) / span
     scale = app.rate / original if app.rate is not None else (app.scale or 1.0)
     period = span + span / (n - 1)  # passes repeat back to back, one mean gap apart
-    if count is not None:
-        need = count
-    else:
-        passes = int(duration * scale // period) + 1
-        need = passes * n
-    idx = np.arange(need, dtype=np.int64)
+    return arr - arr[0], prompt, token, scale, period
+
+
+def _replay_need(n, scale, period, count, duration):
+    """Source rows a replay reads: count, or whole passes covering the duration (a float: may be huge)."""
+    need = (duration * scale // period + 1) * n if duration is not None else math.inf
+    return need if count is None else min(count, need)
+
+
+def _replay(app: AppSpec, count, duration, src, fld):
+    rel, prompt, token, scale, period = _replay_source(app, src, fld)
+    n = len(rel)
+    idx = np.arange(int(_replay_need(n, scale, period, count, duration)), dtype=np.int64)
     pos = idx % n
     t = (rel[pos] + period * (idx // n)) / scale
     if duration is not None:
@@ -479,9 +542,8 @@ def _replay(app: AppSpec, count, duration, src, fld):
     return t, prompt[pos], token[pos]
 
 
-def _arrivals(app: AppSpec, rng, count, duration, src, fld):
-    if app.profile is None:
-        return _renewal(rng, app.rate, app.cv, count, duration)
+def _intensity(app: AppSpec, duration):
+    """The rate profile's intensity, rescaled to a mean ``app.rate`` if given."""
     st = Path(app.profile).stat()
     t, r = _profile(app.profile, st.st_mtime_ns)
     lam = _Intensity(t, r, app.profile_interp)
@@ -496,12 +558,90 @@ def _arrivals(app: AppSpec, rng, count, duration, src, fld):
                                                       f"rate")
             factor = app.rate / mean
         lam = _Intensity(t, r, app.profile_interp, factor)
+    return lam
+
+
+def _arrivals(app: AppSpec, rng, count, duration, src, fld, cap=math.inf, over=None):
+    if app.profile is None:
+        return _renewal(rng, app.rate, app.cv, count, duration, cap, over)
+    lam = _intensity(app, duration)
     horizon = lam.cumulative(duration) if duration is not None else None
-    s = _renewal(rng, 1.0, app.cv, count, horizon)
+    s = _renewal(rng, 1.0, app.cv, count, horizon, cap, over)
     if len(s) and s[-1] >= lam.total():
         raise InputError(app.profile, "rate", f"ends at 0 req/s: the profile produces only about "
                                               f"{lam.total():.0f} requests; give duration instead of count")
     return lam.invert(s)
+
+
+# ------------------------------------------------------------------------------------------ size limit
+
+
+def max_requests() -> int:
+    """The default limit on the requests of a generated trace: ``$SWEEPSIM_MAX_REQUESTS``, else 20,000,000."""
+    v = os.environ.get(MAX_REQUESTS_ENV, "").strip()
+    if not v:
+        return DEFAULT_MAX_REQUESTS
+    try:
+        n = int(v)
+    except ValueError:
+        try:
+            x = float(v)
+            n = int(x) if math.isfinite(x) and x.is_integer() else 0
+        except ValueError:
+            n = 0
+    if n < 1:
+        raise InputError(None, MAX_REQUESTS_ENV, f"must be an integer >= 1 (requests), got {v!r}")
+    return n
+
+
+def _app_bound(spec: TraceSpec, app: AppSpec, src, fld) -> float:
+    """Upper bound (with the generator's margin) of the requests one application produces."""
+    if app.replay:
+        rel, _, _, scale, period = _replay_source(app, src, fld)
+        return _replay_need(len(rel), scale, period, spec.count, spec.duration)
+    if spec.duration is None:
+        return spec.count
+    if app.profile is None:
+        bound = _draw_bound(app.rate * spec.duration, app.cv)
+    else:
+        bound = _draw_bound(_intensity(app, spec.duration).cumulative(spec.duration), app.cv)
+    return bound if spec.count is None else min(spec.count, bound)
+
+
+def estimate_requests(spec: TraceSpec, src=None, fld=_toml_field) -> tuple:
+    """(upper bound of the requests the spec produces, the key that sets it: "count" or "duration"), without
+    generating anything: per application min(count, expected arrivals in the duration with the margin the
+    generator draws), summed, at most count. Reads the replay sources and rate profiles (cached)."""
+    multi = len(spec.apps) > 1
+    total = 0
+    for i, app in enumerate(spec.apps):
+        total += _app_bound(spec, app, src, (lambda k, i=i: fld(k, i)) if multi else (lambda k: fld(k)))
+    if spec.count is not None and spec.count <= total:
+        return spec.count, "count"
+    return total, "duration"
+
+
+def _fmt_requests(n) -> str:
+    if n < 10 ** 15:
+        return f"about {int(n)}"
+    return f"about {float(n):.3g}" if n < 1e300 else "more than 1e300"
+
+
+def _over_limit(src, field, n, limit, unlucky=False) -> InputError:
+    what = (f"drew more than {limit} requests (an unlucky draw)" if unlucky
+            else f"would generate {_fmt_requests(n)} requests")
+    return InputError(src, field, f"{what}, over the limit of {limit} (raise it with --max-requests, or "
+                                  f"{MAX_REQUESTS_ENV})")
+
+
+def check_limit(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> int:
+    """Refuse (InputError naming count or duration) a spec whose ``estimate_requests`` exceeds ``limit``
+    (default ``max_requests()``), before anything is allocated. Returns the limit."""
+    limit = max_requests() if limit is None else int(limit)
+    n, key = estimate_requests(spec, src, fld)
+    if n > limit:
+        raise _over_limit(src, fld(key), n, limit)
+    return limit
 
 
 def _sizes(app: AppSpec, rng, n):
@@ -591,32 +731,47 @@ def _caps(spec: TraceSpec) -> list:
     return caps
 
 
-def _generate_app(spec: TraceSpec, i: int, app: AppSpec, count, src, f) -> dict:
+def _generate_app(spec: TraceSpec, i: int, app: AppSpec, count, src, f, limit=math.inf, top=_toml_field) -> dict:
     rng = _app_rng(spec.seed, i)
-    if app.replay:
-        arrival, prompt, token = _replay(app, count, spec.duration, src, f)
-    else:
-        arrival = _arrivals(app, rng, count, spec.duration, src, f)
+
+    def over(n, key, unlucky=False):
+        return _over_limit(src, top(key), n, limit, unlucky)
+
+    with np.errstate(over="ignore"):
+        if app.replay:
+            arrival, prompt, token = _replay(app, count, spec.duration, src, f)
+        else:
+            arrival = _arrivals(app, rng, count, spec.duration, src, f, limit, over)
+    if len(arrival) and not math.isfinite(arrival[-1]):
+        raise InputError(src, f("scale" if app.replay and app.scale is not None else "rate"),
+                         "is so small that arrival times overflow; raise it")
+    if not app.replay:
         prompt, token = _sizes(app, rng, len(arrival))
     part = {"arrival_timestamp": arrival, "prompt_size": prompt, "token_size": token}
     part.update(_annotate(app, _app_rng(spec.seed, i, 1), len(arrival)))
     return part
 
 
-def generate_columns(spec: TraceSpec, src=None, fld=_toml_field) -> dict:
+def generate_columns(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> dict:
     """The trace's columns (NumPy arrays; categorical annotations as pyarrow dictionary arrays), merged over
-    the applications in arrival order."""
+    the applications in arrival order. Refuses specs over ``limit`` requests (default ``max_requests()``,
+    see ``check_limit``) before drawing anything."""
+    limit = check_limit(spec, src, fld, limit)
     multi = len(spec.apps) > 1
     fields_of = [(lambda k, i=i: fld(k, i)) if multi else (lambda k: fld(k)) for i in range(len(spec.apps))]
     caps = _caps(spec)
-    parts = [_generate_app(spec, i, a, caps[i], src, fields_of[i]) for i, a in enumerate(spec.apps)]
+
+    def gen_app(i, a, count):
+        return _generate_app(spec, i, a, count, src, fields_of[i], limit, fld)
+
+    parts = [gen_app(i, a, caps[i]) for i, a in enumerate(spec.apps)]
     if spec.count is not None and caps != [spec.count] * len(caps):
         horizon = min([spec.duration if spec.duration is not None else math.inf]
                       + [float(p["arrival_timestamp"][-1]) for p, c in zip(parts, caps)
                          if len(p["arrival_timestamp"]) == c])
         if sum(int(np.count_nonzero(p["arrival_timestamp"] < horizon)) for p in parts) < spec.count:
             parts = None  # a share was short (practically never): draw every application in full
-            parts = [_generate_app(spec, i, a, spec.count, src, fields_of[i]) for i, a in enumerate(spec.apps)]
+            parts = [gen_app(i, a, spec.count) for i, a in enumerate(spec.apps)]
     sizes = [len(p["arrival_timestamp"]) for p in parts]
     order = None
     if multi:
@@ -768,17 +923,73 @@ def spec_of(path) -> dict | None:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or PROJECT_ROOT / "traces" / ".cache")
+    """Where generated traces are cached: ``$SWEEPSIM_TRACE_CACHE``, else ``$XDG_CACHE_HOME/sweepsim/traces``,
+    else ``~/.cache/sweepsim/traces`` (never inside the installed package)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "sweepsim" / "traces"
 
 
-def resolve_spec(spec: TraceSpec, src=None, fld=_toml_field) -> Path:
-    """Path of the spec's trace, generated on first use and cached by content hash under traces/.cache/."""
+_NO_GENERATION = contextvars.ContextVar("sweepsim_tracegen_no_generation", default=False)
+
+
+@contextmanager
+def no_generation():
+    """Within ``with no_generation():`` (e.g. around ``sweepsim grid --dry-run``'s validation),
+    ``resolve_spec`` validates specs (keys, values, the size limit) and returns the cache path it would use,
+    but generates and writes nothing (the path may not exist)."""
+    token = _NO_GENERATION.set(True)
+    try:
+        yield
+    finally:
+        _NO_GENERATION.reset(token)
+
+
+def digest_path(path) -> Path:
+    """The sidecar holding the SHA-256 of a cached trace: ``<hash>.parquet.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def _cached_ok(path: Path) -> bool:
+    """The cached file matches the digest in its sidecar (``file_digest`` caches by path, mtime, size, inode: a
+    sweep hashing the trace afterwards does not read it again)."""
+    try:
+        want = digest_path(path).read_text().split()[0]
+        return file_digest(path) == want
+    except (OSError, IndexError, UnicodeDecodeError):
+        return False
+
+
+def resolve_spec(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> Path:
+    """Path of the spec's trace, generated on first use and cached by content hash in ``cache_dir()``.
+
+    A cached file is reused only if its sidecar ``<hash>.parquet.sha256`` matches its SHA-256; otherwise it is
+    regenerated (atomically, with a warning on stderr). Specs over ``limit`` requests (default
+    ``max_requests()``) are refused before anything is generated. Under ``no_generation()`` nothing is
+    generated or written: the spec is validated and the path returned."""
     path = cache_dir() / f"{spec_hash(spec)}.parquet"
-    if not path.exists():
-        cols = generate_columns(spec, src, fld)
-        if len(cols["arrival_timestamp"]) == 0:
-            raise InputError(src, fld("duration"), "no request arrives within the duration; raise it or the rate")
+    limit = check_limit(spec, src, fld, limit)
+    if _NO_GENERATION.get():
+        return path
+    present = path.exists()
+    if present and _cached_ok(path):
+        return path
+    check_writable(path.parent, CACHE_ENV, is_dir=True)
+    cols = generate_columns(spec, src, fld, limit)
+    if len(cols["arrival_timestamp"]) == 0:
+        raise InputError(src, fld("duration"), "no request arrives within the duration; raise it or the rate")
+    try:
         write_trace(trace_table(cols, spec), path)
+        del cols
+        digest = file_digest(path)
+        atomic_write(digest_path(path), lambda tmp: Path(tmp).write_text(f"{digest}  {path.name}\n"))
+    except OSError as e:
+        raise InputError(path, CACHE_ENV, f"cannot write the cached trace: {e.strerror or e}") from None
+    if present:
+        print(f"warning: {path}: cached trace was corrupt or incomplete; regenerated", file=sys.stderr)
     return path
 
 
@@ -836,4 +1047,4 @@ def check_plot(path, fld="--plot"):
     if ext not in formats:
         raise InputError(path, fld, f"unknown image format {path.suffix or '(no extension)'!r}; "
                                     f"{allowed('.' + f for f in sorted(formats))}")
-    return path
+    return check_writable(path, fld, is_dir=False)

@@ -466,7 +466,9 @@ def test_run_config_with_generated_trace_end_to_end(tmp_path, trace_cache):
     assert cached[0].stat().st_mtime_ns == mtime
     other = load_config(cfg, ["trace.rate=3"]).trace
     assert other != str(cached[0]) and len(list(trace_cache.glob("*.parquet"))) == 2
-    assert not [p for p in trace_cache.iterdir() if p.suffix != ".parquet"]  # no temporary files left
+    # each file has its SHA-256 sidecar, and no temporary files are left
+    assert sorted(p.name for p in trace_cache.iterdir()) == sorted(
+        n for p in trace_cache.glob("*.parquet") for n in (p.name, p.name + ".sha256"))
 
 
 def test_run_config_multi_app_spec_and_errors(tmp_path, trace_cache):
