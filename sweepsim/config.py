@@ -5,6 +5,7 @@ model, the start state (instance placement), the scheduler, the performance mode
 seed. Unknown keys and bad values raise ``InputError`` naming the file, the key and the allowed values.
 Oracle ``case.toml`` files are run configs without a trace.
 """
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ SCHEDULERS = ("round_robin", "random", "jsq", "token_jsq", "kv_round_robin", "kv
 CO_LOCATED = ("round_robin", "random", "jsq", "token_jsq")
 SPLIT_TYPES = ("homogeneous", "heterogeneous")
 NETWORKS = ("dedicated", "shared")
+OVERSIZED = ("error", "reject")
 CLUSTERS_DIR = PROJECT_ROOT / "configs" / "clusters"
 
 
@@ -51,6 +53,7 @@ class RunConfig:
     token_sku: str = "dgx-a100"
     transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
     network: str = "dedicated"    # dedicated: a private link per KV transfer (SplitwiseSim); shared: NIC contention
+    oversized_requests: str = "error"   # a request that can never fit: error before the run, or reject (drop)
 
     def params(self) -> dict:
         """Flat, typed parameters for summary columns (cluster counts as ``cluster.<sku>``)."""
@@ -58,7 +61,7 @@ class RunConfig:
                "scheduler": self.scheduler, "seed": self.seed, "performance_model": self.performance_model.kind,
                "max_batch_size": self.instance.max_batch_size, "max_batch_tokens": self.instance.max_batch_tokens,
                "max_preemptions": self.instance.max_preemptions, "tensor_parallel": self.instance.tensor_parallel,
-               "network": self.network}
+               "network": self.network, "oversized_requests": self.oversized_requests}
         if self.start_state.startswith("splitwise"):
             out.update(split_type=self.split_type, prompt_servers=self.prompt_servers,
                        token_servers=self.token_servers, prompt_sku=self.prompt_sku, token_sku=self.token_sku)
@@ -70,15 +73,21 @@ class RunConfig:
 TOP_KEYS = {f.name for f in fields(RunConfig)} - {"source"}
 
 
-def _as_int(src, key, v, minimum=0):
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise InputError(src, key, f"must be an integer >= {minimum}, got {v!r}")
+#: Largest integer a config value may take: the kernels hold them in int64 and add to them.
+MAX_INT = 2 ** 62
+#: Servers per configuration (instances are placed one Python row each).
+MAX_SERVERS = 100_000
+
+
+def _as_int(src, key, v, minimum=0, maximum=MAX_INT):
+    if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum:
+        raise InputError(src, key, f"must be an integer from {minimum} to {maximum}, got {v!r}")
     return v
 
 
-def _as_float(src, key, v, minimum=0.0):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > minimum:
-        raise InputError(src, key, f"must be a number > {minimum}, got {v!r}")
+def _as_float(src, key, v, minimum=0.0, finite=True):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > minimum or (finite and not math.isfinite(v)):
+        raise InputError(src, key, f"must be a {'finite ' if finite else ''}number > {minimum}, got {v!r}")
     return float(v)
 
 
@@ -106,8 +115,11 @@ def _parse_cluster(src, v):
     for sku, count in v.items():
         get_sku(sku, src, f"cluster.{sku}")
         out.append((sku, _as_int(src, f"cluster.{sku}", count)))
-    if sum(c for _, c in out) == 0:
+    total = sum(c for _, c in out)
+    if total == 0:
         raise InputError(src, "cluster", "has no servers")
+    if total > MAX_SERVERS:
+        raise InputError(src, "cluster", f"has {total} servers; at most {MAX_SERVERS} per configuration")
     return tuple(out)
 
 
@@ -155,9 +167,11 @@ def from_dict(d: dict, src=None) -> RunConfig:
     if "name" in d:
         kw["name"] = str(d["name"])
     if "end_time" in d:
-        kw["end_time"] = _as_float(src, "end_time", d["end_time"])
+        kw["end_time"] = _as_float(src, "end_time", d["end_time"], finite=False)  # inf: until every request ends
     if "network" in d:
         kw["network"] = _choice(src, "network", d["network"], NETWORKS)
+    if "oversized_requests" in d:
+        kw["oversized_requests"] = _choice(src, "oversized_requests", d["oversized_requests"], OVERSIZED)
     if "transfer_bandwidth_gib" in d:
         kw["transfer_bandwidth_gib"] = _as_float(src, "transfer_bandwidth_gib", d["transfer_bandwidth_gib"])
     if "trace" in d:
@@ -169,7 +183,7 @@ def from_dict(d: dict, src=None) -> RunConfig:
                                                            "keys (sizes, rate, duration, ...), not both")
             t = t.get("path")
         elif isinstance(t, dict) and t:
-            # a generated trace named by its spec: generated once, cached as traces/.cache/<hash>.parquet
+            # a generated trace named by its spec: generated once, cached as <trace cache>/<hash>.parquet
             from sweepsim.tracegen import parse_spec, resolve_spec
             t = str(resolve_spec(parse_spec(t, src, resolve=lambda p: resolve_path(p, base)), src))
         if not isinstance(t, str):
@@ -196,7 +210,7 @@ def from_dict(d: dict, src=None) -> RunConfig:
         kw["split_type"] = _choice(src, "split_type", d["split_type"], SPLIT_TYPES)
     for k in ("prompt_servers", "token_servers"):
         if k in d:
-            kw[k] = _as_int(src, k, d[k])
+            kw[k] = _as_int(src, k, d[k], maximum=MAX_SERVERS)
     for k in ("prompt_sku", "token_sku"):
         if k in d:
             kw[k] = _choice(src, k, d[k], tuple(skus()))
@@ -246,6 +260,8 @@ def parse_value(text: str):
 def apply_override(d: dict, item: str, src=None):
     if "=" not in item:
         raise InputError(src, "--set", f"expected key=value, got {item!r}")
+    if any(c in item for c in "\n\r\x00"):
+        raise InputError(src, "--set", f"a value must be one line (no newline or NUL), got {item!r}")
     key, _, text = item.partition("=")
     parts = key.strip().split(".")
     if not all(parts):

@@ -1,15 +1,16 @@
 """The engine: pack one configuration into kernel arrays, run the kernel, unpack per-request and
 per-instance results (``RunResult``)."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from kernels.batch_nb import INST_FLOAT, INST_INT, PARAM_FLOAT, PARAM_INT, REQ_FLOAT, REQ_INT, simulate_batch_nb
-from kernels.enums import InstanceType, Scheduler
+from kernels.enums import InstanceType, Scheduler, Tag
 from kernels.simulate_nb import N_LOG_COLUMNS, simulate_1d_nb
 from kernels.state_nb import Params, Workload
 from sweepsim.cluster import Placement, place_instances
-from sweepsim.config import RunConfig
+from sweepsim.config import CO_LOCATED, RunConfig
+from sweepsim.errors import InputError
 from sweepsim.hardware import get_model
 from sweepsim.jit_notice import compile_notice
 from sweepsim.perf_model import MIXED_BATCH_FACTOR, build_tables
@@ -60,6 +61,7 @@ class RunResult:
     iteration_log: np.ndarray
     end_clock: float
     final_memory: np.ndarray       # bytes in use per instance at the end (weights when all requests finished)
+    rejected: np.ndarray | None = None   # per request: dropped before the run (oversized_requests = "reject")
 
 
 def random_draws(seed: int, n: int) -> np.ndarray:
@@ -78,10 +80,6 @@ def kernel_params(cfg: RunConfig, debug: bool = False) -> Params:
                   NETWORK_CODES[cfg.network])
 
 
-def workload(trace: Trace, seed: int) -> Workload:
-    return Workload(trace.arrival, trace.prompt_size, trace.token_size, random_draws(seed, len(trace)))
-
-
 def _result(cfg, trace, placement, req: dict, inst: dict, log, end_clock) -> RunResult:
     """Assemble a RunResult; a request with token_size 1 has its token stage equal to its prompt's end."""
     single = trace.token_size == 1
@@ -94,12 +92,86 @@ def _result(cfg, trace, placement, req: dict, inst: dict, log, end_clock) -> Run
                      float(end_clock), inst["final_memory"])
 
 
+def oversized_requests(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray:
+    """Mask of the requests that can never run on this cluster: their KV cache does not fit beside the model
+    weights on an instance the scheduler may send them to, even with the instance empty. A request's KV is
+    ``prompt_size + token_size`` tokens where it decodes (prompt: KV(prompt_size + 1), decode:
+    KV(token_size - 1)) and ``prompt_size + 1`` tokens on a prompt-pool instance of a KV scheduler.
+    Co-located schedulers and mixed_pool (whose pools change) may use any instance for both."""
+    kv = get_model(cfg.model, cfg.source).kv_bytes_per_token
+    room = (placement.max_memory - placement.weights) // kv          # KV tokens an empty instance holds
+    big = 1 << 61                                                    # sizes beyond this never fit (no overflow)
+    prompt = np.minimum(trace.prompt_size, big)
+    total = prompt + np.minimum(trace.token_size, big)
+    if cfg.scheduler in CO_LOCATED or cfg.scheduler == "mixed_pool":
+        return total > room.min()
+    prompt_room = room[placement.tag == Tag.PROMPT].min()
+    token_room = room[placement.tag == Tag.TOKEN].min()
+    single = trace.token_size == 1                                   # no decode: finishes where its prompt ran
+    return np.where(single, prompt + 1 > prompt_room, (prompt + 1 > prompt_room) | (total > token_room))
+
+
+def admitted(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray | None:
+    """The requests that run (None: all of them). A request that can never fit is an error naming it, or
+    with ``oversized_requests = "reject"`` is dropped before the run and reported as rejected."""
+    bad = oversized_requests(cfg, placement, trace)
+    if not bad.any():
+        return None
+    if cfg.oversized_requests == "reject":
+        return ~bad
+    k = int(np.flatnonzero(bad)[0])
+    kv = get_model(cfg.model, cfg.source).kv_bytes_per_token
+    room = int(((placement.max_memory - placement.weights) // kv).min())
+    raise InputError(trace.path, "prompt_size", f"{int(bad.sum())} request(s) can never fit in an instance's KV "
+                     f"cache, first request_id {int(trace.request_id[k])} (prompt {int(trace.prompt_size[k])} + output "
+                     f"{int(trace.token_size[k])} tokens; the smallest instance of {cfg.model} holds {room} tokens "
+                     "besides the weights); drop them with oversized_requests = \"reject\" (--set "
+                     "oversized_requests=reject)")
+
+
+def check_runnable(cfg: RunConfig, trace: Trace) -> Placement:
+    """Everything that can fail before a configuration's kernel runs (placement, performance data, requests
+    that can never fit), raising ``InputError``; returns the placement."""
+    placement = place_instances(cfg)
+    build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
+    admitted(cfg, placement, trace)
+    return placement
+
+
+def _expand(res: RunResult, trace: Trace, keep: np.ndarray) -> RunResult:
+    """Results of a run on the admitted sub-trace, back in full trace order: rejected requests have
+    completed = False, instance -1 and NaN times."""
+    out = {}
+    for f in ("completed", "prompt_instance", "token_instance", "prompt_start", "prompt_end", "token_start",
+              "token_end", "kv_start", "kv_end"):
+        a = getattr(res, f)
+        full = np.full(len(trace), False if a.dtype == bool else (-1 if a.dtype.kind == "i" else np.nan), a.dtype)
+        full[keep] = a
+        out[f] = full
+    return replace(res, trace=trace, rejected=~keep, **out)
+
+
+def _subtrace(trace: Trace, keep: np.ndarray) -> Trace:
+    return Trace(trace.path, *(np.ascontiguousarray(a[keep]) for a in (
+        trace.request_id, trace.application_id, trace.arrival, trace.prompt_size, trace.token_size)))
+
+
 def run(cfg: RunConfig, trace: Trace, debug: bool = False) -> RunResult:
-    """Simulate one configuration on a trace."""
+    """Simulate one configuration on a trace (requests that can never fit: see ``admitted``)."""
     placement = place_instances(cfg)
     perf = build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
+    keep = admitted(cfg, placement, trace)
+    if keep is not None:
+        draws = random_draws(cfg.seed, len(trace))[keep]   # each request keeps its own draw
+        res = _run(cfg, _subtrace(trace, keep), placement, perf, debug, draws)
+        return _expand(res, trace, keep)
+    return _run(cfg, trace, placement, perf, debug, random_draws(cfg.seed, len(trace)))
+
+
+def _run(cfg, trace, placement, perf, debug, draws) -> RunResult:
     with compile_notice("engine"):
-        tk, rq, st, log, end_clock = simulate_1d_nb(workload(trace, cfg.seed), kernel_params(cfg, debug),
+        wl = Workload(trace.arrival, trace.prompt_size, trace.token_size, draws)
+        tk, rq, st, log, end_clock = simulate_1d_nb(wl, kernel_params(cfg, debug),
                                                     placement.kernel_cluster(), perf)
     req = {"prompt_start": tk.first_start[0::2].copy(), "prompt_end": tk.end[0::2].copy(),
            "token_start": tk.first_start[1::2].copy(), "token_end": tk.end[1::2].copy(),
@@ -117,6 +189,12 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
     (``kernels.batch_nb``); results are identical to separate ``run`` calls."""
     n = len(trace)
     placements = [place_instances(c) for c in cfgs]
+    keeps = [admitted(c, p, trace) for c, p in zip(cfgs, placements)]
+    if any(k is not None for k in keeps):  # rare: runs with rejected requests run alone on their sub-trace
+        plain = [c for c, k in enumerate(keeps) if k is None]
+        out = dict(zip(plain, run_batch([cfgs[c] for c in plain], trace) if plain else []))
+        out.update({c: run(cfgs[c], trace) for c, k in enumerate(keeps) if k is not None})
+        return [out[c] for c in range(len(cfgs))]
     perf_model = cfgs[0].performance_model
     if any(c.performance_model != perf_model for c in cfgs):
         raise ValueError("run_batch: configurations of one batch must share the performance model")

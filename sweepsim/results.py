@@ -14,6 +14,8 @@ from sweepsim.cluster import TAG_NAMES
 from sweepsim.engine import RunResult
 
 LATENCY_METRICS = ("ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e")
+RUN_TABLES = ("requests", "summary", "instances")
+DEBUG_TABLES = ("iterations", "kv_transfers")
 STATS = (("mean", None), ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("max", None))
 
 
@@ -29,6 +31,7 @@ def requests_table(res: RunResult) -> pl.DataFrame:
     return pl.DataFrame({
         "request_id": tr.request_id, "application_id": tr.application_id, "arrival": arrival,
         "prompt_size": tr.prompt_size, "token_size": tr.token_size, "completed": res.completed,
+        "rejected": res.rejected if res.rejected is not None else np.zeros(len(tr), bool),
         "prompt_instance": res.prompt_instance, "token_instance": res.token_instance,
         "queue_time": res.prompt_start - arrival, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
         "nth_token_overhead": res.token_start - res.prompt_end, "kv_transfer_time": res.kv_end - res.kv_start,
@@ -114,7 +117,8 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
         start = float(g["arrival"].min())
         end = float(done["completion_time"].max()) if len(done) else start
         span = end - start
-        row = {"application_id": app, "requests": len(g), "completed": len(done), "duration": span,
+        row = {"application_id": app, "requests": len(g), "completed": len(done),
+               "rejected": int(g["rejected"].sum()), "duration": span,
                "throughput_rps": len(done) / span if span > 0 else float("nan"),
                "throughput_tps": float(done["token_size"].sum()) / span if span > 0 else float("nan")}
         e2e = done["e2e"].to_numpy()
@@ -152,8 +156,30 @@ def write_parquet_atomic(df: pl.DataFrame, path) -> None:
     atomic_write(path, df.write_parquet)
 
 
+def check_run_dir(out) -> Path:
+    """A run directory (``sweepsim run --out``) that can be written and is not a sweep's results directory."""
+    from sweepsim.errors import InputError, check_output_dir
+    out = check_output_dir(out)
+    for marker in ("experiment.json", "configs.parquet", "parts"):
+        if (out / marker).exists():
+            raise InputError(out, "--out", f"is the results directory of a sweep ({marker}); a run directory holds "
+                                           "one run: choose another --out")
+    return out
+
+
+def write_text_atomic(path, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
 def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.DataFrame]:
-    """Write requests/summary/instances (and with debug iterations/kv_transfers) Parquet files."""
+    """Write requests/summary/instances (and with debug iterations/kv_transfers) Parquet files. A run
+    directory holds one run: the debug tables of an earlier run are removed first when this run has none."""
+    if not debug:
+        for name in DEBUG_TABLES:
+            (Path(out_dir) / f"{name}.parquet").unlink(missing_ok=True)
     req = requests_table(res)
     tables = {"requests": req, "summary": summary_table(res, req), "instances": instances_table(res)}
     if debug:

@@ -17,12 +17,14 @@ tbt = (e2e - ttft) / token_size.
 Arrivals are placed strictly inside iterations, so the truncation arithmetic never sits on a float
 boundary.
 """
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from sweepsim.config import from_dict
+from sweepsim.errors import InputError
 from sweepsim.engine import run
 from sweepsim.results import requests_table
 from sweepsim.trace import Trace
@@ -258,21 +260,24 @@ def test_memory_head_of_line_deadlock():
 
 
 def test_prompt_memory_limit_on_idle_instance():
-    # Three requests, round robin -> instances 0, 1, 2 (each alone on its instance).
+    # Three requests, round robin -> instances 0, 1, 2 (each alone on its instance); room: KV(14037).
     # R0 prompt 14036, token_size 1: KV(14037) fits exactly -> prompt [1.0, 1.5]; done with its prompt.
-    # R1 prompt 14037: KV(14038) > room -> the arrival test fails, the instance stays idle, never runs.
-    # R2 prompt 14036, token_size 2: prompt [1.2, 1.7] holds KV(14037); its decode needs KV(1) more,
-    #    which does not fit -> never runs (ttft exists, the request never completes).
-    res, m = simulate(make_config(**MEMORY_CFG), [(1.0, 14036, 1), (1.1, 14037, 2), (1.2, 14036, 2)])
-    assert res.prompt_instance.tolist() == [0, 1, 2]
+    # R1 prompt 14037 (+ 2 output tokens): KV(14039) > room even on an empty instance -> can never run.
+    # R2 prompt 14036, token_size 2: KV(14037) for the prompt plus KV(1) for its decode > room -> can never
+    #    finish (its prompt would run, its decode never). The reference stalls both silently; sweepsim
+    #    refuses the trace before the run, or rejects both with oversized_requests = "reject".
+    rows = [(1.0, 14036, 1), (1.1, 14037, 2), (1.2, 14036, 2)]
+    with pytest.raises(InputError, match="2 request.* first request_id 1 .*prompt 14037 \\+ output 2"):
+        simulate(make_config(**MEMORY_CFG), rows)
+    cfg = dataclasses.replace(make_config(**MEMORY_CFG), oversized_requests="reject")
+    res, m = simulate(cfg, rows)
+    assert res.rejected.tolist() == [False, True, True]
     assert res.completed.tolist() == [True, False, False]
+    assert res.prompt_instance.tolist() == [0, -1, -1]
     assert m["ttft"][0] == pytest.approx(0.5, abs=ABS)
     assert m["e2e"][0] == pytest.approx(0.5, abs=ABS)
-    assert math.isnan(res.prompt_start[1]) and math.isnan(res.prompt_end[1])
-    assert res.prompt_start[2] == 1.2
-    assert res.prompt_end[2] == pytest.approx(1.7, abs=ABS)
-    assert math.isnan(res.token_start[2])
-    assert res.end_clock == pytest.approx(1.7, abs=ABS)
+    assert all(math.isnan(x) for x in (*res.prompt_start[1:], *res.prompt_end[1:], *res.token_end[1:]))
+    assert res.end_clock == pytest.approx(1.5, abs=ABS)
 
 
 # --------------------------------------------------------------------------- preemption vs ORCA
