@@ -75,6 +75,7 @@ experiment's name unless ``[config]`` sets one. With ``small=True`` the default 
 ``results/<name>_small/`` (or ``<out>_small``), so that a quick run never mixes with the full one.
 """
 import itertools
+import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
@@ -205,10 +206,12 @@ def _table_keys() -> dict:
 
 
 class _Loader:
-    def __init__(self, path: Path, small: bool):
+    def __init__(self, path: Path, small: bool, max_points: int | None = None, count_only: bool = False):
         self.path = path
         self.src = str(path)
         self.small = small
+        self.max_points = max_points
+        self.count_only = count_only
         self.tables = _table_keys()
 
     def err(self, fld, msg):
@@ -360,6 +363,17 @@ class _Loader:
         excludes = self.axis_rows(*rows("exclude"), all_axes)
         includes = self.axis_rows(*rows("include"), all_axes)
 
+        sizes = [(a.name, len(v)) for a, v in grid] + [("+".join(a.name for a, _ in g), n) for g, n in zips]
+        count = math.prod(n for _, n in sizes) + len(includes)
+        how = " x ".join(f"{name} ({n})" for name, n in sizes) or "the base configuration"
+        how += f" + {len(includes)} included" if includes else ""
+        if where is not None or excludes:
+            how += ", before where / exclude"
+        if self.count_only:
+            return count, how
+        if self.max_points is not None and count > self.max_points:
+            raise self.err("grid" if grid else "zip", f"expands to {count:,} configurations ({how}), over the "
+                                                      f"limit of {self.max_points:,}; raise it with --max-configs")
         points, varied = self.expand(base, grid, zips, derived, where, excludes, includes)
         return Experiment(name=name, source=self.src, out=Path(out), axes=[a.name for a in all_axes],
                           points=points, varied=varied)
@@ -566,9 +580,17 @@ class _Loader:
         d[top] = node
 
 
-def load_experiment(path, small: bool = False) -> Experiment:
-    """Read and expand an experiment file (its ``[small]`` variant with ``small=True``)."""
-    return _Loader(Path(path), small).load()
+def load_experiment(path, small: bool = False, max_points: int | None = None) -> Experiment:
+    """Read and expand an experiment file (its ``[small]`` variant with ``small=True``). With ``max_points``,
+    an experiment whose product has more points is refused before it is expanded."""
+    return _Loader(Path(path), small, max_points).load()
+
+
+def count_experiment(path, small: bool = False) -> tuple[int, str]:
+    """The number of configurations an experiment expands to, without expanding it: the product of its
+    axes plus its includes (an upper bound when ``where`` or excludes filter the product), and how it
+    was counted."""
+    return _Loader(Path(path), small, count_only=True).load()
 
 
 def validate_points(exp: Experiment) -> list:

@@ -27,14 +27,46 @@ def _chunk_task(jobs, trace: Trace, keep_requests: bool) -> dict:
             "requests": {h: df.to_arrow() for h, df in t["requests"].items()}}
 
 
-def run_chunks_ray(jobs, keep_requests: bool, chunk_size: int | None, address: str | None):
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_address(address: str):
+    """Fail within seconds, naming the address, when a Ray cluster address cannot be reached (Ray itself
+    retries for minutes). ``auto`` is resolved by Ray from this machine's running cluster."""
+    import socket
+
+    from sweepsim.errors import InputError
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(None, "--address", f"expected auto or HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise InputError(None, "--address", f"no Ray cluster reachable at {address} ({e.strerror or e}); start one "
+                                            "with `ray start --head`, or omit --address for a local Ray") from None
+
+
+def _init(address):
     import ray
-    started = False
-    if not ray.is_initialized():
+
+    from sweepsim.errors import InputError
+    try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise InputError(None, "--address", f"cannot connect to Ray at {address or 'a new local instance'}: "
+                                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def run_chunks_ray(jobs, keep_requests: bool, chunk_size: int | None, address: str | None):
+    import ray
+    started = False
+    if not ray.is_initialized():
+        _init(address)
         started = True
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -9,7 +9,9 @@ Results directory (``results/<name>/``):
 - ``summary.parquet``: one row per configuration x application: the varied parameters (typed), the config
   hash, the run summary (latencies, throughput, energy, cost) and the configuration's parameters.
 - ``configs.parquet``: config hash -> varied parameters and the full resolved config as JSON.
-- ``failures.parquet``: config hash -> error message (a failed configuration never stops the sweep).
+- ``failures.parquet``: config hash -> error message and ``permanent`` (a failed configuration never stops the
+  sweep; a rerun retries the failures that are not permanent, ``--retry-failed`` all of them).
+- ``experiment.json``: the experiment's name and varied parameters (a directory holds one experiment).
 - ``requests/config=<hash>/part-0.parquet`` with ``--keep-requests`` (hive-partitioned).
 - ``parts/``: one committed file per finished chunk; a re-run skips configurations found there (resume).
 All files are written atomically (temporary file + rename), so killing a sweep loses at most the chunks in
@@ -27,8 +29,10 @@ import polars as pl
 
 from sweepsim.config import RunConfig
 from sweepsim.engine import RunResult, run_batch
-from sweepsim.results import requests_table, summary_table, write_parquet_atomic
+from sweepsim.errors import InputError
+from sweepsim.results import requests_table, summary_table, write_parquet_atomic, write_text_atomic
 from sweepsim.trace import Trace, load_trace
+from sweepsim.tracegen import file_digest
 
 PARTS = "parts"
 
@@ -42,21 +46,9 @@ class Job:
     raw: dict
 
 
-def _file_digest(path: str, _cache={}) -> str:
-    p = Path(path)
-    key = (str(p), p.stat().st_mtime_ns, p.stat().st_size)
-    if key not in _cache:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _cache[key] = h.hexdigest()
-    return _cache[key]
-
-
 def config_hash(raw: dict, cfg: RunConfig) -> str:
     """Hash of the resolved configuration and of the trace file's content."""
-    doc = json.dumps(raw, sort_keys=True, default=str) + "|" + (_file_digest(cfg.trace) if cfg.trace else "")
+    doc = json.dumps(raw, sort_keys=True, default=str) + "|" + (file_digest(cfg.trace) if cfg.trace else "")
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
@@ -64,35 +56,51 @@ def make_jobs(points: list[dict], configs: list[RunConfig], varied: list[dict]) 
     return [Job(config_hash(raw, cfg), cfg, v, raw) for raw, cfg, v in zip(points, configs, varied)]
 
 
+FAILURE_SCHEMA = {"config_hash": pl.String, "error": pl.String, "permanent": pl.Boolean}
+
+
 def simulate_chunk(jobs: list[Job], trace: Trace, keep_requests: bool) -> dict:
-    """Simulate a chunk of configurations sharing a trace; returns Arrow-convertible tables."""
-    ok, failed = [], []
-    from sweepsim.cluster import place_instances
+    """Simulate a chunk of configurations sharing a trace; returns Arrow-convertible tables.
+
+    Each configuration succeeds or fails on its own: it is checked alone first (placement, performance
+    data, requests that can never fit; a bad one is a *permanent* failure with its own error), the rest run in
+    one kernel call, and if that call fails they are rerun one by one so that only the failing ones fail
+    (a *transient* failure, retried by the next run of the sweep)."""
+    from sweepsim.engine import check_runnable
     from sweepsim.errors import InputError
+    ok, failed = [], []
     for j in jobs:
         try:
-            place_instances(j.config)
+            check_runnable(j.config, trace)
             ok.append(j)
         except (InputError, ValueError) as e:
-            failed.append({"config_hash": j.hash, "error": str(e)})
+            failed.append({"config_hash": j.hash, "error": str(e), "permanent": True})
     summaries, requests = [], {}
-    if ok:
-        unique: dict = {}  # configurations that simulate identically run once
-        for j in ok:
-            unique.setdefault(simulation_key(j.config), []).append(j)
-        try:
-            results = run_batch([js[0].config for js in unique.values()], trace)
-        except Exception as e:  # a kernel-level failure fails the chunk's configurations, not the sweep
-            failed += [{"config_hash": j.hash, "error": f"{type(e).__name__}: {e}"} for j in ok]
-            results = []
-        for js, res in zip(unique.values(), results):
-            for j in js:
-                mine = dataclasses.replace(res, config=j.config)
-                summaries.append(_summary(j, mine))
-                if keep_requests:
-                    requests[j.hash] = requests_table(mine)
+    unique: dict = {}  # configurations that simulate identically run once
+    for j in ok:
+        unique.setdefault(simulation_key(j.config), []).append(j)
+    groups = list(unique.values())
+    try:
+        results = run_batch([js[0].config for js in groups], trace) if groups else []
+    except Exception:  # isolate the failing configurations
+        results = []
+        for js in groups:
+            try:
+                results.append(run_batch([js[0].config], trace)[0])
+            except Exception as e:
+                results.append(None)
+                failed += [{"config_hash": j.hash, "error": f"{type(e).__name__}: {e}", "permanent": False}
+                           for j in js]
+    for js, res in zip(groups, results):
+        if res is None:
+            continue
+        for j in js:
+            mine = dataclasses.replace(res, config=j.config)
+            summaries.append(_summary(j, mine))
+            if keep_requests:
+                requests[j.hash] = requests_table(mine)
     return {"summary": pl.concat(summaries, how="diagonal_relaxed") if summaries else None,
-            "failures": pl.DataFrame(failed, schema={"config_hash": pl.String, "error": pl.String}),
+            "failures": pl.DataFrame(failed, schema=FAILURE_SCHEMA),
             "requests": requests}
 
 
@@ -116,20 +124,68 @@ def _summary(job: Job, res: RunResult) -> pl.DataFrame:
 
 
 class Store:
-    """The results directory: committed chunk parts, merged tables, resume bookkeeping."""
+    """The results directory of one experiment: committed chunk parts, merged tables, resume bookkeeping.
+
+    ``experiment.json`` names the experiment (name and varied parameters); another experiment is refused
+    (``replace=True`` clears the directory first). A configuration counts as done when a part holds its
+    summary, or a *permanent* failure (unless ``retry_failed``); transient failures are retried."""
+
+    MANIFEST = "experiment.json"
+    OURS = ("summary.parquet", "configs.parquet", "failures.parquet", MANIFEST, PARTS, "requests")
 
     def __init__(self, out: Path):
         self.out = Path(out)
         self.parts = self.out / PARTS
 
-    def done_hashes(self) -> set[str]:
+    def claim(self, identity: dict, replace: bool = False):
+        """Check that the directory holds nothing or this experiment's results (before anything is written);
+        with ``replace``, remove another experiment's results. Then record the identity."""
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise InputError(out, "--out", "is a file, not a directory")
+        if (out / "requests.parquet").exists() or (out / "instances.parquet").exists():
+            raise InputError(out, "--out", "holds the results of `sweepsim run` (requests.parquet); a results "
+                                           "directory holds one experiment: choose another --out")
+        mine = out / self.MANIFEST
+        have = None
+        if mine.exists():
+            try:
+                have = json.loads(mine.read_text())
+            except (OSError, ValueError):
+                have = {}
+        elif (out / "configs.parquet").exists() or self.parts.exists():  # written before manifests existed
+            cols = pl.read_parquet_schema(out / "configs.parquet") if (out / "configs.parquet").exists() else {}
+            have = {"name": identity["name"], "axes": [c for c in cols if c not in ("config_hash", "config_json")]}
+        if have is not None and (have.get("name"), have.get("axes")) != (identity["name"], identity["axes"]):
+            if not replace:
+                raise InputError(out, "--out", f"holds the results of another experiment ({have.get('name')!r}, "
+                                 f"varying {', '.join(have.get('axes') or []) or 'nothing'}); a results directory "
+                                 "holds one experiment: choose another --out, or --force to replace them")
+            self.clear()
+        write_text_atomic(mine, json.dumps(identity, indent=1, sort_keys=True))
+
+    def clear(self):
+        import shutil
+        for name in self.OURS:
+            p = self.out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+    def done_hashes(self, retry_failed: bool = False) -> set[str]:
         done = set()
         if self.parts.exists():
             for f in self.parts.glob("*.parquet"):
                 try:
-                    done |= set(pl.read_parquet(f, columns=["config_hash"])["config_hash"].to_list())
+                    df = pl.read_parquet(f)
                 except Exception:  # an unreadable part is rerun
                     continue
+                if f.name.endswith(".failures.parquet"):
+                    if retry_failed or "permanent" not in df.columns:
+                        continue
+                    df = df.filter(pl.col("permanent"))
+                done |= set(df["config_hash"].to_list())
         return done
 
     def commit(self, chunk_id: str, tables: dict):
@@ -142,14 +198,20 @@ class Store:
             write_parquet_atomic(tables["summary"], self.parts / f"{chunk_id}.summary.parquet")
 
     def merge(self, jobs: list[Job]):
-        """Rewrite summary.parquet, failures.parquet and configs.parquet from the committed parts; a
-        configuration run several times (--force) counts from its newest part only."""
+        """Rewrite summary.parquet, failures.parquet and configs.parquet from the committed parts, for this
+        experiment's configurations only; a configuration run several times counts from its newest part
+        (a success after a failure replaces it). The summary is written even when empty."""
         files = sorted(self.parts.glob("*.parquet"), key=lambda f: f.stat().st_mtime_ns) if self.parts.exists() else []
+        wanted = {j.hash for j in jobs}
         frames = {"summary": [], "failures": []}
         newest: dict[str, Path] = {}
         tables = []
         for f in files:
-            df = pl.read_parquet(f)
+            try:
+                df = pl.read_parquet(f)
+            except Exception:  # a damaged part: its configurations are rerun by the next run
+                continue
+            df = df.filter(pl.col("config_hash").is_in(list(wanted)))
             tables.append((f, df))
             for h in df["config_hash"].unique().to_list():
                 newest[h] = f
@@ -159,10 +221,18 @@ class Store:
             if len(keep):
                 frames[kind].append(keep)
         if frames["summary"]:
-            write_parquet_atomic(pl.concat(frames["summary"], how="diagonal_relaxed"), self.out / "summary.parquet")
+            summary = pl.concat(frames["summary"], how="diagonal_relaxed")
+        else:  # every configuration failed (or none ran): an empty table with the varied columns
+            schema = {"config_hash": pl.String}
+            for j in jobs[:1]:
+                schema.update({k: _dtype(v) or pl.String for k, v in j.varied.items()})
+            summary = pl.DataFrame(schema=schema)
+        write_parquet_atomic(summary, self.out / "summary.parquet")
         fails = pl.concat(frames["failures"], how="diagonal_relaxed") if frames["failures"] else \
-            pl.DataFrame(schema={"config_hash": pl.String, "error": pl.String})
-        write_parquet_atomic(fails, self.out / "failures.parquet")
+            pl.DataFrame(schema=FAILURE_SCHEMA)
+        if "permanent" not in fails.columns:
+            fails = fails.with_columns(pl.lit(False).alias("permanent"))
+        write_parquet_atomic(fails.select(list(FAILURE_SCHEMA)), self.out / "failures.parquet")
         rows = [{"config_hash": j.hash, **j.varied, "config_json": json.dumps(j.raw, sort_keys=True, default=str)}
                 for j in jobs]
         if rows:
@@ -244,10 +314,15 @@ def default_chunk_size(n_jobs: int, n_requests: int, workers: int) -> int:
 
 def run_sweep(jobs: list[Job], out: Path, backend: str = "local", address: str | None = None,
               force: bool = False, keep_requests: bool = False, quiet: bool = False,
-              chunk_size: int | None = None, fail_after_chunks: int | None = None) -> dict:
-    """Run the jobs not yet committed in ``out`` and merge. ``fail_after_chunks`` simulates a crash (tests)."""
+              chunk_size: int | None = None, fail_after_chunks: int | None = None,
+              identity: dict | None = None, retry_failed: bool = False) -> dict:
+    """Run the jobs not yet committed in ``out`` and merge. ``identity`` (experiment name and varied
+    parameters) guards the directory against another experiment's results (``force`` replaces them);
+    ``fail_after_chunks`` simulates a crash (tests)."""
     store = Store(out)
-    done = set() if force else store.done_hashes()
+    if identity is not None:
+        store.claim(identity, replace=force)
+    done = set() if force else store.done_hashes(retry_failed)
     todo = [j for j in jobs if j.hash not in done]
     stats = {"total": len(jobs), "skipped": len(jobs) - len(todo), "ran": 0}
     try:

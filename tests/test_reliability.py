@@ -1,0 +1,264 @@
+"""Reliability (issue 12), one test per class of silent wrong result:
+- a failing configuration fails alone, with its own error, and transient failures are retried;
+- a request that can never fit is an error before the run, or rejected and counted with
+  ``oversized_requests = "reject"``, never a silent stall;
+- a run directory holds one run and a results directory one experiment (no stale files mixed in);
+- a sweep where every configuration fails still writes its (empty) summary and its failures;
+- the experiment size is counted without expanding it, and a Ray address is checked in seconds.
+"""
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+import sweepsim.engine as engine
+from sweepsim import PROJECT_ROOT
+from sweepsim.config import from_dict
+from sweepsim.errors import InputError
+from sweepsim.experiment import count_experiment
+from sweepsim.sweep import make_jobs, run_sweep
+from sweepsim.trace import load_trace
+from tests.cli_helpers import assert_input_error, invoke, ok
+
+TRACE = PROJECT_ROOT / "traces" / "test_trace.csv"
+BASE = {"cluster": {"dgx-h100": 1}, "model": "bloom-176b", "scheduler": "token_jsq", "trace": {"path": str(TRACE)}}
+
+
+def jobs(points, axes):
+    varied = [{k: _get(p, k) for k in axes} for p in points]
+    return make_jobs(points, [from_dict(p) for p in points], varied)
+
+
+def _get(d, key):
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def point(**over):
+    p = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE.items()}
+    for k, v in over.items():
+        top, _, leaf = k.partition("__")
+        if leaf:
+            p.setdefault(top, {})[leaf.replace("_", "-") if top == "cluster" else leaf] = v
+        else:
+            p[k] = v
+    return p
+
+
+IDENT = {"name": "t", "axes": ["instance.tensor_parallel", "cluster.dgx-h100"]}
+
+
+def tp_grid():
+    return [point(instance__tensor_parallel=tp, cluster__dgx_h100=n) for tp in (8, 4, 2, 1) for n in (1, 2)]
+
+
+# ------------------------------------------------------------------ each configuration fails on its own
+
+
+def test_failing_configuration_does_not_poison_its_chunk(tmp_path):
+    js = jobs(tp_grid(), IDENT["axes"])
+    stats = run_sweep(js, tmp_path / "res", quiet=True, chunk_size=64, identity=IDENT)  # one chunk
+    assert stats["ran"] == 8
+    summary = pl.read_parquet(tmp_path / "res" / "summary.parquet")
+    fails = pl.read_parquet(tmp_path / "res" / "failures.parquet")
+    assert sorted(summary["instance.tensor_parallel"].to_list()) == [8, 8]
+    assert summary["completed"].to_list() == [3, 3]
+    by_hash = {j.hash: j for j in js}
+    for row in fails.iter_rows(named=True):
+        tp = by_hash[row["config_hash"]].config.instance.tensor_parallel
+        assert tp != 8
+        # its own error: TP 4 lacks profiled data, TP 2 / 1 cannot hold the weights
+        assert (f"tp{tp}" in row["error"]) if tp == 4 else (f"{tp} x h100" in row["error"]), row
+        assert row["permanent"]
+    assert fails.height == 6
+
+
+def test_transient_failure_is_retried_and_permanent_one_only_with_retry_failed(tmp_path, monkeypatch):
+    js = jobs([point(seed=0, scheduler="random"), point(seed=1, scheduler="random"),
+               point(instance__tensor_parallel=4)], ["seed", "instance.tensor_parallel"])
+    ident = {"name": "t", "axes": ["seed", "instance.tensor_parallel"]}
+    real = engine.run_batch
+    bad_seed = 1
+
+    def flaky(cfgs, trace):
+        if any(c.seed == bad_seed for c in cfgs):
+            raise MemoryError("simulated kernel failure")
+        return real(cfgs, trace)
+
+    monkeypatch.setattr("sweepsim.sweep.run_batch", flaky)
+    out = tmp_path / "res"
+    run_sweep(js, out, quiet=True, chunk_size=64, identity=ident)
+    fails = pl.read_parquet(out / "failures.parquet")
+    assert fails.height == 2
+    transient = fails.filter(~pl.col("permanent"))
+    assert transient["config_hash"].to_list() == [js[1].hash]          # the batch failure was isolated
+    assert "MemoryError" in transient["error"][0]
+    assert pl.read_parquet(out / "summary.parquet")["config_hash"].to_list() == [js[0].hash]
+
+    monkeypatch.setattr("sweepsim.sweep.run_batch", real)
+    stats = run_sweep(js, out, quiet=True, identity=ident)               # a rerun retries the transient one
+    assert (stats["ran"], stats["skipped"]) == (1, 2)
+    assert set(pl.read_parquet(out / "summary.parquet")["config_hash"]) == {js[0].hash, js[1].hash}
+    assert pl.read_parquet(out / "failures.parquet")["config_hash"].to_list() == [js[2].hash]
+    stats = run_sweep(js, out, quiet=True, identity=ident)
+    assert stats["ran"] == 0
+    stats = run_sweep(js, out, quiet=True, identity=ident, retry_failed=True)
+    assert stats["ran"] == 1
+
+
+# ------------------------------------------------------------------ requests that can never fit
+
+
+def oversized_trace(path):
+    path.write_text("request_id,arrival_timestamp,prompt_size,token_size\n0,1.0,100,10\n1,2.0,100000,10\n"
+                    "2,3.0,200,20\n3,3.5,1000000000000,5\n4,4.0,300,1000000000\n5,5.0,50,5\n")
+    return path
+
+
+def test_request_that_can_never_fit_is_an_error_before_the_run(tmp_path):
+    trace = load_trace(oversized_trace(tmp_path / "t.csv"))
+    cfg = from_dict(point())
+    with pytest.raises(InputError) as e:
+        engine.run(cfg, trace)
+    assert e.value.field == "prompt_size" and "request_id 1" in str(e.value) and "oversized_requests" in str(e.value)
+    with pytest.raises(InputError):
+        engine.run_batch([cfg], trace)
+
+
+@pytest.mark.parametrize("sched", ["token_jsq", "random"])
+def test_rejected_requests_are_dropped_and_counted(tmp_path, sched):
+    trace = load_trace(oversized_trace(tmp_path / "t.csv"))
+    cfg = from_dict(point(oversized_requests="reject", scheduler=sched, cluster__dgx_h100=2))
+    res = engine.run(cfg, trace)
+    assert res.rejected.tolist() == [False, True, False, True, True, False]
+    assert res.completed.tolist() == [True, False, True, False, False, True]
+    assert np.all(res.prompt_instance[res.rejected] == -1) and np.all(np.isnan(res.token_end[res.rejected]))
+    # the others run exactly as on a trace without the rejected requests (each keeping its random draw)
+    keep = ~res.rejected
+    alone = engine._run(cfg, engine._subtrace(trace, keep), engine.place_instances(cfg),
+                        engine.build_tables(cfg.performance_model, engine.place_instances(cfg).perf_keys),
+                        False, engine.random_draws(cfg.seed, len(trace))[keep])
+    np.testing.assert_array_equal(res.token_end[keep], alone.token_end)
+    # the sweep path (batch kernel) gives the same
+    (b,) = engine.run_batch([cfg], trace)
+    np.testing.assert_array_equal(b.token_end, res.token_end)
+    np.testing.assert_array_equal(b.rejected, res.rejected)
+
+
+def test_oversized_check_per_pool(tmp_path):
+    """A KV scheduler's prompt instances need only the prompt's KV; token instances the whole request's."""
+    trace = load_trace(oversized_trace(tmp_path / "t.csv"))
+    cfg = from_dict(point(start_state="splitwise", split_type="heterogeneous", prompt_sku="dgx-h100",
+                          token_sku="dgx-a100", scheduler="kv_jsq", cluster={"dgx-h100": 1, "dgx-a100": 1}))
+    mask = engine.oversized_requests(cfg, engine.place_instances(cfg), trace)
+    assert mask.tolist() == [False, True, False, True, True, False]
+
+
+def test_cli_reject_reports_rejected(tmp_path):
+    cfg = PROJECT_ROOT / "configs" / "examples" / "baseline_h100.toml"
+    trace = oversized_trace(tmp_path / "t.csv")
+    assert_input_error(invoke("run", cfg, "--trace", trace, "--out", tmp_path / "r"), str(trace), "prompt_size",
+                       "oversized_requests")
+    assert not (tmp_path / "r").exists()
+    r = ok(invoke("run", cfg, "--trace", trace, "--out", tmp_path / "r", "--set", "oversized_requests=reject"))
+    assert "3 rejected" in r.stdout
+    req = pl.read_parquet(tmp_path / "r" / "requests.parquet")
+    assert req["rejected"].to_list() == [False, True, False, True, True, False]
+    s = pl.read_parquet(tmp_path / "r" / "summary.parquet")
+    assert (s["requests"][0], s["completed"][0], s["rejected"][0]) == (6, 3, 3)
+
+
+# ------------------------------------------------------------------ one run / one experiment per directory
+
+
+def test_plain_run_removes_the_debug_tables_of_an_earlier_run(tmp_path):
+    cfg = PROJECT_ROOT / "configs" / "examples" / "baseline_h100.toml"
+    out = tmp_path / "r"
+    ok(invoke("run", cfg, "--out", out, "--debug"))
+    assert (out / "iterations.parquet").exists() and (out / "kv_transfers.parquet").exists()
+    ok(invoke("run", cfg, "--out", out))
+    assert sorted(p.name for p in out.iterdir()) == ["instances.parquet", "requests.parquet", "summary.parquet"]
+    assert_input_error(invoke("plot", "gantt", out, "-o", tmp_path / "g.png"), "--debug")
+
+
+def write_experiment(path, name, axis, values):
+    path.write_text(f'name = "{name}"\n[config]\nmodel = "bloom-176b"\n[config.cluster]\ndgx-h100 = 1\n'
+                    f'[config.trace]\npath = "{TRACE}"\n[grid]\n"{axis}" = {values}\n')
+    return path
+
+
+def test_results_directory_holds_one_experiment(tmp_path):
+    out = tmp_path / "res"
+    a = write_experiment(tmp_path / "a.toml", "a", "seed", "[0, 1, 2, 3]")
+    b = write_experiment(tmp_path / "b.toml", "b", "cluster.dgx-h100", "[1, 2]")
+    ok(invoke("grid", a, "--out", out, "--quiet"))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert_input_error(invoke("grid", b, "--out", out, "--quiet"), str(out), "--out", "--force")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    ok(invoke("grid", b, "--out", out, "--quiet", "--force"))   # replaces them
+    summary = pl.read_parquet(out / "summary.parquet")
+    configs = pl.read_parquet(out / "configs.parquet")
+    assert summary.height == 2 and configs.height == 2
+    assert set(summary["config_hash"]) == set(configs["config_hash"])
+    assert "seed" not in configs.columns
+    # a run directory is not a results directory, and the other way round
+    assert_input_error(invoke("run", PROJECT_ROOT / "configs" / "examples" / "baseline_h100.toml", "--out", out),
+                       "--out", "sweep")
+    ok(invoke("run", PROJECT_ROOT / "configs" / "examples" / "baseline_h100.toml", "--out", tmp_path / "run"))
+    assert_input_error(invoke("grid", a, "--out", tmp_path / "run", "--quiet"), "--out", "sweepsim run")
+
+
+def test_narrowed_experiment_keeps_summary_and_configs_consistent(tmp_path):
+    out = tmp_path / "res"
+    ok(invoke("grid", write_experiment(tmp_path / "a.toml", "a", "seed", "[0, 1, 2]"), "--out", out, "--quiet"))
+    ok(invoke("grid", write_experiment(tmp_path / "a.toml", "a", "seed", "[1]"), "--out", out, "--quiet"))
+    assert pl.read_parquet(out / "summary.parquet")["seed"].to_list() == [1]
+    assert pl.read_parquet(out / "configs.parquet")["seed"].to_list() == [1]
+
+
+# ------------------------------------------------------------------ a sweep where everything fails
+
+
+def test_sweep_where_every_configuration_fails_writes_summary_and_failures(tmp_path):
+    out = tmp_path / "res"
+    exp = write_experiment(tmp_path / "f.toml", "f", "instance.tensor_parallel", "[4, 2]")
+    r = ok(invoke("grid", exp, "--out", out, "--quiet"))
+    assert "2 failed" in r.stdout
+    summary = pl.read_parquet(out / "summary.parquet")
+    assert summary.height == 0 and summary.columns == ["config_hash", "instance.tensor_parallel"]
+    assert pl.read_parquet(out / "failures.parquet").height == 2
+    r = ok(invoke("results", out))
+    assert "0 of 0 rows" in r.stdout and "2 configuration(s) failed" in r.stdout and "tp4" in r.stdout
+    ok(invoke("report", out, "-o", tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert "Failures (2)" in page
+
+
+# ------------------------------------------------------------------ bounded work
+
+
+def test_experiment_size_is_counted_without_expanding(tmp_path):
+    path = tmp_path / "huge.toml"
+    axes = "\n".join(f'"{k}" = {list(range(1, 1001))}' for k in ("seed", "instance.max_batch_size",
+                                                                   "instance.max_batch_tokens"))
+    path.write_text(f'name = "huge"\n[config]\nmodel = "bloom-176b"\n[config.cluster]\ndgx-h100 = 1\n'
+                    f'[config.trace]\npath = "{TRACE}"\n[grid]\n{axes}\n')
+    t0 = time.monotonic()
+    n, how = count_experiment(path)
+    assert n == 10 ** 9 and "seed (1000)" in how
+    r = ok(invoke("grid", path, "--dry-run"))
+    assert "1,000,000,000 configurations" in r.stdout and "--max-configs" in r.stdout
+    assert_input_error(invoke("grid", path, "--out", tmp_path / "res"), str(path), "--max-configs")
+    assert not (tmp_path / "res").exists()
+    assert time.monotonic() - t0 < 30  # a guard against materialising 1e9 points, not a benchmark
+
+
+def test_unreachable_ray_address_fails_in_seconds(tmp_path):
+    exp = write_experiment(tmp_path / "a.toml", "a", "seed", "[0]")
+    assert_input_error(invoke("grid", exp, "--backend", "ray", "--address", "127.0.0.1:1", "--out",
+                              tmp_path / "res"), "--address", "127.0.0.1:1")
+    assert_input_error(invoke("grid", exp, "--backend", "ray", "--address", "nonsense", "--out", tmp_path / "res"),
+                       "--address", "HOST:PORT")
+    assert not (tmp_path / "res").exists()
