@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import OneLineErrorGroup
+from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup
 from sweepsim.errors import InputError, check_output_dir
 
 #: Default of ``sweepsim grid --max-configs``.
@@ -85,7 +85,8 @@ def run(config, trace_path, out_dir, overrides, debug):
 @click.argument("case_dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               help="Write each case's requests.parquet under OUT/<case>/.")
-@click.option("--tol", default=1e-6, show_default=True, help="Tolerance in seconds on ttft and e2e.")
+@click.option("--tol", default=1e-6, show_default=True, type=FiniteFloat(min=0.0),
+              help="Tolerance in seconds on ttft and e2e.")
 @click.option("--strict", is_flag=True, help="Count known mismatches (known_mismatches.toml) as failures.")
 def validate(case_dirs, out_dir, tol, strict):
     """Run reference cases and compare with the reference simulator's per-request results.

@@ -1,4 +1,6 @@
 """Click helpers shared by the command groups."""
+import math
+
 import click
 
 from sweepsim.errors import InputError
@@ -14,3 +16,15 @@ class OneLineErrorGroup(click.Group):
         except click.UsageError as e:
             cmd = e.ctx.command_path if e.ctx is not None else ctx.command_path
             raise InputError(None, None, f"{e.format_message()} (see {cmd} --help)") from None
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that is also finite (click's FloatRange lets NaN and inf through)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        x = super().convert(value, param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return x

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import OneLineErrorGroup
+from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup
 from sweepsim.errors import InputError
 
 _OUT_HELP = "Output image: .png, .svg or .pdf (by extension)."
@@ -42,8 +42,8 @@ def plot_group():
 @plot_group.command("gantt")
 @click.argument("run_dir", type=_DIR)
 @click.option("--instances", help="Instance ids: a range 0-7, a list 0,2,5, or both 0-3,8 (default: all).")
-@click.option("--from", "t_from", type=float, help="Start of the time window [s].")
-@click.option("--to", "t_to", type=float, help="End of the time window [s].")
+@click.option("--from", "t_from", type=FiniteFloat(min=0.0), help="Start of the time window [s].")
+@click.option("--to", "t_to", type=FiniteFloat(min=0.0, min_open=True), help="End of the time window [s].")
 @click.option("--title", help="Figure title.")
 @_size_option
 @_out_option
@@ -70,9 +70,9 @@ def gantt_cmd(run_dir, instances, t_from, t_to, title, size, out):
 @plot_group.command("latency")
 @click.argument("run_dirs", nargs=-1, required=True, type=_DIR)
 @click.option("--log-x", is_flag=True, help="Logarithmic latency axes.")
-@click.option("--slo-ttft", type=click.FloatRange(min=0, min_open=True), help="TTFT SLO line [s].")
-@click.option("--slo-tbt", type=click.FloatRange(min=0, min_open=True), help="TBT SLO line [s].")
-@click.option("--slo-e2e", type=click.FloatRange(min=0, min_open=True), help="End-to-end SLO line [s].")
+@click.option("--slo-ttft", type=FiniteFloat(min=0, min_open=True), help="TTFT SLO line [s].")
+@click.option("--slo-tbt", type=FiniteFloat(min=0, min_open=True), help="TBT SLO line [s].")
+@click.option("--slo-e2e", type=FiniteFloat(min=0, min_open=True), help="End-to-end SLO line [s].")
 @click.option("--label", "labels", multiple=True, help="Legend label of each run, in order (repeatable; default: "
                                                        "from the run's configuration, else its directory name).")
 @click.option("--title", help="Figure title.")

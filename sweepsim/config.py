@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sweepsim import PROJECT_ROOT
-from sweepsim.errors import InputError, allowed
+from sweepsim.errors import InputError, allowed, check_input_file
 from sweepsim.hardware import get_model, get_sku, skus
 from sweepsim.perf_model import PerfModelConfig
 
@@ -235,9 +235,7 @@ def _check_combination(cfg: RunConfig):
 
 def load_config(path, overrides=()) -> RunConfig:
     """Read a TOML run config and apply ``key=value`` overrides (dotted keys, TOML values)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "config file not found")
+    path = check_input_file(path, None, "config file")
     try:
         with open(path, "rb") as f:
             d = tomllib.load(f)

@@ -25,6 +25,19 @@ def allowed(values):
     return "allowed: " + ", ".join(str(v) for v in values)
 
 
+def check_input_file(path, field=None, what="file") -> Path:
+    """An input file that exists and is a regular file: a directory, a device (/dev/zero) or a pipe would
+    fail late or be read forever."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, field, f"{what} not found")
+    if path.is_dir():
+        raise InputError(path, field, f"is a directory, not a {what}")
+    if not path.is_file():
+        raise InputError(path, field, f"is not a regular file (devices and pipes are not accepted as {what}s)")
+    return path
+
+
 def check_writable(path, field, is_dir: bool) -> Path:
     """``path`` (a file, or a directory with ``is_dir``) can be created or replaced: the nearest existing
     ancestor is a directory in which a file can be created (probed with a temporary file that is removed at

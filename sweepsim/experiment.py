@@ -82,7 +82,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sweepsim import config as cfgmod
-from sweepsim.errors import InputError, allowed
+from sweepsim.errors import InputError, allowed, check_input_file
 from sweepsim.perf_model import PerfModelConfig
 from sweepsim.safe_eval import Expression, ExpressionError
 
@@ -273,9 +273,7 @@ class _Loader:
     # ---- main
 
     def load(self):
-        path = self.path
-        if not path.exists():
-            raise self.err(None, "experiment file not found")
+        path = check_input_file(self.path, None, "experiment file")
         try:
             with open(path, "rb") as f:
                 raw = tomllib.load(f)

@@ -18,7 +18,7 @@ from kernels.enums import PerfKind
 from kernels.perf_nb import interp_extrapolate_nb
 from kernels.state_nb import PerfTables
 from sweepsim import PROJECT_ROOT
-from sweepsim.errors import InputError
+from sweepsim.errors import InputError, check_input_file
 
 DEFAULT_DB = PROJECT_ROOT / "data" / "perf_model.csv"
 MIXED_BATCH_FACTOR = 1.1
@@ -42,8 +42,7 @@ class PerfCurve:
 @lru_cache(maxsize=8)
 def load_db(path=DEFAULT_DB) -> dict[tuple[str, str, int], PerfCurve]:
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "performance database not found")
+    check_input_file(path, "performance_model.path", "performance database")
     df = pd.read_csv(path)
     missing = [c for c in DB_COLUMNS if c not in df.columns]
     if missing:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sweepsim.errors import InputError
+from sweepsim.errors import InputError, check_input_file
 
 REQUIRED = ("request_id", "arrival_timestamp", "prompt_size", "token_size")
 ANNOTATIONS = ("workload", "slo_ttft", "slo_e2e", "model", "region")
@@ -41,8 +41,7 @@ class Trace:
 
 
 def _read_table(path: Path) -> pa.Table:
-    if not path.exists():
-        raise InputError(path, None, "trace file not found")
+    check_input_file(path, None, "trace file")
     try:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)

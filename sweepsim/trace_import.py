@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sweepsim.errors import InputError
+from sweepsim.errors import InputError, check_input_file
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 FORMATS = ("azure",)
@@ -43,8 +43,7 @@ def read_azure(path) -> pa.Table:
     """Read an Azure trace file (CSV or Parquet) without type inference on the CSV's three columns, so that
     one unreadable value is reported as a bad row instead of failing the whole read."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "trace file not found")
+    check_input_file(path, None, "trace file")
     if path.stat().st_size == 0:
         raise InputError(path, None, "file is empty")
     try:

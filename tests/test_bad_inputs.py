@@ -116,6 +116,12 @@ def C(id, make, *needles, max_seconds=None, memory_guard=False, no_ray=False):
     return Case(id, make, needles, max_seconds, memory_guard, no_ray)
 
 
+def _fifo(t: Path) -> str:
+    import os
+    os.mkfifo(t / "fifo.csv")
+    return "fifo.csv"
+
+
 def run_cfg(**kw):
     """``sweepsim run <config> --out results/prev_run`` for a config built by ``cfg(**kw)``."""
     return lambda t: ["run", cfg(t, **kw), "--out", PREV]
@@ -394,6 +400,20 @@ CASES = [
     C("validate_expected_missing_column", lambda t: ["validate", case_dir(
         t, expected="request_id,completed,ttft\n0,1,0.1\n1,1,0.1\n"), "--out", "results/vout"],
       "expected_requests.csv", "e2e"),
+    C("validate_tol_nan", lambda t: ["validate", case_dir(t), "--tol", "nan", "--out", "results/vout"], "--tol",
+      "finite"),
+
+    # ------------------------------------------------------------------- inputs that are not regular files
+    C("config_is_device", lambda t: ["run", "/dev/zero", "--out", PREV], "/dev/zero", "regular file"),
+    C("experiment_is_device", lambda t: ["grid", "/dev/zero", "--out", "results/dev"], "/dev/zero", "regular file"),
+    C("trace_is_device", lambda t: ["run", cfg(t), "--trace", "/dev/zero", "--out", PREV], "/dev/zero",
+      "regular file"),
+    C("trace_is_fifo", lambda t: ["run", cfg(t), "--trace", _fifo(t), "--out", PREV], "fifo.csv", "regular file"),
+    C("import_is_device", lambda t: ["trace", "import", "azure", "/dev/zero", "--out", "x.csv"], "/dev/zero",
+      "regular file"),
+    C("plot_gantt_from_nan", lambda t: ["plot", "gantt", PREV, "--from", "nan", "-o", "g.png"], "--from", "finite"),
+    C("plot_latency_slo_inf", lambda t: ["plot", "latency", PREV, "--slo-ttft", "inf", "-o", "l.png"], "--slo-ttft",
+      "finite"),
     C("validate_bad_trace", lambda t: ["validate", case_dir(t, trace_rows="0,2.0,100,4\n1,1.0,200,3\n"),
                                        "--out", "results/vout"], "trace.csv", "arrival_timestamp"),
 ]
@@ -412,8 +432,12 @@ def snapshot(root: Path) -> dict:
     for p in sorted(root.rglob("*")):
         st = p.lstat()
         rel = str(p.relative_to(root))
-        out[rel] = (("dir", st.st_mtime_ns) if p.is_dir() and not p.is_symlink()
-                    else (p.read_bytes(), st.st_mtime_ns, st.st_size))
+        if p.is_dir() and not p.is_symlink():
+            out[rel] = ("dir", st.st_mtime_ns)
+        elif p.is_file():
+            out[rel] = (p.read_bytes(), st.st_mtime_ns, st.st_size)
+        else:  # a fifo the case made: reading it would block
+            out[rel] = ("special", st.st_mtime_ns)
     return out
 
 

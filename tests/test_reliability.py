@@ -262,3 +262,55 @@ def test_unreachable_ray_address_fails_in_seconds(tmp_path):
     assert_input_error(invoke("grid", exp, "--backend", "ray", "--address", "nonsense", "--out", tmp_path / "res"),
                        "--address", "HOST:PORT")
     assert not (tmp_path / "res").exists()
+
+
+def test_group_statistics_equal_numpy_per_group():
+    """summary.parquet's statistics are computed for all applications at once; they must equal np.mean,
+    np.percentile and np.max of each application's values bit for bit (short and long groups, ties, NaN)."""
+    from sweepsim.results import STATS, group_stats
+    rng = np.random.default_rng(1)
+    for trial in range(120):
+        groups = int(rng.integers(1, 40))
+        n = int(rng.integers(0, (30, 300, 3000)[trial % 3]))
+        x = rng.lognormal(0, 2, n)
+        if trial % 4 == 0:
+            x = np.round(x, 1)  # ties
+        x[rng.random(n) < 0.05] = np.nan
+        codes = rng.integers(0, groups, n)
+        got = group_stats(x, codes, groups)
+        for g in range(groups):
+            xs = x[codes == g]
+            xs = xs[~np.isnan(xs)]
+            for name, q in STATS:
+                if len(xs) == 0:
+                    assert np.isnan(got[name][g])
+                    continue
+                want = np.mean(xs) if name == "mean" else np.max(xs) if name == "max" else np.percentile(xs, q)
+                assert got[name][g] == want, (trial, g, name)
+
+
+def test_summary_of_a_trace_with_many_applications_is_quick(tmp_path):
+    n = 20_000  # one application per request: the summary is vectorised over applications
+    pl.DataFrame({"request_id": np.arange(n), "arrival_timestamp": np.arange(n) * 0.01,
+                  "prompt_size": np.full(n, 100), "token_size": np.full(n, 10),
+                  "application_id": np.arange(n)[::-1]}).write_csv(tmp_path / "t.csv")
+    res = engine.run(from_dict(point(cluster__dgx_h100=4)), load_trace(tmp_path / "t.csv"))
+    from sweepsim.results import requests_table, summary_table
+    t0 = time.monotonic()
+    s = summary_table(res)
+    assert time.monotonic() - t0 < 10  # a guard against a per-application loop, not a benchmark
+    req = requests_table(res)
+    assert s["application_id"].to_list() == list(range(n))
+    assert s["requests"].to_list() == [1] * n and s.schema["requests"] == pl.Int64
+    row = s.row(7, named=True)
+    one = req.filter(pl.col("application_id") == 7)
+    assert row["e2e_p50"] == one["e2e"][0] and row["ttft_mean"] == one["ttft"][0]
+
+
+def test_huge_instance_ranges_are_not_materialised():
+    from sweepsim.plots.common import parse_instances
+    assert parse_instances("0-3,5", [0, 1, 2, 3, 4, 5]) == [0, 1, 2, 3, 5]
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match=r"unknown instance id\(s\) 3, 4, 5"):
+        parse_instances("0-1000000000000", [0, 1, 2])
+    assert time.monotonic() - t0 < 5

@@ -213,7 +213,8 @@ def parse_instances(text: str | None, available: list[int], option="--instances"
     """``0-7``, ``0,2,5`` or ``0-3,8`` -> sorted instance ids (each must exist); None for all."""
     if text is None:
         return None
-    ids = set()
+    ids, missing = set(), []
+    have = set(available)
     for part in str(text).split(","):
         part = part.strip()
         lo, sep, hi = part.partition("-")
@@ -223,8 +224,16 @@ def parse_instances(text: str | None, available: list[int], option="--instances"
             raise InputError(None, option, f"{part!r}: expected ids or ranges like 0-7 or 0,2,5") from None
         if len(rng) == 0:
             raise InputError(None, option, f"{part!r}: empty range")
-        ids.update(rng)
-    missing = sorted(ids - set(available))
+        found = []  # the first 10 unknown ids: at most len(have) + 10 steps, however large the range
+        for i in rng:
+            if i not in have:
+                found.append(i)
+                if len(found) == 10:
+                    break
+        missing += found
+        if not found:
+            ids.update(rng)
+    missing = sorted(set(missing))
     if missing:
         span = f"{min(available)}-{max(available)}" if available else "none"
         raise InputError(None, option, f"unknown instance id(s) {', '.join(map(str, missing[:10]))}; "
