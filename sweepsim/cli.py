@@ -138,9 +138,8 @@ def validate(case_dirs, out_dir, tol, strict):
                                                    "permanent (bad input); other failures are always retried.")
 @click.option("--max-configs", type=click.IntRange(min=1), default=DEFAULT_MAX_CONFIGS, show_default=True,
               help="Refuse experiments that expand to more configurations than this.")
-@click.option("--fail-after-chunks", type=click.IntRange(min=1), hidden=True)
 def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry_run, quiet, chunk_size,
-         retry_failed, max_configs, fail_after_chunks):
+         retry_failed, max_configs):
     """Run every configuration of an experiment file and merge the results into one dataset.
 
     Writes summary.parquet (one row per configuration x application, varied parameters as columns),
@@ -179,7 +178,7 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
         return
     jobs = make_jobs(exp.points, validate_points(exp), exp.varied)
     stats = run_sweep(jobs, out, backend=backend, address=address, force=force, keep_requests=keep_requests,
-                      quiet=quiet, chunk_size=chunk_size, fail_after_chunks=fail_after_chunks,
+                      quiet=quiet, chunk_size=chunk_size,
                       identity={"name": exp.name, "axes": list(exp.axes)}, retry_failed=retry_failed)
     failures = pl.read_parquet(Path(out) / "failures.parquet")
     click.echo(f"{exp.name}: {stats['total']} configurations ({stats['ran']} run, {stats['skipped']} already done, "

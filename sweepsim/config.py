@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sweepsim import PROJECT_ROOT
-from sweepsim.errors import InputError, allowed, check_input_file
+from sweepsim.errors import InputError, allowed, read_toml
 from sweepsim.hardware import get_model, get_sku, skus
 from sweepsim.perf_model import PerfModelConfig
 
@@ -235,14 +235,8 @@ def _check_combination(cfg: RunConfig):
 
 def load_config(path, overrides=()) -> RunConfig:
     """Read a TOML run config and apply ``key=value`` overrides (dotted keys, TOML values)."""
-    path = check_input_file(path, None, "config file")
-    try:
-        with open(path, "rb") as f:
-            d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(path, None, f"invalid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "invalid TOML: not UTF-8 text") from None
+    path = Path(path)
+    d = read_toml(path, None, "config file")
     for item in overrides:
         apply_override(d, item, path)
     return from_dict(d, path)

@@ -38,6 +38,19 @@ def check_input_file(path, field=None, what="file") -> Path:
     return path
 
 
+def read_toml(path, field=None, what="file") -> dict:
+    """A TOML file's table; a missing or non-regular file, bad TOML or non-UTF-8 text is an InputError."""
+    import tomllib
+    path = check_input_file(path, field, what)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(path, field, f"invalid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, field, "invalid TOML: not UTF-8 text") from None
+
+
 def check_writable(path, field, is_dir: bool) -> Path:
     """``path`` (a file, or a directory with ``is_dir``) can be created or replaced: the nearest existing
     ancestor is a directory in which a file can be created (probed with a temporary file that is removed at

@@ -77,12 +77,11 @@ experiment's name unless ``[config]`` sets one. With ``small=True`` the default 
 import itertools
 import math
 import re
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sweepsim import config as cfgmod
-from sweepsim.errors import InputError, allowed, check_input_file
+from sweepsim.errors import InputError, allowed, read_toml
 from sweepsim.perf_model import PerfModelConfig
 from sweepsim.safe_eval import Expression, ExpressionError
 
@@ -273,14 +272,8 @@ class _Loader:
     # ---- main
 
     def load(self):
-        path = check_input_file(self.path, None, "experiment file")
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except tomllib.TOMLDecodeError as e:
-            raise self.err(None, f"invalid TOML: {e}") from None
-        except UnicodeDecodeError:
-            raise self.err(None, "invalid TOML: not UTF-8 text") from None
+        path = self.path
+        raw = read_toml(path, None, "experiment file")
         unknown = [k for k in raw if k not in EXPERIMENT_KEYS]
         if unknown:
             raise self.err(unknown[0], f"unknown key; {allowed(EXPERIMENT_KEYS)}")
@@ -386,11 +379,7 @@ class _Loader:
             if not p.is_file():
                 raise self.err("base", f"run config {b!r} not found (looked next to the experiment file, in the "
                                        "working directory and in the project)")
-            try:
-                with open(p, "rb") as f:
-                    base = tomllib.load(f)
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-                raise InputError(p, None, f"invalid TOML: {e}") from None
+            base = read_toml(p, None, "run config")
             bad = [k for k in base if k not in cfgmod.TOP_KEYS]
             if bad:
                 raise InputError(p, bad[0], f"unknown key; {allowed(sorted(cfgmod.TOP_KEYS))}")

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from kernels.enums import PerfKind
-from kernels.perf_nb import interp_extrapolate_nb
 from kernels.state_nb import PerfTables
 from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, check_input_file
@@ -31,12 +30,6 @@ class PerfCurve:
     knots: np.ndarray
     prompt_s: np.ndarray
     token_s: np.ndarray
-
-    def prompt(self, bt):
-        return interp_extrapolate_nb(self.knots, self.prompt_s, len(self.knots), bt)
-
-    def token(self, bt):
-        return interp_extrapolate_nb(self.knots, self.token_s, len(self.knots), bt)
 
 
 @lru_cache(maxsize=8)

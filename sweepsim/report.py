@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from sweepsim.errors import InputError, check_output_path
+from sweepsim.metrics import LATENCY_METRICS
 from sweepsim.plots.common import (
     atomic_write,
     is_run_dir,
@@ -97,7 +98,7 @@ def run_report(path) -> str:
                              for k, a in enumerate(s["application_id"].to_list())}}, strict=False)
     body += ["<h2>Summary</h2>", html_table(table), '<p class="note">seconds, requests/s, tokens/s, kWh, W, $</p>']
     cfg_cols = [c for c in s.columns if c not in RUN_METRICS and not any(
-        c.startswith(m + "_") for m in ("ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e"))
+        c.startswith(m + "_") for m in LATENCY_METRICS)
         and c not in ("application_id", "energy_j", "energy_per_token_j")]
     if cfg_cols:
         cfg = pl.DataFrame({"parameter": cfg_cols, "value": [_fmt(s[c][0]) for c in cfg_cols]})

@@ -12,11 +12,10 @@ from kernels.enums import ITERATION_LOG_COLUMNS
 from sweepsim.atomic import atomic_write
 from sweepsim.cluster import TAG_NAMES
 from sweepsim.engine import RunResult
+from sweepsim.metrics import LATENCY_METRICS, STATS
 
-LATENCY_METRICS = ("ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e")
 RUN_TABLES = ("requests", "summary", "instances")
 DEBUG_TABLES = ("iterations", "kv_transfers")
-STATS = (("mean", None), ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("max", None))
 
 
 def requests_table(res: RunResult) -> pl.DataFrame:

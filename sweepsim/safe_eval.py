@@ -185,8 +185,3 @@ def _number(v):
     if isinstance(v, (int, float)):
         return v
     raise ExpressionError(f"arithmetic needs numbers, got {v!r}")
-
-
-def safe_eval(text: str, env: dict):
-    """Compile and evaluate ``text`` with the variables of ``env`` (see the module docstring)."""
-    return Expression(text).evaluate(env)

@@ -314,11 +314,9 @@ def default_chunk_size(n_jobs: int, n_requests: int, workers: int) -> int:
 
 def run_sweep(jobs: list[Job], out: Path, backend: str = "local", address: str | None = None,
               force: bool = False, keep_requests: bool = False, quiet: bool = False,
-              chunk_size: int | None = None, fail_after_chunks: int | None = None,
-              identity: dict | None = None, retry_failed: bool = False) -> dict:
+              chunk_size: int | None = None, identity: dict | None = None, retry_failed: bool = False) -> dict:
     """Run the jobs not yet committed in ``out`` and merge. ``identity`` (experiment name and varied
-    parameters) guards the directory against another experiment's results (``force`` replaces them);
-    ``fail_after_chunks`` simulates a crash (tests)."""
+    parameters) guards the directory against another experiment's results (``force`` replaces them)."""
     store = Store(out)
     if identity is not None:
         store.claim(identity, replace=force)
@@ -327,15 +325,13 @@ def run_sweep(jobs: list[Job], out: Path, backend: str = "local", address: str |
     stats = {"total": len(jobs), "skipped": len(jobs) - len(todo), "ran": 0}
     try:
         if todo:
-            _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, fail_after_chunks,
-                      jobs)
+            _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, jobs)
     finally:  # also after an interruption: summary.parquet reflects every committed chunk
         store.merge(jobs)
     return stats
 
 
-def _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, fail_after_chunks, jobs,
-              merge_every_s=30.0):
+def _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, jobs, merge_every_s=30.0):
     if backend == "ray":
         from sweepsim.ray_backend import run_chunks_ray
         runner = run_chunks_ray
@@ -344,15 +340,13 @@ def _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_
     progress = Progress(len(todo), quiet)
     last_merge = time.monotonic()
     try:
-        for k, (chunk, tables, n_req) in enumerate(runner(todo, keep_requests, chunk_size, address)):
+        for chunk, tables, n_req in runner(todo, keep_requests, chunk_size, address):
             store.commit(chunk_id(chunk), tables)
             stats["ran"] += len(chunk)
             progress.update(len(chunk), n_req)
             if time.monotonic() - last_merge > merge_every_s:
                 store.merge(jobs)
                 last_merge = time.monotonic()
-            if fail_after_chunks is not None and k + 1 >= fail_after_chunks:
-                raise KeyboardInterrupt("simulated crash (fail_after_chunks)")
     finally:
         progress.close()
 

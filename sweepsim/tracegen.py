@@ -56,7 +56,7 @@ import pyarrow.parquet as pq
 from sweepsim import PROJECT_ROOT
 from sweepsim.atomic import atomic_write
 from sweepsim.errors import InputError, allowed, check_output_path, check_writable
-from sweepsim.trace import Trace
+from sweepsim.trace import ANNOTATIONS, WORKLOADS, Trace
 
 #: bumped whenever generation changes, so that cached traces are regenerated
 #: (2: with both count and duration, a count the duration cannot reach no longer sets the number of draws)
@@ -66,10 +66,7 @@ AZURE_2023 = {"azure-code": PROJECT_ROOT / "traces" / "azure2023" / "azure_llm_2
 SIZES_FORMS = ("azure-code", "azure-conv", "trace:PATH", "fixed:P,T", "lognormal:MU_P,SIGMA_P,MU_T,SIGMA_T",
                "uniform:PMIN,PMAX,TMIN,TMAX")
 PROFILE_INTERP = ("step", "linear")
-WORKLOADS = ("prod", "batch")
-CATEGORICAL = ("workload", "model", "region")
 SLOS = ("slo_ttft", "slo_e2e")
-ANNOTATIONS = ("workload", "slo_ttft", "slo_e2e", "model", "region")
 TRACE_COLUMNS = ("request_id", "request_type", "application_id", "arrival_timestamp", "batch_size", "prompt_size",
                  "token_size")
 OUTPUT_SUFFIXES = (".csv", ".parquet")
@@ -371,14 +368,6 @@ def empirical_source(sizes: str):
     key = sizes if sizes in AZURE_2023 else sizes.partition(":")[2]
     st = (AZURE_2023.get(key) or Path(key)).stat()
     return _source(key, st.st_mtime_ns, st.st_size)
-
-
-def azure_sizes(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(prompt tokens, output tokens) of every request of a shipped Azure 2023 trace."""
-    if name not in AZURE_2023:
-        raise InputError(None, "sizes", f"unknown size distribution {name!r}; {allowed(AZURE_2023)}")
-    _, prompt, token = empirical_source(name)
-    return prompt, token
 
 
 @lru_cache(maxsize=4096)
@@ -770,7 +759,7 @@ def generate_columns(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> 
                       + [float(p["arrival_timestamp"][-1]) for p, c in zip(parts, caps)
                          if len(p["arrival_timestamp"]) == c])
         if sum(int(np.count_nonzero(p["arrival_timestamp"] < horizon)) for p in parts) < spec.count:
-            parts = None  # a share was short (practically never): draw every application in full
+            # a share was short (practically never): draw every application in full
             parts = [gen_app(i, a, spec.count) for i, a in enumerate(spec.apps)]
     sizes = [len(p["arrival_timestamp"]) for p in parts]
     order = None

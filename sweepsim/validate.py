@@ -6,7 +6,6 @@ shipped with the project are in ``tests/oracle/`` (see its README). A ``known_mi
 directories (``case name = "reason"``) lists cases that do not match yet: they are reported as XFAIL (XPASS
 if they match after all) instead of failing.
 """
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import polars as pl
 from sweepsim import PROJECT_ROOT
 from sweepsim.config import load_config, with_trace
 from sweepsim.engine import run
-from sweepsim.errors import InputError
+from sweepsim.errors import InputError, read_toml
 from sweepsim.results import requests_table, write_parquet_atomic
 from sweepsim.trace import load_trace
 
@@ -91,10 +90,7 @@ def known_mismatches(folder) -> dict[str, str]:
     path = Path(folder) / KNOWN_MISMATCHES
     if not path.is_file():
         return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
-        raise InputError(path, None, f"cannot read: {str(e).splitlines()[0]}") from None
+    data = read_toml(path, None, "known-mismatches file")
     for name, reason in data.items():
         if not isinstance(reason, str) or not reason.strip():
             raise InputError(path, name, 'must be a non-empty reason string: <case name> = "why it does not match"')

@@ -14,7 +14,7 @@ import sweepsim
 from sweepsim.config import RunConfig
 from sweepsim.errors import InputError
 from sweepsim.experiment import Experiment, load_experiment, validate_points
-from sweepsim.safe_eval import Expression, ExpressionError, safe_eval
+from sweepsim.safe_eval import Expression, ExpressionError
 
 PROJECT = Path(sweepsim.__file__).resolve().parent.parent
 EXPERIMENTS = sorted(p for p in (PROJECT / "configs" / "experiments").glob("*.toml") if not p.name.endswith(".plot.toml"))
@@ -425,6 +425,10 @@ def test_missing_name_and_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ safe_eval
+
+
+def safe_eval(text, env):
+    return Expression(text).evaluate(env)
 
 
 def test_safe_eval_arithmetic():

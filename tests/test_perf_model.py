@@ -11,11 +11,20 @@ import statistics
 import numpy as np
 import pytest
 
-from kernels.perf_nb import iteration_duration_nb
+from kernels.perf_nb import interp_extrapolate_nb, iteration_duration_nb
 from sweepsim.config import from_dict
 from sweepsim.engine import run
 from sweepsim.perf_model import DEFAULT_DB, MIXED_BATCH_FACTOR, PerfModelConfig, build_tables, load_db
 from sweepsim.trace import Trace
+
+
+def prompt(curve, bt):
+    """A profiled curve's prompt time [s] at ``bt`` batch tokens (the kernels' interpolation)."""
+    return interp_extrapolate_nb(curve.knots, curve.prompt_s, len(curve.knots), bt)
+
+
+def token(curve, bt):
+    return interp_extrapolate_nb(curve.knots, curve.token_s, len(curve.knots), bt)
 
 KNOTS = [128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0]
 
@@ -97,70 +106,70 @@ def test_knots_rederived_from_csv(db):
 
 def test_value_at_first_knot(bloom):
     # x = 128: segment clipped to [128, 256], slope * 0 + y[0] = y[0] exactly.
-    assert bloom.prompt(128) == BLOOM_H100_PROMPT[0]
-    assert bloom.token(128) == BLOOM_H100_TOKEN[0]
+    assert prompt(bloom, 128) == BLOOM_H100_PROMPT[0]
+    assert token(bloom, 128) == BLOOM_H100_TOKEN[0]
 
 
 def test_value_at_inner_knot_uses_segment_ending_there(bloom, db):
     # x = 1024 lies on the [512, 1024] segment: (y[3] - y[2]) / 512 * 512 + y[2].
     y = BLOOM_H100_PROMPT
-    assert bloom.prompt(1024) == (y[3] - y[2]) / (1024.0 - 512.0) * (1024.0 - 512.0) + y[2]
-    assert bloom.prompt(1024) == pytest.approx(0.1322169970080722, rel=1e-15)
+    assert prompt(bloom, 1024) == (y[3] - y[2]) / (1024.0 - 512.0) * (1024.0 - 512.0) + y[2]
+    assert prompt(bloom, 1024) == pytest.approx(0.1322169970080722, rel=1e-15)
     # llama2-70b / h100-80gb-pcap / TP8 prompt at 4096: the segment [2048, 4096] gives
     # (0.489080333954189 - 0.1747501639125403) / 2048 * 2048 + 0.1747501639125403 = 0.48908033395418893,
     # one ulp above the knot's value 0.489080333954189 (the segment starting at 4096 would give the latter).
     pcap = db[("llama2-70b", "h100-80gb-pcap", 8)]
     assert pcap.prompt_s[4] == LLAMA_H100_PCAP_PROMPT_2048
     assert pcap.prompt_s[5] == LLAMA_H100_PCAP_PROMPT_4096
-    assert pcap.prompt(4096) == 0.48908033395418893
-    assert pcap.prompt(4096) != LLAMA_H100_PCAP_PROMPT_4096
+    assert prompt(pcap, 4096) == 0.48908033395418893
+    assert prompt(pcap, 4096) != LLAMA_H100_PCAP_PROMPT_4096
 
 
 def test_value_at_last_knot(bloom):
     y = BLOOM_H100_TOKEN
-    assert bloom.token(32768) == (y[8] - y[7]) / (32768.0 - 16384.0) * (32768.0 - 16384.0) + y[7]
-    assert bloom.token(32768) == pytest.approx(0.06382134215911762, rel=1e-15)
+    assert token(bloom, 32768) == (y[8] - y[7]) / (32768.0 - 16384.0) * (32768.0 - 16384.0) + y[7]
+    assert token(bloom, 32768) == pytest.approx(0.06382134215911762, rel=1e-15)
 
 
 def test_value_between_knots(bloom):
     # prompt(1500): segment [1024, 2048]: (0.25196400948334485 - 0.1322169970080722) / 1024 * 476
     # + 0.1322169970080722 = 0.18788064733837473.
     y = BLOOM_H100_PROMPT
-    assert bloom.prompt(1500) == (y[4] - y[3]) / 1024.0 * (1500.0 - 1024.0) + y[3]
-    assert bloom.prompt(1500) == pytest.approx(0.18788064733837473, abs=1e-16)
+    assert prompt(bloom, 1500) == (y[4] - y[3]) / 1024.0 * (1500.0 - 1024.0) + y[3]
+    assert prompt(bloom, 1500) == pytest.approx(0.18788064733837473, abs=1e-16)
     # token(1500), same segment: 0.036522171331136284
     t = BLOOM_H100_TOKEN
-    assert bloom.token(1500) == (t[4] - t[3]) / 1024.0 * (1500.0 - 1024.0) + t[3]
-    assert bloom.token(1500) == pytest.approx(0.036522171331136284, abs=1e-16)
+    assert token(bloom, 1500) == (t[4] - t[3]) / 1024.0 * (1500.0 - 1024.0) + t[3]
+    assert token(bloom, 1500) == pytest.approx(0.036522171331136284, abs=1e-16)
 
 
 def test_extrapolation_below_first_knot(bloom):
     # x < 128 uses the [128, 256] segment with x - 128 < 0.
     y = BLOOM_H100_PROMPT
     slope = (y[1] - y[0]) / 128.0
-    assert bloom.prompt(64) == slope * (64.0 - 128.0) + y[0]
-    assert bloom.prompt(64) == pytest.approx(0.046836917055770755, abs=1e-16)
-    assert bloom.prompt(1) == pytest.approx(0.04541201262145478, abs=1e-16)
+    assert prompt(bloom, 64) == slope * (64.0 - 128.0) + y[0]
+    assert prompt(bloom, 64) == pytest.approx(0.046836917055770755, abs=1e-16)
+    assert prompt(bloom, 1) == pytest.approx(0.04541201262145478, abs=1e-16)
     # token(1) (one decode in the batch): 0.035327247867464724
     t = BLOOM_H100_TOKEN
-    assert bloom.token(1) == (t[1] - t[0]) / 128.0 * (1.0 - 128.0) + t[0]
-    assert bloom.token(1) == pytest.approx(0.035327247867464724, abs=1e-16)
+    assert token(bloom, 1) == (t[1] - t[0]) / 128.0 * (1.0 - 128.0) + t[0]
+    assert token(bloom, 1) == pytest.approx(0.035327247867464724, abs=1e-16)
 
 
 def test_extrapolation_above_last_knot(bloom):
     # x > 32768 uses the [16384, 32768] segment: prompt(40000) = 6.088728757389617.
     y = BLOOM_H100_PROMPT
-    assert bloom.prompt(40000) == (y[8] - y[7]) / 16384.0 * (40000.0 - 16384.0) + y[7]
-    assert bloom.prompt(40000) == pytest.approx(6.088728757389617, abs=1e-14)
+    assert prompt(bloom, 40000) == (y[8] - y[7]) / 16384.0 * (40000.0 - 16384.0) + y[7]
+    assert prompt(bloom, 40000) == pytest.approx(6.088728757389617, abs=1e-14)
 
 
 def test_non_monotone_knots_used_as_is(db):
     # llama2-70b / h100 prompt time falls from 128 to 256; prompt(192) is the midpoint of the segment.
     c = db[LLAMA_H100]
     y = LLAMA_H100_PROMPT
-    assert c.prompt(192) == (y[1] - y[0]) / 128.0 * 64.0 + y[0]
-    assert c.prompt(192) == pytest.approx((0.05818541598273441 + 0.051658510987181216) / 2, abs=1e-16)
-    assert c.prompt(192) < c.prompt(128)
+    assert prompt(c, 192) == (y[1] - y[0]) / 128.0 * 64.0 + y[0]
+    assert prompt(c, 192) == pytest.approx((0.05818541598273441 + 0.051658510987181216) / 2, abs=1e-16)
+    assert prompt(c, 192) < prompt(c, 128)
 
 
 # --------------------------------------------------------------------------- iteration_duration_nb

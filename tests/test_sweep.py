@@ -74,12 +74,27 @@ def test_sweep_merges_one_dataset(reference_sweep):
     assert len(pl.read_parquet(out / "failures.parquet")) == 0
 
 
-def test_resume_after_crash_gives_the_uninterrupted_result(trace_file, reference_sweep, tmp_path):
+def crash_after_commits(monkeypatch, n):
+    """Interrupt a sweep (as Ctrl-C would) right after its n-th committed chunk."""
+    from sweepsim.sweep import Store
+    commit = Store.commit
+    done = []
+
+    def commit_then_crash(self, chunk_id, tables):
+        commit(self, chunk_id, tables)
+        done.append(chunk_id)
+        if len(done) >= n:
+            raise KeyboardInterrupt("simulated crash")
+    monkeypatch.setattr(Store, "commit", commit_then_crash)
+
+
+def test_resume_after_crash_gives_the_uninterrupted_result(trace_file, reference_sweep, tmp_path, monkeypatch):
     ref_out, _ = reference_sweep
     points, varied = grid_points(trace_file)
     out = tmp_path / "res"
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep(jobs_for(points, varied), out, quiet=True, chunk_size=4, fail_after_chunks=2)
+    with pytest.raises(KeyboardInterrupt), monkeypatch.context() as m:
+        crash_after_commits(m, 2)
+        run_sweep(jobs_for(points, varied), out, quiet=True, chunk_size=4)
     partial = pl.read_parquet(out / "summary.parquet")
     assert 0 < len(partial) < 17 and partial["config_hash"].is_unique().all()
     stats = run_sweep(jobs_for(points, varied), out, quiet=True, chunk_size=4)

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from sweepsim.atomic import atomic_write
 from sweepsim.errors import InputError, check_output_path
+from sweepsim.metrics import LATENCY_METRICS as _LATENCY
 
 FORMATS = (".png", ".svg", ".pdf")
 DPI = 100  # figure sizes are given in pixels; inches = pixels / DPI (also for SVG / PDF)
@@ -85,7 +86,6 @@ _UNITS = {
     "mean_power_w": "mean power [W]", "duration": "duration [s]", "servers": "servers",
     "requests": "requests", "completed": "completed requests",
 }
-_LATENCY = ("ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e")
 
 
 def axis_label(col: str) -> str:

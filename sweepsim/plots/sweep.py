@@ -17,13 +17,12 @@ A plot spec (``<experiment>.plot.toml``, ``sweepsim plot sweep --spec``) holds t
     xlabel = "..."; ylabel = "..."; log_x = false; log_y = false; size = "1600x600"
 """
 import math
-import tomllib
 from pathlib import Path
 
 import polars as pl
 from matplotlib.figure import Figure
 
-from sweepsim.errors import InputError, allowed
+from sweepsim.errors import InputError, allowed, read_toml
 from sweepsim.plots.common import axis_label, new_figure
 from sweepsim.report_table import check_columns, pareto_front, parse_objectives, select
 
@@ -39,13 +38,7 @@ MAX_DISCRETE_HUES = 12
 def read_spec(path) -> dict:
     """A ``.plot.toml`` spec -> dict of options (keys checked, types checked)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "--spec", "no such file")
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(path, None, f"invalid TOML: {e}") from None
+    raw = read_toml(path, "--spec", "plot spec")
     for k, v in raw.items():
         if k not in SPEC_KEYS:
             raise InputError(path, k, f"unknown key; {allowed(SPEC_KEYS)}")
