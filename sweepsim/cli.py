@@ -65,7 +65,7 @@ def run(config, trace_path, out_dir, overrides, debug):
     from sweepsim.config import load_config, with_trace
     from sweepsim.engine import run as run_engine
     from sweepsim.results import check_run_dir, write_run
-    from sweepsim.trace import load_trace
+    from sweepsim.tracegen import load_run_trace
 
     out = out_dir or Path("results") / Path(config).stem
     check_run_dir(out)
@@ -74,7 +74,7 @@ def run(config, trace_path, out_dir, overrides, debug):
         cfg = with_trace(cfg, trace_path)
     if cfg.trace is None:
         raise InputError(config, "trace", "no trace: set [trace] path = ... or pass --trace")
-    trace = load_trace(cfg.trace)
+    trace = load_run_trace(cfg)
     res = run_engine(cfg, trace, debug=debug)
     tables = write_run(res, out, debug=debug)
     _print_summary(tables)
@@ -167,9 +167,7 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
     out = out_dir or exp.out
     check_output_dir(out)
     if dry_run:
-        from sweepsim.tracegen import no_generation
-        with no_generation():
-            validate_points(exp)
+        validate_points(exp)  # parsing has no side effect: traces are generated when a sweep starts
         click.echo(f"{exp.name}: {len(exp.points)} configurations -> {out}/")
         if exp.varied:
             with pl.Config(tbl_rows=10, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_width_chars=400,

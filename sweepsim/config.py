@@ -54,6 +54,7 @@ class RunConfig:
     transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
     network: str = "dedicated"    # dedicated: a private link per KV transfer (SplitwiseSim); shared: NIC contention
     oversized_requests: str = "error"   # a request that can never fit: error before the run, or reject (drop)
+    trace_spec: object = field(default=None, compare=False, repr=False)  # tracegen.TraceSpec of a generated trace
 
     def params(self) -> dict:
         """Flat, typed parameters for summary columns (cluster counts as ``cluster.<sku>``)."""
@@ -70,7 +71,7 @@ class RunConfig:
         return out
 
 
-TOP_KEYS = {f.name for f in fields(RunConfig)} - {"source"}
+TOP_KEYS = {f.name for f in fields(RunConfig)} - {"source", "trace_spec"}
 
 
 #: Largest integer a config value may take: the kernels hold them in int64 and add to them.
@@ -183,9 +184,11 @@ def from_dict(d: dict, src=None) -> RunConfig:
                                                            "keys (sizes, rate, duration, ...), not both")
             t = t.get("path")
         elif isinstance(t, dict) and t:
-            # a generated trace named by its spec: generated once, cached as <trace cache>/<hash>.parquet
-            from sweepsim.tracegen import parse_spec, resolve_spec
-            t = str(resolve_spec(parse_spec(t, src, resolve=lambda p: resolve_path(p, base)), src))
+            # a generated trace named by its spec: its cache path (<trace cache>/<hash>.parquet); the file is
+            # generated when a run or sweep starts (tracegen.ensure_trace), not here
+            from sweepsim.tracegen import parse_spec, spec_path
+            kw["trace_spec"] = parse_spec(t, src, resolve=lambda p: resolve_path(p, base))
+            t = str(spec_path(kw["trace_spec"], src))
         if not isinstance(t, str):
             raise InputError(src, "trace", "must be a path, a table with path = ..., or a generator spec "
                                            "(sizes = ..., rate = ..., duration = ..., seed = ...)")

@@ -32,7 +32,7 @@ from sweepsim.engine import RunResult, run_batch
 from sweepsim.errors import InputError
 from sweepsim.results import requests_table, summary_table, write_parquet_atomic, write_text_atomic
 from sweepsim.trace import Trace, load_trace
-from sweepsim.tracegen import file_digest
+from sweepsim.tracegen import ensure_trace, file_digest
 
 PARTS = "parts"
 
@@ -53,6 +53,9 @@ def config_hash(raw: dict, cfg: RunConfig) -> str:
 
 
 def make_jobs(points: list[dict], configs: list[RunConfig], varied: list[dict]) -> list[Job]:
+    """The sweep's jobs; generated traces are generated here (once per spec), as the sweep starts."""
+    for cfg in {c.trace: c for c in configs if c.trace_spec is not None}.values():
+        ensure_trace(cfg)
     return [Job(config_hash(raw, cfg), cfg, v, raw) for raw, cfg, v in zip(points, configs, varied)]
 
 

@@ -952,6 +952,27 @@ def _cached_ok(path: Path) -> bool:
         return False
 
 
+def spec_path(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> Path:
+    """Where the spec's trace is cached (it may not exist yet), after checking the spec's size limit: no file
+    is read or written, so parsing a run config that names a spec has no side effect."""
+    check_limit(spec, src, fld, limit)
+    return cache_dir() / f"{spec_hash(spec)}.parquet"
+
+
+def ensure_trace(cfg) -> Path:
+    """The trace file of a run config, generating (and caching) it first if the config names a generator
+    spec: call it when a run or a sweep starts, before reading ``cfg.trace``."""
+    if cfg.trace_spec is not None:
+        return resolve_spec(cfg.trace_spec, cfg.source)
+    return Path(cfg.trace)
+
+
+def load_run_trace(cfg) -> Trace:
+    """``load_trace`` of a run config's trace, generated first if needed (``ensure_trace``)."""
+    from sweepsim.trace import load_trace
+    return load_trace(ensure_trace(cfg))
+
+
 def resolve_spec(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> Path:
     """Path of the spec's trace, generated on first use and cached by content hash in ``cache_dir()``.
 
@@ -959,8 +980,8 @@ def resolve_spec(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> Path
     regenerated (atomically, with a warning on stderr). Specs over ``limit`` requests (default
     ``max_requests()``) are refused before anything is generated. Under ``no_generation()`` nothing is
     generated or written: the spec is validated and the path returned."""
-    path = cache_dir() / f"{spec_hash(spec)}.parquet"
-    limit = check_limit(spec, src, fld, limit)
+    path = spec_path(spec, src, fld, limit)
+    limit = max_requests() if limit is None else int(limit)
     if _NO_GENERATION.get():
         return path
     present = path.exists()

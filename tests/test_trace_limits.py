@@ -163,7 +163,7 @@ def test_limit_applies_to_run_config_specs(tmp_path, trace_cache, monkeypatch, n
         load_config(cfg)
     assert not trace_cache.exists()
     monkeypatch.setenv(tracegen.MAX_REQUESTS_ENV, "1000")
-    assert len(load_trace(load_config(cfg).trace)) == 1000
+    assert len(tracegen.load_run_trace(load_config(cfg))) == 1000
 
 
 def test_count_beyond_duration_draws_only_the_duration(no_big_draws):
@@ -360,7 +360,7 @@ def test_sidecar_digest_and_corrupt_files_are_regenerated(tmp_path, trace_cache,
 def test_corrupt_cache_regenerated_through_the_cli(tmp_path, trace_cache):
     cfg = tmp_path / "gen.toml"
     cfg.write_text(CONFIG.format(trace='sizes = "azure-code"\nrate = 2\nduration = 20\nseed = 1'))
-    path = Path(load_config(cfg).trace)
+    path = tracegen.ensure_trace(load_config(cfg))
     good = _arrays(path)
     path.write_bytes(path.read_bytes()[:100])
     res = ok(invoke("run", cfg, "--out", tmp_path / "o"))
@@ -369,6 +369,17 @@ def test_corrupt_cache_regenerated_through_the_cli(tmp_path, trace_cache):
 
 
 # ------------------------------------------------------------------------------------------ no generation
+
+
+def test_parsing_a_config_generates_nothing(tmp_path, trace_cache):
+    """Loading a run config that names a generator spec has no side effect; the trace is generated when a
+    run starts (ensure_trace / load_run_trace, called by `sweepsim run` and by sweeps)."""
+    cfg = tmp_path / "gen.toml"
+    cfg.write_text(CONFIG.format(trace='sizes = "azure-conv"\nrate = 5\nduration = 30\nseed = 2'))
+    c = load_config(cfg)
+    assert not Path(c.trace).exists() and not trace_cache.exists()
+    assert tracegen.ensure_trace(c) == Path(c.trace) and Path(c.trace).is_file()
+    assert len(tracegen.load_run_trace(c)) > 0
 
 
 def test_no_generation_validates_without_writing(tmp_path, trace_cache, no_big_draws):
@@ -389,8 +400,8 @@ def test_no_generation_validates_without_writing(tmp_path, trace_cache, no_big_d
         tracegen.resolve_spec(tracegen.parse_spec({"sizes": "azure-code", "replay": True, "count": 100}))
     assert not trace_cache.exists()
     assert tracegen.resolve_spec(tracegen.parse_spec({"sizes": "fixed:1,1", "rate": 1, "count": 3})).is_file()
-    # outside the block, the same spec is generated at the path announced
-    assert Path(load_config(cfg).trace) == would and would.is_file()
+    # outside the block, the same spec is generated at the path announced when a run starts
+    assert tracegen.ensure_trace(load_config(cfg)) == would and would.is_file()
     # the flag is reset after an exception, and blocks nest
     with pytest.raises(RuntimeError):
         with tracegen.no_generation():
@@ -398,9 +409,9 @@ def test_no_generation_validates_without_writing(tmp_path, trace_cache, no_big_d
     with tracegen.no_generation():
         with tracegen.no_generation():
             pass
-        other = Path(load_config(cfg, ["trace.seed=3"]).trace)
+        other = tracegen.ensure_trace(load_config(cfg, ["trace.seed=3"]))
     assert not other.exists()
-    assert Path(load_config(cfg, ["trace.seed=3"]).trace).is_file()
+    assert tracegen.ensure_trace(load_config(cfg, ["trace.seed=3"])).is_file()
 
 
 # ------------------------------------------------------------------------------------------ output paths

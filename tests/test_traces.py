@@ -464,8 +464,10 @@ def test_run_config_with_generated_trace_end_to_end(tmp_path, trace_cache):
     mtime = cached[0].stat().st_mtime_ns
     assert load_config(cfg).trace == str(cached[0])
     assert cached[0].stat().st_mtime_ns == mtime
-    other = load_config(cfg, ["trace.rate=3"]).trace
-    assert other != str(cached[0]) and len(list(trace_cache.glob("*.parquet"))) == 2
+    other = load_config(cfg, ["trace.rate=3"])
+    assert other.trace != str(cached[0]) and len(list(trace_cache.glob("*.parquet"))) == 1  # parsing writes nothing
+    tracegen.ensure_trace(other)
+    assert len(list(trace_cache.glob("*.parquet"))) == 2
     # each file has its SHA-256 sidecar, and no temporary files are left
     assert sorted(p.name for p in trace_cache.iterdir()) == sorted(
         n for p in trace_cache.glob("*.parquet") for n in (p.name, p.name + ".sha256"))
@@ -479,7 +481,7 @@ def test_run_config_multi_app_spec_and_errors(tmp_path, trace_cache):
                                        '[[trace.apps]]\nsizes = "azure-code"\nrate = 2\n'
                                        '[[trace.apps]]\nsizes = "fixed:100,5"\nprofile = "profile.csv"\n'
                                        'workload = "batch"'))
-    tr = load_trace(load_config(cfg).trace)
+    tr = tracegen.load_run_trace(load_config(cfg))
     assert set(tr.application_id.tolist()) == {0, 1}
     assert set(tr.annotations["workload"][tr.application_id == 1]) == {"batch"}
     assert np.all(tr.prompt_size[tr.application_id == 1] == 100)
