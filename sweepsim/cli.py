@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup
-from sweepsim.errors import InputError, check_output_dir
+from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup, OutputPath
+from sweepsim.errors import InputError, check_output_dir, read_parquet
 
 #: Default of ``sweepsim grid --max-configs``.
 DEFAULT_MAX_CONFIGS = 100_000
@@ -51,7 +51,7 @@ def _print_summary(tables):
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Trace file (CSV or Parquet); overrides the config's trace.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", type=OutputPath(file_okay=False, path_type=Path),
               help="Output directory (default results/<config file stem>/).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set scheduler=jsq --set cluster.dgx-h100=4 (repeatable).")
@@ -83,7 +83,7 @@ def run(config, trace_path, out_dir, overrides, debug):
 
 @main.command()
 @click.argument("case_dirs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", type=OutputPath(path_type=Path),
               help="Write each case's requests.parquet under OUT/<case>/.")
 @click.option("--tol", default=1e-6, show_default=True, type=FiniteFloat(min=0.0),
               help="Tolerance in seconds on ttft and e2e.")
@@ -123,7 +123,7 @@ def validate(case_dirs, out_dir, tol, strict):
 
 @main.command()
 @click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", type=OutputPath(file_okay=False, path_type=Path),
               help="Results directory (default: the experiment's out, else results/<name>/).")
 @click.option("--small", is_flag=True, help="Run the experiment's quick [small] variant.")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -178,7 +178,7 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
     stats = run_sweep(jobs, out, backend=backend, address=address, force=force, keep_requests=keep_requests,
                       quiet=quiet, chunk_size=chunk_size,
                       identity={"name": exp.name, "axes": list(exp.axes)}, retry_failed=retry_failed)
-    failures = pl.read_parquet(Path(out) / "failures.parquet")
+    failures = read_parquet(Path(out) / "failures.parquet")
     click.echo(f"{exp.name}: {stats['total']} configurations ({stats['ran']} run, {stats['skipped']} already done, "
                f"{len(failures)} failed) -> {out}/summary.parquet")
     if len(failures):
@@ -193,7 +193,7 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
 @click.option("--pareto", help="Pareto front over columns, e.g. cost_usd,throughput_rps (suffix :min or :max; "
                                "throughput/completed default to max, others to min).")
 @click.option("--columns", help="Comma-separated columns to show (default: varied parameters and key metrics).")
-@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1, max=1_000_000), help="Rows to show.")
 def results(results_dir, sort_by, desc, where, pareto, columns, top):
     """Print a compact table of a sweep's results: best configurations, filters, Pareto fronts."""
     import polars as pl
@@ -203,6 +203,7 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top):
 
     df = load_summary(results_dir)
     src = Path(results_dir) / "summary.parquet"
+    failed = _failures(results_dir)  # read (and checked) before anything is printed
     df = select(df, where, src)
     if pareto:
         df = pareto_front(df, parse_objectives(pareto, df, src))
@@ -210,7 +211,7 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top):
         check_columns(df, [sort_by], src, "--sort")
         df = df.sort(sort_by, descending=desc, nulls_last=True)
     if columns:
-        cols = [c.strip() for c in columns.split(",")]
+        cols = list(dict.fromkeys(c.strip() for c in columns.split(",")))  # each once, in order
         check_columns(df, cols, src, "--columns")
     else:
         cols = [c for c in varied_columns(results_dir, df) + list(DEFAULT_METRICS) if c in df.columns]
@@ -219,17 +220,24 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top):
                    tbl_hide_column_data_types=True):
         click.echo(df.select(cols).head(top))
     click.echo(f"{min(top, len(df))} of {len(df)} rows")
+    if failed is not None and len(failed):
+        click.echo(f"{len(failed)} configuration(s) failed ({Path(results_dir) / 'failures.parquet'}):")
+        with pl.Config(tbl_rows=top, tbl_hide_dataframe_shape=True, fmt_str_lengths=200, tbl_width_chars=400,
+                       tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
+            click.echo(failed.head(top))
+
+def _failures(results_dir):
+    """failures.parquet with each failed configuration's varied parameters (None when absent)."""
     fails = Path(results_dir) / "failures.parquet"
-    if fails.exists():
-        f = pl.read_parquet(fails)
-        configs = Path(results_dir) / "configs.parquet"
-        if len(f) and configs.exists():  # name each failed configuration by its varied parameters
-            f = f.join(pl.read_parquet(configs).drop("config_json", strict=False), on="config_hash", how="left")
-        if len(f):
-            click.echo(f"{len(f)} configuration(s) failed ({fails}):")
-            with pl.Config(tbl_rows=top, tbl_hide_dataframe_shape=True, fmt_str_lengths=200, tbl_width_chars=400,
-                           tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
-                click.echo(f.head(top))
+    if not fails.exists():
+        return None
+    f = read_parquet(fails, None, ("config_hash", "error"))
+    configs = Path(results_dir) / "configs.parquet"
+    if len(f) and configs.exists():  # name each failed configuration by its varied parameters
+        f = f.join(read_parquet(configs, None, ("config_hash",)).drop("config_json", strict=False),
+                   on="config_hash", how="left")
+    return f
+
 
 from sweepsim.cli_trace import trace_group  # noqa: E402
 

@@ -28,3 +28,12 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(x):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return x
+
+
+class OutputPath(click.Path):
+    """An output file or directory option: never empty (``--out ''`` would mean the working directory)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: give a path.", param, ctx)
+        return super().convert(value, param, ctx)

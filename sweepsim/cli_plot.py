@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup
+from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup, OutputPath
 from sweepsim.errors import InputError
 
 _OUT_HELP = "Output image: .png, .svg or .pdf (by extension)."
@@ -14,7 +14,7 @@ _SIZE_HELP = "Image size WIDTHxHEIGHT in pixels (100 pixels per inch in SVG / PD
 
 
 def _out_option(f):
-    return click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    return click.option("-o", "--out", "out", required=True, type=OutputPath(dir_okay=False, path_type=Path),
                         help=_OUT_HELP)(f)
 
 
@@ -183,7 +183,7 @@ def timeline_cmd(run_dir, title, size, out):
 
 @click.command("report")
 @click.argument("path", type=_DIR, metavar="RUN_DIR|RESULTS_DIR")
-@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--out", "out", required=True, type=OutputPath(dir_okay=False, path_type=Path),
               help="Output HTML file.")
 def report_cmd(path, out):
     """One self-contained HTML page (plots embedded as PNG data URIs) for a run directory (summary, latency

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import OneLineErrorGroup
+from sweepsim.cli_common import OneLineErrorGroup, OutputPath
 from sweepsim.errors import InputError, allowed
 
 
@@ -32,7 +32,7 @@ def _summary(cols) -> str:
 @trace_group.command("import")
 @click.argument("fmt", metavar="FORMAT")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out", required=True, type=OutputPath(dir_okay=False, path_type=Path),
               help="Output trace (.csv or .parquet).")
 @click.option("--drop-bad", is_flag=True, help="Drop rows with zero/negative tokens or unparseable timestamps "
                                                "(reported on stderr) instead of failing.")
@@ -40,7 +40,7 @@ def _summary(cols) -> str:
                                                    "out-of-order rows.")
 @click.option("--app-id", default=0, show_default=True, type=click.IntRange(min=0),
               help="application_id of every request.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--plot", type=OutputPath(dir_okay=False, path_type=Path),
               help="Also draw arrivals per second and the size CDFs to this image (e.g. out.png).")
 def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot):
     """Convert a real trace into the sweepsim trace format.
@@ -58,6 +58,8 @@ def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot):
         raise InputError(None, "FORMAT", f"unknown trace format {fmt!r}; {allowed(FORMATS)}")
     # output locations are checked before the import
     check_output(out)
+    if out.exists() and path.exists() and out.resolve() == path.resolve():
+        raise InputError(out, "--out", "is the input trace; write the converted trace to another file")
     if plot is not None:
         check_plot(plot)
     az = import_azure(path, drop_bad=drop_bad, sort=sort)
@@ -97,6 +99,8 @@ def _parse_app_option(text: str, i: int) -> dict:
                 k = k.strip().replace("-", "_")
                 if not eq or not k:
                     raise InputError(None, fld, f"bad option {kv!r}; expected key=value")
+                if k in opts:
+                    raise InputError(None, fld, f"option {k!r} is given twice")
                 opts[k] = v.strip()
         elif opts:
             raise InputError(None, fld, f"options (key=value) must come after the sizes, got {seg!r}")
@@ -145,9 +149,9 @@ SIZES_HELP = ("Request sizes: azure-code | azure-conv (resample (prompt, output)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (0 to 2**64-1).")
 @click.option("--max-requests", type=click.IntRange(min=1),
               help="Refuse traces estimated above N requests (default: $SWEEPSIM_MAX_REQUESTS, else 20000000).")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out", required=True, type=OutputPath(dir_okay=False, path_type=Path),
               help="Output trace (.csv or .parquet).")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--plot", type=OutputPath(dir_okay=False, path_type=Path),
               help="Also draw arrivals per second and the size CDFs to this image (e.g. out.png).")
 def gen_cmd(apps, seed, max_requests, out, plot, **opts):
     """Generate a synthetic trace (seeded, deterministic) in the sweepsim trace format.

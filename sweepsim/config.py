@@ -78,6 +78,9 @@ TOP_KEYS = {f.name for f in fields(RunConfig)} - {"source", "trace_spec"}
 MAX_INT = 2 ** 62
 #: Servers per configuration (instances are placed one Python row each).
 MAX_SERVERS = 100_000
+#: Longest constant iteration time and finite end time [s] (sums of times stay far from overflow).
+MAX_TIME_S = 1e6
+MAX_END_TIME_S = 1e13
 
 
 def _as_int(src, key, v, minimum=0, maximum=MAX_INT):
@@ -86,14 +89,28 @@ def _as_int(src, key, v, minimum=0, maximum=MAX_INT):
     return v
 
 
+def _as_time(src, key, v):
+    """An iteration time [s]: finite, > 0 and at most MAX_TIME_S, so that sums of them stay finite."""
+    x = _as_float(src, key, v)
+    if x > MAX_TIME_S:
+        raise InputError(src, key, f"must be at most {MAX_TIME_S:g} seconds, got {v!r}")
+    return x
+
+
 def _as_float(src, key, v, minimum=0.0, finite=True):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > minimum or (finite and not math.isfinite(v)):
         raise InputError(src, key, f"must be a {'finite ' if finite else ''}number > {minimum}, got {v!r}")
     return float(v)
 
 
+def _as_str(src, key, v):
+    if not isinstance(v, str) or not v.strip():
+        raise InputError(src, key, f"must be a non-empty string, got {v!r}")
+    return v
+
+
 def _choice(src, key, v, options):
-    if v not in options:
+    if isinstance(v, (bool, dict, list)) or v not in options or type(v) is not type(options[0]):
         raise InputError(src, key, f"unknown value {v!r}; {allowed(options)}")
     return v
 
@@ -166,15 +183,20 @@ def from_dict(d: dict, src=None) -> RunConfig:
     if "seed" in d:
         kw["seed"] = _as_int(src, "seed", d["seed"])
     if "name" in d:
-        kw["name"] = str(d["name"])
+        kw["name"] = _as_str(src, "name", d["name"])
     if "end_time" in d:
         kw["end_time"] = _as_float(src, "end_time", d["end_time"], finite=False)  # inf: until every request ends
+        if MAX_END_TIME_S < kw["end_time"] < math.inf:
+            raise InputError(src, "end_time", f"must be at most {MAX_END_TIME_S:g} seconds or inf, got {d['end_time']!r}")
     if "network" in d:
         kw["network"] = _choice(src, "network", d["network"], NETWORKS)
     if "oversized_requests" in d:
         kw["oversized_requests"] = _choice(src, "oversized_requests", d["oversized_requests"], OVERSIZED)
     if "transfer_bandwidth_gib" in d:
         kw["transfer_bandwidth_gib"] = _as_float(src, "transfer_bandwidth_gib", d["transfer_bandwidth_gib"])
+        if not 1e-3 <= kw["transfer_bandwidth_gib"] <= 1e9:
+            raise InputError(src, "transfer_bandwidth_gib", f"must be from 0.001 to 1e9 GiB/s, got "
+                                                            f"{d['transfer_bandwidth_gib']!r}")
     if "trace" in d:
         t = d["trace"]
         if isinstance(t, dict) and "path" in t:
@@ -189,7 +211,7 @@ def from_dict(d: dict, src=None) -> RunConfig:
             from sweepsim.tracegen import parse_spec, spec_path
             kw["trace_spec"] = parse_spec(t, src, resolve=lambda p: resolve_path(p, base))
             t = str(spec_path(kw["trace_spec"], src))
-        if not isinstance(t, str):
+        if not isinstance(t, str) or not t.strip():
             raise InputError(src, "trace", "must be a path, a table with path = ..., or a generator spec "
                                            "(sizes = ..., rate = ..., duration = ..., seed = ...)")
         kw["trace"] = str(resolve_path(t, base))
@@ -198,8 +220,8 @@ def from_dict(d: dict, src=None) -> RunConfig:
         pm = {"kind": pm}
     kw["performance_model"] = _parse_table(src, "performance_model", pm, PerfModelConfig, {
         "kind": lambda s, k, v: _choice(s, k, v, ("db", "constant")),
-        "path": lambda s, k, v: str(resolve_path(v, base)),
-        "prompt_time": _as_float, "token_time": _as_float})
+        "path": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
+        "prompt_time": _as_time, "token_time": _as_time})
     if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
                                                           and kw["performance_model"].token_time > 0):
         raise InputError(src, "performance_model", "constant model needs prompt_time and token_time > 0 (seconds)")

@@ -51,6 +51,22 @@ def read_toml(path, field=None, what="file") -> dict:
         raise InputError(path, field, "invalid TOML: not UTF-8 text") from None
 
 
+def read_parquet(path, field=None, columns=()):
+    """A Parquet table written by sweepsim; a missing, damaged or foreign file (or one without ``columns``)
+    is an InputError naming it."""
+    import polars as pl
+    path = check_input_file(path, field, "Parquet file")
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # polars and pyarrow raise many kinds for a damaged file
+        raise InputError(path, field, f"cannot read (damaged, or not a Parquet file): "
+                                      f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(path, missing[0], f"missing column(s) {', '.join(missing)}: not a complete sweepsim output")
+    return df
+
+
 def check_writable(path, field, is_dir: bool) -> Path:
     """``path`` (a file, or a directory with ``is_dir``) can be created or replaced: the nearest existing
     ancestor is a directory in which a file can be created (probed with a temporary file that is removed at

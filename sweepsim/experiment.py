@@ -135,16 +135,35 @@ def _freeze(x, cluster=False):
     return x
 
 
-def _flatten(table, prefix="", leaf=lambda v: not isinstance(v, dict)) -> dict:
-    """Nested TOML tables -> {dotted key: value}, in order."""
+def _flatten(table, prefix="", leaf=lambda v: not isinstance(v, dict), src=None, fld=None) -> dict:
+    """Nested TOML tables -> {dotted key: value}, in order. A key written twice (``"cluster.dgx-h100"`` and
+    ``[grid.cluster] dgx-h100``) is an error, not a silent overwrite."""
     out = {}
     for k, v in table.items():
         key = f"{prefix}{k}"
-        if leaf(v):
-            out[key] = v
-        else:
-            out.update(_flatten(v, key + ".", leaf))
+        items = {key: v} if leaf(v) else _flatten(v, key + ".", leaf, src, fld)
+        for kk, vv in items.items():
+            if kk in out:
+                raise InputError(src, f"{fld}.{kk}" if fld else kk, "is given twice (as a dotted key and in a "
+                                                                    "table); give it once")
+            out[kk] = vv
     return out
+
+
+def _short(v) -> str:
+    """repr of a value for a message, shortened (a huge integer has thousands of digits)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"an integer of {v.bit_length()} bits"
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _output_columns() -> set:
+    """Result columns a free variable must not shadow: the summary's metrics and the configuration's
+    parameters."""
+    from sweepsim.metrics import summary_columns
+    params = cfgmod.RunConfig(source=None, cluster=(("dgx-h100", 1),), start_state="splitwise").params()
+    return set(summary_columns()) | set(params)
 
 
 def _same(a, b) -> bool:
@@ -242,6 +261,9 @@ class _Loader:
             if not name.isidentifier() or name in cfgmod.TOP_KEYS:
                 raise self.err(fld, f"a free variable needs a name usable in expressions (letters, digits, _) "
                                     f"that is not a run-config key, e.g. vars.s; got {key!r}")
+            if name in _output_columns():
+                raise self.err(fld, f"{name!r} is a column of the results (summary.parquet); give the free "
+                                    "variable another name")
             return _Axis(key, name, name, None)
         top = parts[0]
         if top not in cfgmod.TOP_KEYS:
@@ -259,9 +281,18 @@ class _Loader:
         if not v:
             raise self.err(fld, "is an empty list")
         for x in v:
-            if not isinstance(x, SCALARS):
-                raise self.err(fld, f"values must be numbers, strings or booleans, got {x!r}")
+            self.value(x, fld)
         return list(v)
+
+    def value(self, x, fld):
+        """A value of an axis: a string, a boolean, an int64 or a finite float (the column types)."""
+        if not isinstance(x, SCALARS):
+            raise self.err(fld, f"values must be numbers, strings or booleans, got {_short(x)}")
+        if isinstance(x, int) and not isinstance(x, bool) and not -2 ** 63 <= x < 2 ** 63:
+            raise self.err(fld, f"{_short(x)} is outside the 64-bit integer range")
+        if isinstance(x, float) and not math.isfinite(x):
+            raise self.err(fld, f"must be a finite number, got {x!r}")
+        return x
 
     def expression(self, text, fld) -> Expression:
         try:
@@ -319,7 +350,7 @@ class _Loader:
         axes = [a for a, _ in grid] + [a for g, _ in zips for a, _ in g]
         self.check_unique(axes, lambda a: "grid" if any(a is b for b, _ in grid) else "zip")
         derived = []
-        for key, text in _flatten(derived_raw, leaf=lambda v: not isinstance(v, dict)).items():
+        for key, text in _flatten(derived_raw, src=self.src, fld="derived").items():
             fld = f"derived.{key}"
             ax = self.axis(key, fld)
             if not isinstance(text, str):
@@ -424,12 +455,12 @@ class _Loader:
             seen_ident[a.ident] = a
 
     def grid(self, raw, small):
-        g = _flatten(self.table(raw, "grid", {}))
+        g = _flatten(self.table(raw, "grid", {}), src=self.src, fld="grid")
         if "grid" in small:
             sg = small["grid"]
             if not isinstance(sg, dict):
                 raise self.err("small.grid", "must be a table")
-            for k, v in _flatten(sg).items():
+            for k, v in _flatten(sg, src=self.src, fld="small.grid").items():
                 if k not in g:
                     raise self.err(f"small.grid.{k}", f"not a [grid] axis (replace zip groups with [[small.zip]]); "
                                                       f"{allowed(list(g)) if g else 'the [grid] is empty'}")
@@ -444,7 +475,7 @@ class _Loader:
             raise self.err(fld, "must be an array of tables ([[zip]])")
         out = []
         for i, t in enumerate(groups):
-            flat = _flatten(t)
+            flat = _flatten(t, src=self.src, fld=f"{fld}[{i}]")
             if not flat:
                 raise self.err(f"{fld}[{i}]", "is empty")
             group = [(self.axis(k, f"{fld}[{i}].{k}"), self.values(v, f"{fld}[{i}].{k}")) for k, v in flat.items()]
@@ -462,12 +493,13 @@ class _Loader:
         out = []
         for i, row in enumerate(rows):
             vals = {}
-            for k, v in _flatten(row).items():
+            for k, v in _flatten(row, src=self.src, fld=f"{fld}[{i}]").items():
                 if k not in by_name:
                     raise self.err(f"{fld}[{i}].{k}", "unknown axis; " + (allowed([a.name for a in axes]) if axes
                                                                            else "no axes are varied"))
-                if not isinstance(v, SCALARS):
-                    raise self.err(f"{fld}[{i}].{k}", f"must be a number, string or boolean, got {v!r}")
+                self.value(v, f"{fld}[{i}].{k}")
+                if by_name[k] in vals:
+                    raise self.err(f"{fld}[{i}].{k}", f"gives the axis {by_name[k].name!r} a second time")
                 vals[by_name[k]] = v
             if not vals:
                 raise self.err(f"{fld}[{i}]", "is empty")
@@ -528,11 +560,15 @@ class _Loader:
         return points, varied
 
     def evaluate(self, expr, env, fld, assign):
+        at = ", ".join(f"{a.name}={_short(v)}" for a, v in assign.items() if v is not None)
         try:
-            return expr.evaluate(env)
+            out = expr.evaluate(env)
         except ExpressionError as e:
-            at = ", ".join(f"{a.name}={v!r}" for a, v in assign.items() if v is not None)
             raise self.err(fld, f"expression {expr.text!r} at {at}: {e}") from None
+        try:
+            return self.value(out, fld)
+        except InputError as e:
+            raise self.err(fld, f"expression {expr.text!r} at {at}: {e.message}") from None
 
     def unify_types(self, assigned, axes):
         for a in axes:

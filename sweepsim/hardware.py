@@ -91,13 +91,13 @@ def models() -> dict[str, Model]:
 
 def get_sku(name, source=None, field="cluster"):
     table = skus()
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise InputError(source, field, f"unknown SKU {name!r}; {allowed(table)}")
     return table[name]
 
 
 def get_model(name, source=None, field="model"):
     table = models()
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise InputError(source, field, f"unknown model {name!r}; {allowed(table)}")
     return table[name]

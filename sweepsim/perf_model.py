@@ -36,11 +36,20 @@ class PerfCurve:
 def load_db(path=DEFAULT_DB) -> dict[tuple[str, str, int], PerfCurve]:
     path = Path(path)
     check_input_file(path, "performance_model.path", "performance database")
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as e:  # pandas' parser errors are ValueErrors
+        raise InputError(path, "performance_model.path", f"cannot read: {str(e).splitlines()[0]}") from None
     missing = [c for c in DB_COLUMNS if c not in df.columns]
     if missing:
-        raise InputError(path, None, f"missing columns {missing}")
+        raise InputError(path, "performance_model.path", f"missing columns {missing}; a performance database "
+                                                         f"has {', '.join(DB_COLUMNS)}")
     df = df[list(DB_COLUMNS)].copy()
+    for c in ("tensor_parallel", "prompt_size", "batch_size", "prompt_time", "token_time"):
+        x = pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64)
+        if not (np.all(np.isfinite(x)) and np.all(x > 0) and np.all(x < 1e12)):
+            raise InputError(path, "performance_model.path", f"column {c} must hold positive finite numbers")
+        df[c] = x
     df["prompt_time"] = df["prompt_time"] / 1000
     df["token_time"] = df["token_time"] / 1000
     df["batch_tokens"] = df["prompt_size"] * df["batch_size"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sweepsim.errors import InputError, check_output_path
+from sweepsim.errors import InputError, check_output_path, read_parquet
 from sweepsim.metrics import LATENCY_METRICS
 from sweepsim.plots.common import (
     atomic_write,
@@ -154,7 +154,8 @@ def sweep_report(path) -> str:
     path = Path(path)
     df = load_summary(path)
     varied = varied_columns(path, df)
-    fails = pl.read_parquet(path / "failures.parquet") if (path / "failures.parquet").exists() else None
+    fails = read_parquet(path / "failures.parquet", None, ("config_hash", "error")) \
+        if (path / "failures.parquet").exists() else None
     n_cfg = df["config_hash"].n_unique() if "config_hash" in df.columns else len(df)
     body = [(f"<p><code>{html.escape(str(path))}</code>: {n_cfg} configurations, {len(df)} summary rows"
              f"{f', {len(fails)} failed' if fails is not None else ''}; varied: "

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sweepsim.errors import InputError
+from sweepsim.errors import InputError, read_parquet
 
 MAXIMIZE_PREFIXES = ("throughput", "completed", "requests")
 DEFAULT_METRICS = ("application_id", "completed", "throughput_rps", "ttft_p50", "ttft_p99", "tbt_p99", "e2e_p99",
@@ -14,14 +14,14 @@ def load_summary(results_dir) -> pl.DataFrame:
     path = Path(results_dir) / "summary.parquet"
     if not path.exists():
         raise InputError(path, None, "no summary (run `sweepsim grid` first, or give a results directory)")
-    return pl.read_parquet(path)
+    return read_parquet(path, None, ("config_hash",))
 
 
 def varied_columns(results_dir, df: pl.DataFrame) -> list[str]:
     path = Path(results_dir) / "configs.parquet"
     if not path.exists():
         return []
-    cols = pl.read_parquet_schema(path)
+    cols = read_parquet(path, None, ("config_hash",)).columns
     return [c for c in cols if c not in ("config_hash", "config_json") and c in df.columns]
 
 
@@ -39,6 +39,8 @@ def parse_objectives(spec: str, df, source) -> list[tuple[str, bool]]:
         if sense not in ("", "min", "max"):
             raise InputError(source, "--pareto", f"direction {sense!r}; allowed: min, max")
         check_columns(df, [name], source, "--pareto")
+        if not df[name].dtype.is_numeric():
+            raise InputError(source, "--pareto", f"column {name!r} is not numeric ({df[name].dtype})")
         out.append((name, sense == "max" or (sense == "" and name.startswith(MAXIMIZE_PREFIXES))))
     if len(out) < 2:
         raise InputError(source, "--pareto", "needs at least two columns, e.g. cost_usd,throughput_rps")
@@ -62,7 +64,9 @@ def select(df: pl.DataFrame, where: str | None, source) -> pl.DataFrame:
     if not where:
         return df
     try:
-        return df.sql(f"SELECT * FROM self WHERE {where}")
+        if ";" in where:
+            raise ValueError("one condition, without ';'")
+        return df.sql(f"SELECT * FROM self WHERE ({where})")  # parenthesised: a filter, never a new query
     except Exception as e:  # polars raises several error types for bad SQL
         msg = str(e).splitlines()[0]
         raise InputError(source, "--where", f"{msg}; columns: {', '.join(df.columns)} (quote dotted names: "

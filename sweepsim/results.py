@@ -198,6 +198,9 @@ def check_run_dir(out) -> Path:
     """A run directory (``sweepsim run --out``) that can be written and is not a sweep's results directory."""
     from sweepsim.errors import InputError, check_output_dir
     out = check_output_dir(out)
+    for name in RUN_TABLES + DEBUG_TABLES:
+        if (out / f"{name}.parquet").is_dir():
+            raise InputError(out / f"{name}.parquet", "--out", "is a directory where the run writes a table")
     for marker in ("experiment.json", "configs.parquet", "parts"):
         if (out / marker).exists():
             raise InputError(out, "--out", f"is the results directory of a sweep ({marker}); a run directory holds "

@@ -17,6 +17,7 @@ neither reach Python internals nor run away with memory or time.
     75
 """
 import ast
+import math
 import operator
 
 FUNCTIONS = {"int": int, "float": float, "round": round, "min": min, "max": max, "abs": abs}
@@ -141,10 +142,11 @@ class Expression:
                     isinstance(a, int) and isinstance(b, int) and a.bit_length() * b > MAX_POWER_BITS)):
                 raise ExpressionError(f"power too large (exponent at most {MAX_EXPONENT}, result at most "
                                       f"{MAX_POWER_BITS} bits)")
-            out = _BINOPS[type(node.op)](a, b)
-            if isinstance(out, complex):
-                raise ExpressionError("result is not a real number")
-            return out
+            try:
+                out = _BINOPS[type(node.op)](a, b)
+            except (OverflowError, ZeroDivisionError, ValueError) as e:
+                raise ExpressionError(str(e) or type(e).__name__) from None
+            return _checked(out)
         if isinstance(node, ast.UnaryOp):
             v = self._eval(node.operand, env)
             return _UNARY[type(node.op)](v if isinstance(node.op, ast.Not) else _number(v))
@@ -174,11 +176,26 @@ class Expression:
             return True
         if isinstance(node, ast.Call):
             args = [_number(self._eval(a, env)) for a in node.args]
-            return FUNCTIONS[node.func.id](*args)
+            try:
+                return _checked(FUNCTIONS[node.func.id](*args))
+            except (OverflowError, ValueError, TypeError) as e:
+                raise ExpressionError(f"{node.func.id}(): {e}") from None
         raise ExpressionError(f"not allowed: {_describe(node)}")   # unreachable: _check rejects it
 
     def __repr__(self):
         return f"Expression({self.text!r})"
+
+
+def _checked(v):
+    """Results stay real, finite and of bounded size (a chain of products could otherwise grow without
+    limit)."""
+    if isinstance(v, complex):
+        raise ExpressionError("result is not a real number")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ExpressionError("result is not a finite number")
+    if isinstance(v, int) and v.bit_length() > MAX_POWER_BITS:
+        raise ExpressionError(f"integer result too large (more than {MAX_POWER_BITS} bits)")
+    return v
 
 
 def _number(v):

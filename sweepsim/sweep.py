@@ -149,12 +149,20 @@ class Store:
         if (out / "requests.parquet").exists() or (out / "instances.parquet").exists():
             raise InputError(out, "--out", "holds the results of `sweepsim run` (requests.parquet); a results "
                                            "directory holds one experiment: choose another --out")
+        for name in (PARTS, "requests"):
+            if (out / name).exists() and not (out / name).is_dir():
+                raise InputError(out / name, "--out", "is a file where the results directory keeps a folder")
+        for name in ("summary.parquet", "configs.parquet", "failures.parquet", self.MANIFEST):
+            if (out / name).is_dir():
+                raise InputError(out / name, "--out", "is a directory where the results directory keeps a file")
         mine = out / self.MANIFEST
         have = None
         if mine.exists():
             try:
                 have = json.loads(mine.read_text())
             except (OSError, ValueError):
+                have = {}
+            if not isinstance(have, dict):  # damaged: counts as another experiment's
                 have = {}
         elif (out / "configs.parquet").exists() or self.parts.exists():  # written before manifests existed
             cols = pl.read_parquet_schema(out / "configs.parquet") if (out / "configs.parquet").exists() else {}
@@ -183,6 +191,8 @@ class Store:
                 try:
                     df = pl.read_parquet(f)
                 except Exception:  # an unreadable part is rerun
+                    continue
+                if "config_hash" not in df.columns:
                     continue
                 if f.name.endswith(".failures.parquet"):
                     if retry_failed or "permanent" not in df.columns:
@@ -213,6 +223,8 @@ class Store:
             try:
                 df = pl.read_parquet(f)
             except Exception:  # a damaged part: its configurations are rerun by the next run
+                continue
+            if "config_hash" not in df.columns:
                 continue
             df = df.filter(pl.col("config_hash").is_in(list(wanted)))
             tables.append((f, df))

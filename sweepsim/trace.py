@@ -22,6 +22,8 @@ from sweepsim.errors import InputError, check_input_file
 REQUIRED = ("request_id", "arrival_timestamp", "prompt_size", "token_size")
 ANNOTATIONS = ("workload", "slo_ttft", "slo_e2e", "model", "region")
 WORKLOADS = ("prod", "batch")
+MAX_TOKENS = 2 ** 40          # prompt and output sizes
+MAX_ARRIVAL_S = 1e12          # about 31,700 years
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,30 @@ def _read_table(path: Path) -> pa.Table:
         raise InputError(path, None, f"cannot read trace: {str(e).splitlines()[0]}") from None
 
 
+#: Value ranges of the trace columns (the kernels add sizes and times in int64 / float64 without overflow).
+RANGES = {"request_id": (0, 2 ** 62), "application_id": (0, 2 ** 62), "prompt_size": (1, MAX_TOKENS),
+          "token_size": (1, MAX_TOKENS), "request_type": (0, 2 ** 62), "batch_size": (0, 2 ** 62)}
+
+
+def _numeric(path, name, col):
+    """A column must hold plain numbers: not text, booleans, dates or times (read in their storage unit),
+    nor nested values."""
+    if pa.types.is_null(col.type) or not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        raise InputError(path, name, f"must be numeric, found {col.type}")
+
+
 def _whole(path, name, col) -> np.ndarray:
+    _numeric(path, name, col)
+    if col.null_count:
+        raise InputError(path, name, f"has {col.null_count} empty value(s)")
     a = np.asarray(col.to_numpy(zero_copy_only=False))
-    if a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
-            raise InputError(path, name, "must hold whole numbers")
-    elif a.dtype.kind not in "iu":
-        raise InputError(path, name, f"must be numeric, found {a.dtype}")
+    lo, hi = RANGES[name]
+    if a.dtype.kind == "f" and (not np.all(np.isfinite(a)) or np.any(a != np.round(a))):
+        raise InputError(path, name, "must hold whole numbers")
+    for bad, rule in ((a < lo, f">= {lo}"), (a > hi, f"at most {hi}")):  # in the column's own type: no wrap
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise InputError(path, name, f"must be {rule} (row {k + 1} has {a[k].item()!r})")
     return a.astype(np.int64)
 
 
@@ -66,12 +85,14 @@ def _annotations(path, t: pa.Table) -> dict:
         if name not in t.column_names:
             continue
         col = t[name]
+        if pa.types.is_nested(col.type):
+            raise InputError(path, name, f"must be plain values, found {col.type}")
         if name.startswith("slo_"):
             if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_null(col.type)):
                 raise InputError(path, name, f"must be numeric seconds, found {col.type}")
             a = np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-            if np.any(a <= 0):
-                raise InputError(path, name, "must be > 0 seconds (empty for no SLO)")
+            if np.any(a <= 0) or np.any(np.isinf(a)):
+                raise InputError(path, name, "must be finite seconds > 0 (empty for no SLO)")
         else:
             if pa.types.is_dictionary(col.type):
                 col = col.cast(col.type.value_type)
@@ -90,6 +111,9 @@ def load_trace(path) -> Trace:
     if path.exists() and path.is_file() and path.stat().st_size == 0:
         raise InputError(path, None, "file is empty")
     t = _read_table(path)
+    twice = sorted({c for c in t.column_names if t.column_names.count(c) > 1})
+    if twice:
+        raise InputError(path, twice[0], "column appears more than once")
     missing = [c for c in REQUIRED if c not in t.column_names]
     if missing:
         from sweepsim.trace_import import AZURE_COLUMNS, convert, is_azure
@@ -105,10 +129,10 @@ def load_trace(path) -> Trace:
     if t.num_rows == 0:
         raise InputError(path, None, "trace has no requests")
     rid = _whole(path, "request_id", t["request_id"])
-    try:
-        arrival = np.asarray(t["arrival_timestamp"].to_numpy(zero_copy_only=False), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(path, "arrival_timestamp", "must be numeric seconds") from None
+    _numeric(path, "arrival_timestamp", t["arrival_timestamp"])
+    if t["arrival_timestamp"].null_count:
+        raise InputError(path, "arrival_timestamp", f"has {t['arrival_timestamp'].null_count} empty value(s)")
+    arrival = np.asarray(t["arrival_timestamp"].to_numpy(zero_copy_only=False), dtype=np.float64)
     prompt = _whole(path, "prompt_size", t["prompt_size"])
     token = _whole(path, "token_size", t["token_size"])
     app = _whole(path, "application_id", t["application_id"]) if "application_id" in t.column_names \
@@ -121,8 +145,8 @@ def load_trace(path) -> Trace:
         bs = _whole(path, "batch_size", t["batch_size"])
         if np.any(bs != 1):
             raise InputError(path, "batch_size", "only 1 is supported")
-    if not np.all(np.isfinite(arrival)) or np.any(arrival < 0):
-        raise InputError(path, "arrival_timestamp", "must be finite seconds >= 0")
+    if not np.all(np.isfinite(arrival)) or np.any(arrival < 0) or np.any(arrival > MAX_ARRIVAL_S):
+        raise InputError(path, "arrival_timestamp", f"must be seconds from 0 to {MAX_ARRIVAL_S:g}")
     bad = np.flatnonzero(np.diff(arrival) < 0)
     if len(bad):
         raise InputError(path, "arrival_timestamp",

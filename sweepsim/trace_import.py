@@ -17,6 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sweepsim.errors import InputError, check_input_file
+from sweepsim.trace import MAX_TOKENS
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 FORMATS = ("azure",)
@@ -61,38 +62,50 @@ def read_azure(path) -> pa.Table:
     return t
 
 
+#: Timestamps must lie within this many seconds of 1970 (about 142 years: differences in int64 ns never wrap).
+MAX_EPOCH_S = 4.5e9
+
+
+def _parse_text(text: pl.Series, unit: str) -> pl.Series:
+    out = None
+    for fmt in TIMESTAMP_FORMATS:
+        try:
+            p = text.str.to_datetime(fmt, strict=False, time_unit=unit).cast(pl.Int64)
+        except pl.exceptions.PolarsError:  # pragma: no cover - layout unsupported by this Polars version
+            continue
+        out = p if out is None else out.fill_null(p)
+        if out.null_count() == 0:
+            break
+    return out
+
+
 def _timestamps_ns(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 ns, valid mask) of a TIMESTAMP column: datetime, numeric seconds or text."""
-    if isinstance(col.dtype, pl.Datetime):
-        ns = col.dt.cast_time_unit("ns").cast(pl.Int64)   # time-zone aware: UTC instants
-    elif col.dtype.is_temporal():
-        ns = col.cast(pl.Datetime("ns")).cast(pl.Int64)
-    elif col.dtype.is_numeric():                            # already seconds
+    """(int64 ns, valid mask) of a TIMESTAMP column: datetime, numeric seconds or text. Instants outside
+    +-MAX_EPOCH_S of 1970 are invalid (their nanoseconds would wrap around)."""
+    if col.dtype.is_numeric():                              # already seconds
         sec = col.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        valid = np.isfinite(sec)
+        valid = np.isfinite(sec) & (np.abs(np.where(np.isfinite(sec), sec, 0)) <= MAX_EPOCH_S)
         return np.where(valid, sec * 1e9, 0).astype(np.int64), valid
+    if isinstance(col.dtype, pl.Datetime) or col.dtype == pl.Date:
+        us = col.cast(pl.Datetime("us")).cast(pl.Int64)    # microseconds: no overflow for any date
+        in_range = (us.abs() <= MAX_EPOCH_S * 1e6).fill_null(False)
+        ns = col.cast(pl.Datetime("us")).set(~in_range, None).dt.cast_time_unit("ns").cast(pl.Int64)
     else:
         text = col.cast(pl.String).str.strip_chars()
-        ns = None
-        for fmt in TIMESTAMP_FORMATS:
-            try:
-                p = text.str.to_datetime(fmt, strict=False, time_unit="ns").cast(pl.Int64)
-            except pl.exceptions.PolarsError:  # pragma: no cover - layout unsupported by this Polars version
-                continue
-            ns = p if ns is None else ns.fill_null(p)
-            if ns.null_count() == 0:
-                break
+        us = _parse_text(text, "us")
+        in_range = (us.abs() <= MAX_EPOCH_S * 1e6).fill_null(False)
+        ns = _parse_text(text.set(~in_range, None), "ns")
     valid = ns.is_not_null().to_numpy()
     return ns.fill_null(0).to_numpy().astype(np.int64), valid
 
 
 def _tokens(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 counts, valid mask): a count is valid if it is a whole number >= 1."""
+    """(int64 counts, valid mask): a count is valid if it is a whole number from 1 to MAX_TOKENS."""
     if col.dtype == pl.String or not col.dtype.is_numeric():
         col = col.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
     f = col.cast(pl.Float64)
     a = f.fill_null(np.nan).to_numpy()
-    valid = np.isfinite(a) & (a >= 1) & (a == np.round(a))
+    valid = np.isfinite(a) & (a >= 1) & (a <= MAX_TOKENS) & (a == np.round(a))
     return np.where(valid, a, 0).astype(np.int64), valid
 
 
@@ -102,6 +115,17 @@ def convert(table: pa.Table, source, *, drop_bad: bool = False, sort: bool = Fal
     """Convert an Azure-schema table into arrival seconds and sizes (see the module docstring)."""
     if table.num_rows == 0:
         raise InputError(source, None, "trace has no requests")
+    names = table.column_names
+    for c in AZURE_COLUMNS:
+        if names.count(c) > 1:
+            raise InputError(source, c, "column appears more than once")
+        typ = table[c].type
+        plain = pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_string(typ) \
+            or pa.types.is_large_string(typ) or pa.types.is_dictionary(typ) or pa.types.is_null(typ)
+        when = c == "TIMESTAMP" and (pa.types.is_timestamp(typ) or pa.types.is_date(typ))
+        if not (plain or when):
+            raise InputError(source, c, f"must hold {'date-times, seconds or text' if c == 'TIMESTAMP' else 'numbers'}"
+                                        f", found {typ}")
     df = pl.from_arrow(table.select(list(AZURE_COLUMNS)))
     ts, ok_ts = _timestamps_ns(df["TIMESTAMP"])
     prompt, ok_p = _tokens(df["ContextTokens"])
@@ -118,8 +142,8 @@ def convert(table: pa.Table, source, *, drop_bad: bool = False, sort: bool = Fal
         for i in bad[:MAX_EXAMPLES]:
             vals = [f"{c}={df[c][int(i)]!r}" for c, ok in zip(AZURE_COLUMNS, (ok_ts, ok_p, ok_t)) if not ok[i]]
             examples.append(f"{where(int(i))}: {', '.join(vals)}")
-        report = (f"{n_bad} bad row(s) of {len(good)} (zero, negative or unreadable token counts, or unparseable "
-                  f"timestamps), e.g. {'; '.join(examples)}")
+        report = (f"{n_bad} bad row(s) of {len(good)} (zero, negative, huge or unreadable token counts, or "
+                  f"unparseable or out-of-range timestamps), e.g. {'; '.join(examples)}")
         if not drop_bad:
             raise InputError(source, ", ".join(cols), f"{report}; {drop_hint}")
         if n_bad == len(good):

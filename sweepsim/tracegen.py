@@ -56,7 +56,7 @@ import pyarrow.parquet as pq
 from sweepsim import PROJECT_ROOT
 from sweepsim.atomic import atomic_write
 from sweepsim.errors import InputError, allowed, check_output_path, check_writable
-from sweepsim.trace import ANNOTATIONS, WORKLOADS, Trace
+from sweepsim.trace import ANNOTATIONS, MAX_TOKENS, WORKLOADS, Trace
 
 #: bumped whenever generation changes, so that cached traces are regenerated
 #: (2: with both count and duration, a count the duration cannot reach no longer sets the number of draws)
@@ -74,7 +74,6 @@ METADATA_KEY = b"sweepsim.trace_spec"
 CACHE_ENV = "SWEEPSIM_TRACE_CACHE"
 MAX_REQUESTS_ENV = "SWEEPSIM_MAX_REQUESTS"
 DEFAULT_MAX_REQUESTS = 20_000_000
-MAX_TOKENS = 2 ** 40
 MAX_SEED = 2 ** 64                               # seeds are 64-bit unsigned integers
 CV_RANGE = (1e-6, 1e6)                           # beyond it the gamma shape 1/cv^2 under- or overflows
 
@@ -345,6 +344,12 @@ def parse_spec(d: dict, src=None, *, fld=_toml_field, resolve=None) -> TraceSpec
             raise InputError(src, fld("apps"), "must be a non-empty list of application tables")
         apps = tuple(_parse_app({"application_id": i, **defaults, **a}, src, lambda k, i=i: fld(k, i), resolve)
                      for i, a in enumerate(raw_apps))
+        seen = {}
+        for i, a in enumerate(apps):
+            if a.application_id in seen:
+                raise InputError(src, fld("application_id", i), f"{a.application_id} is also the id of application "
+                                                                f"{seen[a.application_id]}; ids must differ")
+            seen[a.application_id] = i
     return TraceSpec(apps, seed, duration, count)
 
 
@@ -1007,7 +1012,14 @@ def resolve_spec(spec: TraceSpec, src=None, fld=_toml_field, limit=None) -> Path
 
 
 def plot_trace(cols: dict, path, title: str = ""):
-    """Arrivals per second (per application) and the prompt / output size CDFs, written atomically."""
+    """Arrivals per second (per application) and the prompt / output size CDFs, written atomically (text
+    drawn as given, never as mathtext)."""
+    import matplotlib
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _plot_trace(cols, path, title)
+
+
+def _plot_trace(cols: dict, path, title: str = ""):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

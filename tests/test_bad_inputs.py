@@ -149,6 +149,42 @@ def _write(t: Path, name: str, data: bytes) -> str:
     return name
 
 
+def _parquet(t: Path, name: str, table) -> str:
+    import pyarrow.parquet as pq
+    pq.write_table(table, t / name)
+    return name
+
+
+def _pa_trace(**over):
+    """A 2-request trace table (pyarrow) with some columns replaced."""
+    import pyarrow as pa
+    cols = {"request_id": pa.array([0, 1]), "arrival_timestamp": pa.array([1.0, 2.0]),
+            "prompt_size": pa.array([100, 200]), "token_size": pa.array([4, 3])}
+    cols.update(over)
+    return pa.table(cols)
+
+
+def _pa(values, typ):
+    import pyarrow as pa
+    return pa.array(values, type=getattr(pa, typ[0])(*typ[1:]))
+
+
+AZ_HEAD = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+AZ_OK = "2023-11-16 18:17:04.03,200,8\n"
+CHAIN = "".join(f'"vars.a{k}" = "a{k - 1} * a{k - 1}"\n' for k in range(1, 41))
+
+
+def _broken_run(t: Path) -> bool:
+    """results/broken: a run directory whose requests.parquet lacks the ttft column."""
+    import polars as pl
+    src = t / PREV
+    (t / "results/broken").mkdir(parents=True, exist_ok=True)
+    for f in ("summary", "instances"):
+        (t / "results/broken" / f"{f}.parquet").write_bytes((src / f"{f}.parquet").read_bytes())
+    pl.read_parquet(src / "requests.parquet").drop("ttft").write_parquet(t / "results/broken/requests.parquet")
+    return True
+
+
 def _mkdirs(t: Path, name: str, files: dict) -> str:
     d = t / name
     d.mkdir(parents=True)
@@ -414,6 +450,114 @@ CASES = [
     C("plot_gantt_from_nan", lambda t: ["plot", "gantt", PREV, "--from", "nan", "-o", "g.png"], "--from", "finite"),
     C("plot_latency_slo_inf", lambda t: ["plot", "latency", PREV, "--slo-ttft", "inf", "-o", "l.png"], "--slo-ttft",
       "finite"),
+    # ------------------------------------------- numbers that would wrap, temporal or nested columns (traces)
+    C("trace_prompt_1e19", run_trace("0,1.0,1e19,4\n"), "t.csv", "prompt_size", "at most"),
+    C("trace_token_2_63", run_trace("0,1.0,10,9223372036854775807\n"), "t.csv", "token_size", "at most"),
+    C("trace_id_uint64_parquet", lambda t: ["run", cfg(t), "--trace", _parquet(t, "u.parquet", _pa_trace(
+        request_id=_pa([2 ** 64 - 1, 2 ** 63], ("uint64",)))), "--out", PREV], "u.parquet", "request_id",
+      "18446744073709551615"),
+    C("trace_arrival_timestamp_type", lambda t: ["run", cfg(t), "--trace", _parquet(t, "ts.parquet", _pa_trace(
+        arrival_timestamp=_pa([1000, 2000], ("timestamp", "ms")))), "--out", PREV], "ts.parquet",
+      "arrival_timestamp", "numeric"),
+    C("trace_arrival_duration_type", lambda t: ["run", cfg(t), "--trace", _parquet(t, "d.parquet", _pa_trace(
+        arrival_timestamp=_pa([1000, 2000], ("duration", "ms")))), "--out", PREV], "d.parquet", "numeric"),
+    C("trace_arrival_text_date", run_trace("0,2023-01-01 00:00:00,10,4\n"), "t.csv", "arrival_timestamp",
+      "numeric"),
+    C("trace_arrival_bool", run_trace("0,true,10,4\n"), "t.csv", "arrival_timestamp", "numeric"),
+    C("trace_arrival_beyond_1e12", run_trace("0,1e13,10,4\n"), "t.csv", "arrival_timestamp"),
+    C("trace_negative_application", run_trace("0,1.0,10,4,-7\n", header="request_id,arrival_timestamp,"
+                                              "prompt_size,token_size,application_id\n"), "application_id", ">= 0"),
+    C("trace_duplicate_column", run_trace("0,0,1.0,10,4\n", header="request_id,request_id,arrival_timestamp,"
+                                          "prompt_size,token_size\n"), "t.csv", "request_id", "more than once"),
+    C("trace_struct_annotation", lambda t: ["run", cfg(t), "--trace", _parquet(t, "s.parquet", _pa_trace(
+        model=__import__("pyarrow").array([{"a": 1}, {"a": 2}])))], "s.parquet", "model", "plain values"),
+    C("azure_tokens_1e19", run_trace("2023-11-16 18:17:03.97,1e19,10\n" + AZ_OK, header=AZ_HEAD),
+      "t.csv", "ContextTokens"),
+    C("azure_year_1", run_trace("0001-01-01 00:00:00.0,100,10\n" + AZ_OK, header=AZ_HEAD), "t.csv", "TIMESTAMP"),
+    C("azure_numeric_ts_1e12", lambda t: ["run", cfg(t), "--trace", _parquet(t, "a.parquet", __import__(
+        "pyarrow").table({"TIMESTAMP": [1.0, 1e12], "ContextTokens": [10, 10], "GeneratedTokens": [2, 2]})),
+        "--out", PREV], "a.parquet", "TIMESTAMP"),
+    C("azure_list_tokens", lambda t: ["run", cfg(t), "--trace", _parquet(t, "a.parquet", __import__(
+        "pyarrow").table({"TIMESTAMP": [1.0, 2.0], "ContextTokens": [[10], [10]], "GeneratedTokens": [2, 2]})),
+        "--out", PREV], "a.parquet", "ContextTokens", "numbers"),
+    C("azure_duplicate_timestamp", run_trace("2023-11-16 18:17:03.97,2023-11-16 18:17:03.97,10,4\n",
+                                             header="TIMESTAMP,TIMESTAMP,ContextTokens,GeneratedTokens\n"),
+      "t.csv", "TIMESTAMP", "more than once"),
+    C("import_out_is_input", lambda t: ["trace", "import", "azure", trace(t, AZ_OK, "az.csv", AZ_HEAD), "--out",
+                                        "az.csv"], "az.csv", "--out", "input"),
+
+    # ------------------------------------------------------------------------- config values of wrong types
+    C("config_model_list", run_cfg(model='["bloom-176b"]'), "cfg.toml", "model"),
+    C("config_model_table", run_cfg(model="{ a = 1 }"), "cfg.toml", "model"),
+    C("config_tp_float", run_cfg(tables=instance(tensor_parallel="8.0")), "instance.tensor_parallel"),
+    C("config_tp_bool", run_cfg(tables=instance(tensor_parallel="true")), "instance.tensor_parallel"),
+    C("config_name_table", lambda t: ["run", _write(t, "n.toml", b'name = { a = 1 }\n[cluster]\ndgx-h100 = 1\n'),
+                                      "--trace", TRACE, "--out", PREV], "n.toml", "name"),
+    C("config_trace_empty", lambda t: ["run", cfg(t, trace=False, tables='[trace]\npath = ""\n'), "--out", PREV],
+      "cfg.toml", "trace"),
+    C("config_perf_path_list", run_cfg(performance_model='{ kind = "db", path = [1] }'),
+      "performance_model.path"),
+    C("config_perf_db_garbage", lambda t: ["run", cfg(t, performance_model='{ kind = "db", path = "db.csv" }'),
+                                           "--out", PREV] if _write(t, "db.csv", b"a,b\n1,2\n") else [],
+      "db.csv", "performance_model.path", "missing columns"),
+    C("config_constant_time_huge", run_cfg(performance_model='{ kind = "constant", prompt_time = 1e308, '
+                                                             'token_time = 1e308 }'), "performance_model.prompt_time"),
+    C("config_end_time_huge", run_cfg(end_time="1e300"), "cfg.toml", "end_time"),
+    C("config_bandwidth_tiny", run_cfg(transfer_bandwidth_gib="1e-300"), "transfer_bandwidth_gib"),
+
+    # ---------------------------------------------------------------------------- experiment values, names
+    C("exp_var_shadows_metric", lambda t: ["grid", exp(t, '[grid]\n"vars.ttft_p99" = [123.0]\n')], "exp.toml",
+      "vars.ttft_p99", "column"),
+    C("exp_var_shadows_config_hash", lambda t: ["grid", exp(t, '[grid]\n"vars.config_hash" = [1, 2]\n')],
+      "exp.toml", "config_hash"),
+    C("exp_var_shadows_parameter", lambda t: ["grid", exp(t, '[grid]\n"vars.max_batch_size" = [1]\n')],
+      "exp.toml", "max_batch_size"),
+    C("exp_value_beyond_int64", lambda t: ["grid", exp(t, '[grid]\n"vars.x" = [99999999999999999999999]\n')],
+      "exp.toml", "vars.x", "64-bit"),
+    C("exp_value_nan", lambda t: ["grid", exp(t, '[grid]\n"vars.x" = [nan]\n')], "exp.toml", "vars.x", "finite"),
+    C("exp_derived_beyond_int64", lambda t: ["grid", exp(t, TINY_GRID + '[derived]\n"vars.y" = "10**300"\n')],
+      "exp.toml", "derived.vars.y", "64-bit"),
+    C("exp_derived_product_chain", lambda t: ["grid", exp(t, '[grid]\n"vars.a0" = [3]\n[derived]\n' + CHAIN)],
+      "exp.toml", "derived", max_seconds=10, memory_guard=True),
+    C("exp_derived_float_overflow", lambda t: ["grid", exp(t, TINY_GRID + '[derived]\n"vars.y" = "1e308 * 10"\n')],
+      "exp.toml", "derived.vars.y", "finite"),
+    C("exp_derived_float_of_huge", lambda t: ["grid", exp(t, TINY_GRID + '[derived]\n"vars.y" = "float(2**9000)"\n')],
+      "exp.toml", "derived.vars.y"),
+    C("exp_key_given_twice", lambda t: ["grid", exp(t, '[grid]\n"cluster.dgx-h100" = [1]\n[grid.cluster]\n'
+                                                       'dgx-h100 = [2, 3]\n')], "exp.toml", "twice"),
+    C("exp_include_axis_twice", lambda t: ["grid", exp(t, '[grid]\n"vars.s" = [1]\n[[include]]\ns = 3\n'
+                                                          '"vars.s" = 4\n')], "exp.toml", "include[0]"),
+
+    # ----------------------------------------------------------------------- damaged results directories
+    C("results_junk_summary", lambda t: ["results", _mkdirs(t, "results/junk", {
+        "summary.parquet": b"not parquet", "configs.parquet": b"x"})], "summary.parquet", "damaged"),
+    C("results_junk_failures", lambda t: ["results", SWEEP] if _write(t, SWEEP + "/failures.parquet", b"junk")
+      else [], "failures.parquet", "damaged"),
+    C("report_junk_configs", lambda t: ["report", SWEEP, "-o", "r.html"] if _write(
+        t, SWEEP + "/configs.parquet", b"junk") else [], "configs.parquet"),
+    C("grid_into_damaged_manifest", lambda t: ["grid", exp(t, TINY_GRID), "--out", SWEEP, "--quiet"] if _write(
+        t, SWEEP + "/experiment.json", b"[1, 2]") else [], SWEEP, "--force"),
+    C("grid_parts_is_a_file", lambda t: ["grid", exp(t, TINY_GRID, exp_name="other"), "--out", _mkdirs(
+        t, "results/pf", {"parts": b"x"}), "--quiet"], "parts", "--out"),
+    C("plot_latency_requests_without_ttft", lambda t: ["plot", "latency", "results/broken", "-o", "l.png"]
+      if _broken_run(t) else [],
+      "requests.parquet", "ttft"),
+    C("results_top_huge", lambda t: ["results", SWEEP, "--top", "99999999999999999999"], "--top"),
+    C("results_pareto_text_column", lambda t: ["results", SWEEP, "--pareto", "config_hash,cost_usd"], "--pareto",
+      "numeric"),
+    C("results_where_union", lambda t: ["results", SWEEP, "--where", "1=0 UNION SELECT * FROM self"], "--where"),
+    C("plot_sweep_agg_text", lambda t: ["plot", "sweep", SWEEP, "--x", "seed", "--y", "config_hash", "--agg",
+                                        "mean", "-o", "s.png"], "--agg"),
+
+    # ------------------------------------------------------------------------------ output locations, more
+    C("run_out_table_is_directory", lambda t: ["run", cfg(t), "--out", _mkdirs(
+        t, "results/dirs", {"requests.parquet/x": b"x"})], "requests.parquet", "directory"),
+    C("run_out_empty", lambda t: ["run", cfg(t), "--out", ""], "--out", "empty"),
+    C("trace_gen_duplicate_app_ids", lambda t: ["trace", "gen", "--app", "0:fixed:1,1:rate=1", "--app",
+                                                "0:fixed:2,2:rate=1", "--count", "4", "--out", "n.csv"],
+      "application_id"),
+    C("trace_gen_option_twice", lambda t: ["trace", "gen", "--app", "0:fixed:1,1:rate=1,rate=2", "--count", "4",
+                                           "--out", "n.csv"], "rate", "twice"),
     C("validate_bad_trace", lambda t: ["validate", case_dir(t, trace_rows="0,2.0,100,4\n1,1.0,200,3\n"),
                                        "--out", "results/vout"], "trace.csv", "arrival_timestamp"),
 ]

@@ -314,3 +314,20 @@ def test_huge_instance_ranges_are_not_materialised():
     with pytest.raises(InputError, match=r"unknown instance id\(s\) 3, 4, 5"):
         parse_instances("0-1000000000000", [0, 1, 2])
     assert time.monotonic() - t0 < 5
+
+
+def test_output_through_a_symlink_writes_its_target(tmp_path):
+    (tmp_path / "real.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real.csv")
+    ok(invoke("trace", "gen", "--sizes", "fixed:10,10", "--rate", "1", "--count", "3", "--out", tmp_path / "link.csv"))
+    assert (tmp_path / "link.csv").is_symlink()
+    assert (tmp_path / "real.csv").read_text().startswith("request_id")
+
+
+def test_plot_text_is_never_mathtext(tmp_path):
+    cfg = PROJECT_ROOT / "configs" / "examples" / "baseline_h100.toml"
+    run_dir = tmp_path / "$\\foo$"
+    ok(invoke("run", cfg, "--out", run_dir))
+    ok(invoke("plot", "latency", run_dir, "--title", "$\\foo$", "--label", "$x^{^{^{^{^{^{x}}}}}}$", "-o",
+              tmp_path / "l.png"))
+    assert (tmp_path / "l.png").stat().st_size > 0

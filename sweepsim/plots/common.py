@@ -5,6 +5,7 @@ Figures are built with matplotlib's object API (``Figure`` + the Agg canvas), ne
 state, so plotting is headless and thread-safe; the Agg backend is also selected for anyone importing pyplot
 later in the process (unless pyplot is already in use).
 """
+import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,24 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sweepsim.atomic import atomic_write
-from sweepsim.errors import InputError, check_output_path
-from sweepsim.metrics import LATENCY_METRICS as _LATENCY
+from sweepsim.errors import InputError, check_output_path, read_parquet
+from sweepsim.metrics import LATENCY_METRICS as _LATENCY, RUN_TABLE_COLUMNS
 
 FORMATS = (".png", ".svg", ".pdf")
 DPI = 100  # figure sizes are given in pixels; inches = pixels / DPI (also for SVG / PDF)
 
 #: colours of batch compositions (gantt) and pools (timeline)
 COLORS = {"prompt": "#1f77b4", "token": "#ff7f0e", "mixed": "#2ca02c", "none": "#7f7f7f"}
+
+
+def plain_text(figure_fn):
+    """Draw every text of the figure as given: titles, labels and directory names are never parsed as
+    mathtext (``$...$`` in user input would otherwise fail or render as formulas)."""
+    @functools.wraps(figure_fn)
+    def draw(*args, **kwargs):
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return figure_fn(*args, **kwargs)
+    return draw
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -120,7 +131,7 @@ class Run:
                     raise InputError(f, None, "missing (not a complete `sweepsim run` output directory)")
                 self._cache[name] = None
             else:
-                self._cache[name] = pl.read_parquet(f)
+                self._cache[name] = read_parquet(f, None, RUN_TABLE_COLUMNS.get(name, ()))
         return self._cache[name]
 
     @property

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from sweepsim.errors import InputError
-from sweepsim.plots.common import COLORS, Run, new_figure
+from sweepsim.plots.common import COLORS, Run, new_figure, plain_text
 
 COMPOSITIONS = (("prompt", "prompt-only"), ("token", "token-only"), ("mixed", "mixed prompt + token"))
 BAR_HEIGHT = 0.7
@@ -44,6 +44,7 @@ def _merge_spans(x0, x1, rows, gap=1e-9):
     return np.array(out0), np.array(out1), np.array(outr)
 
 
+@plain_text
 def gantt_figure(run: Run, instances: list[int] | None = None, t_from: float | None = None,
                  t_to: float | None = None, size: tuple[int, int] | None = None, title: str | None = None) -> Figure:
     """The Gantt chart as a Figure with one axis. Its collections: one PolyCollection per batch composition

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from sweepsim.plots.common import Run, new_figure, run_labels
+from sweepsim.plots.common import Run, new_figure, plain_text, run_labels
 
 METRICS = (("ttft", "time to first token [s]"), ("tbt", "time between tokens [s]"),
            ("e2e", "end-to-end latency [s]"))
@@ -16,6 +16,7 @@ def ecdf(values) -> tuple[np.ndarray, np.ndarray]:
     return x, np.arange(1, len(x) + 1) / max(len(x), 1)
 
 
+@plain_text
 def latency_figure(runs: list[Run], log_x: bool = False, slo: dict | None = None,
                    labels: list[str] | None = None, size: tuple[int, int] | None = None,
                    title: str | None = None) -> Figure:

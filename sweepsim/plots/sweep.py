@@ -23,7 +23,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from sweepsim.errors import InputError, allowed, read_toml
-from sweepsim.plots.common import axis_label, new_figure
+from sweepsim.plots.common import axis_label, new_figure, plain_text
 from sweepsim.report_table import check_columns, pareto_front, parse_objectives, select
 
 AGGS = ("max", "min", "mean", "median")
@@ -93,6 +93,8 @@ def prepare(df: pl.DataFrame, x: str, y: str, hue=None, facet=None, where=None, 
             check_column(df, col, source, opt, varied)
     if agg is not None and agg not in AGGS:
         raise InputError(source, "--agg", f"{agg!r}; {allowed(AGGS)}")
+    if agg is not None and not _is_numeric(df[y]):
+        raise InputError(source, "--agg", f"needs a numeric --y; {y!r} is {df[y].dtype}")
     df = select(df, where, source)
     keep = [c for c in dict.fromkeys([x, y, hue, facet]) if c is not None]
     df = df.filter(pl.col(x).is_not_null() & pl.col(y).is_not_null())
@@ -106,6 +108,7 @@ def prepare(df: pl.DataFrame, x: str, y: str, hue=None, facet=None, where=None, 
     return df
 
 
+@plain_text
 def sweep_figure(df: pl.DataFrame, x: str, y: str, hue: str | None = None, facet: str | None = None,
                  where: str | None = None, agg: str | None = None, pareto=None, style: str = "auto",
                  title: str | None = None, xlabel: str | None = None, ylabel: str | None = None,

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from sweepsim.plots.common import COLORS, Run, new_figure, step_sum
+from sweepsim.plots.common import COLORS, Run, new_figure, plain_text, step_sum
 
 PANELS = {"instances": "instances", "queue": "queue length [requests]", "memory": "memory utilisation [%]",
           "arrivals": "rate [req/s]"}
@@ -163,6 +163,7 @@ def timeline_series(run: Run) -> list[Series]:
     return series
 
 
+@plain_text
 def timeline_figure(run: Run, extra: list[Series] | None = None, size: tuple[int, int] | None = None,
                     title: str | None = None) -> Figure:
     """A Figure with one axis per panel sharing the time axis: instances, queue, memory (debug runs only),
