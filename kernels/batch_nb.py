@@ -1,62 +1,74 @@
-"""Many configurations in one kernel call: ``prange`` over the configuration axis.
+"""Entry points: configurations packed into arrays (``state_nb.Inputs``), simulated, outputs written by name
+(``state_nb.Outputs``).
 
-Every configuration runs ``simulate_1d_nb`` on the same trace (shared, read-only) with its own parameters,
-instances and random draws, allocated per configuration inside the call; results go to its own rows of
-the output arrays, so threads never share writable state. The kernel does not know it runs a sweep.
+Inputs (the trace is shared and read-only; everything else has a row or a slice per configuration c):
+``uniform[c]`` (random-scheduler draws), ``prm_i[c]`` / ``prm_f[c]`` (parameters, columns named by
+``kernels.layout.PARAM_INT`` / ``PARAM_FLOAT``), instances ``inst_off[c]:inst_off[c + 1]`` of the flattened
+instance arrays, servers ``srv_off[c]:srv_off[c + 1]``, and the performance tables of every configuration.
+Outputs: ``req_f[c, RF.x, r]``, ``req_i[c, RI.x, r]``, ``inst_f[j, IF.x]``, ``inst_i[j, II.x]`` (flattened
+instance j), ``end_clock[c]``.
 
-Inputs per configuration c: ``prm_i[c]`` / ``prm_f[c]`` (integer / float parameters, columns in
-``PARAM_INT`` / ``PARAM_FLOAT`` order), ``uniform[c]`` (random-scheduler draws), instances
-``inst_off[c]:inst_off[c + 1]`` of the flattened instance arrays, servers ``srv_off[c]:srv_off[c + 1]``.
-Outputs: ``req_f[c, k, r]`` (REQ_FLOAT columns), ``req_i[c, k, r]`` (REQ_INT), ``inst_f[j, k]``
-(INST_FLOAT), ``inst_i[j, k]`` (INST_INT) for flattened instance j, ``end_clock[c]``.
+``simulate_batch_nb`` runs the configurations in parallel (``prange``); each allocates its own state inside
+``simulate_config_nb``, so threads never share writable state. ``simulate_one_nb`` runs one configuration
+serially and also returns its iteration log. Both share ``simulate_config_nb``: one packing, one unpacking.
 """
 from numba import njit, prange
 
+from kernels.jit import internal
+from kernels.layout import IF, II, RF, RI
 from kernels.simulate_nb import simulate_1d_nb
 from kernels.state_nb import Cluster, Params, Workload
 
-PARAM_INT = ("instance_type", "scheduler", "max_batch_size", "max_batch_tokens", "max_preemptions",
-             "kv_bytes_per_token", "prompt_max_pending_tokens", "debug", "network")
-PARAM_FLOAT = ("transfer_bandwidth", "retry_delay", "end_time", "mixed_factor")
-REQ_FLOAT = ("prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end")
-REQ_INT = ("completed", "prompt_instance", "token_instance")
-INST_FLOAT = ("busy_time", "time_prompt", "time_token", "time_mixed")
-INST_INT = ("iterations", "tokens_served", "final_memory")
+
+@internal(nrt=True)
+def simulate_config_nb(c, inp, perf, out):
+    """Simulate configuration c of ``inp`` (``Inputs``; ``perf``: the performance tables of every
+    configuration) and write its outputs to ``out`` (``Outputs``); returns its iteration log."""
+    wl = Workload(inp.arrival, inp.prompt_size, inp.token_size, inp.uniform[c].copy())
+    prm = Params(inp.prm_i[c].copy(), inp.prm_f[c].copy())
+    a = inp.inst_off[c]
+    b = inp.inst_off[c + 1]
+    sa = inp.srv_off[c]
+    sb = inp.srv_off[c + 1]
+    cl = Cluster(inp.max_memory[a:b].copy(), inp.weights[a:b].copy(), inp.tag[a:b].copy(),
+                 inp.perf_row[a:b].copy(), inp.server[a:b].copy(), inp.nic_bw[sa:sb].copy(),
+                 inp.nvlink_bw[sa:sb].copy())
+    tk, rq, st, log, clock = simulate_1d_nb(wl, prm, cl, perf)
+    req_f = out.req_f
+    req_i = out.req_i
+    inst_f = out.inst_f
+    inst_i = out.inst_i
+    for r in range(inp.arrival.shape[0]):
+        req_f[c, RF.prompt_start, r] = tk.first_start[2 * r]
+        req_f[c, RF.prompt_end, r] = tk.end[2 * r]
+        req_f[c, RF.token_start, r] = tk.first_start[2 * r + 1]
+        req_f[c, RF.token_end, r] = tk.end[2 * r + 1]
+        req_f[c, RF.kv_start, r] = rq.kv_start[r]
+        req_f[c, RF.kv_end, r] = rq.kv_end[r]
+        req_i[c, RI.completed, r] = rq.done[r]
+        req_i[c, RI.prompt_instance, r] = rq.prompt_inst[r]
+        req_i[c, RI.token_instance, r] = rq.token_inst[r]
+    for k in range(b - a):
+        inst_f[a + k, IF.busy_time] = st.busy_time[k]
+        inst_f[a + k, IF.time_prompt] = st.time_prompt[k]
+        inst_f[a + k, IF.time_token] = st.time_token[k]
+        inst_f[a + k, IF.time_mixed] = st.time_mixed[k]
+        inst_i[a + k, II.iterations] = st.iterations[k]
+        inst_i[a + k, II.tokens_served] = st.tokens_served[k]
+        inst_i[a + k, II.final_memory] = st.memory[k]
+    out.end_clock[c] = clock
+    return log
 
 
 @njit(cache=True, parallel=True)
-def simulate_batch_nb(arrival, prompt_size, token_size, uniform, prm_i, prm_f, inst_off, max_memory, weights,
-                      tag, perf_row, server, srv_off, nic_bw, nvlink_bw, perf, req_f, req_i, inst_f, inst_i,
-                      end_clock):
-    n_cfg = prm_i.shape[0]
-    for c in prange(n_cfg):
-        wl = Workload(arrival, prompt_size, token_size, uniform[c].copy())
-        prm = Params(prm_i[c, 0], prm_i[c, 1], prm_i[c, 2], prm_i[c, 3], prm_i[c, 4], prm_i[c, 5],
-                     prm_f[c, 0], prm_f[c, 1], prm_f[c, 2], prm_f[c, 3], prm_i[c, 6], prm_i[c, 7] != 0, prm_i[c, 8])
-        a = inst_off[c]
-        b = inst_off[c + 1]
-        sa = srv_off[c]
-        sb = srv_off[c + 1]
-        cl = Cluster(max_memory[a:b].copy(), weights[a:b].copy(), tag[a:b].copy(), perf_row[a:b].copy(),
-                     server[a:b].copy(), nic_bw[sa:sb].copy(), nvlink_bw[sa:sb].copy())
-        tk, rq, st, log, clock = simulate_1d_nb(wl, prm, cl, perf)
-        n = arrival.shape[0]
-        for r in range(n):
-            req_f[c, 0, r] = tk.first_start[2 * r]
-            req_f[c, 1, r] = tk.end[2 * r]
-            req_f[c, 2, r] = tk.first_start[2 * r + 1]
-            req_f[c, 3, r] = tk.end[2 * r + 1]
-            req_f[c, 4, r] = rq.kv_start[r]
-            req_f[c, 5, r] = rq.kv_end[r]
-            req_i[c, 0, r] = rq.done[r]
-            req_i[c, 1, r] = rq.prompt_inst[r]
-            req_i[c, 2, r] = rq.token_inst[r]
-        for k in range(b - a):
-            inst_f[a + k, 0] = st.busy_time[k]
-            inst_f[a + k, 1] = st.time_prompt[k]
-            inst_f[a + k, 2] = st.time_token[k]
-            inst_f[a + k, 3] = st.time_mixed[k]
-            inst_i[a + k, 0] = st.iterations[k]
-            inst_i[a + k, 1] = st.tokens_served[k]
-            inst_i[a + k, 2] = st.memory[k]
-        end_clock[c] = clock
+def simulate_batch_nb(inp, perf, out):
+    """Every configuration of ``inp``, in parallel. (``perf`` is its own argument: Numba's parallel loops
+    cannot take a tuple nested in a tuple.)"""
+    for c in prange(inp.prm_i.shape[0]):
+        simulate_config_nb(c, inp, perf, out)
+
+
+@njit(cache=True)
+def simulate_one_nb(inp, perf, out):
+    """The first configuration of ``inp``; returns its iteration log."""
+    return simulate_config_nb(0, inp, perf, out)

@@ -61,9 +61,3 @@ class _FlowState(NamedTuple):
 
 
 FlowState = _FlowState()
-
-#: Columns of the debug iteration log (one row per completed contiguous run of iterations).
-ITERATION_LOG_COLUMNS = (
-    "instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
-    "memory_bytes", "pending_requests", "pending_tasks", "borrowed",
-)

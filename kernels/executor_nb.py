@@ -1,5 +1,6 @@
 """End of a run of iterations: advance every batched task, finish completed tasks, walk the request DAG
 (prompt -> [KV transfer ->] decode -> request done), then start the next run."""
+from kernels.layout import PI
 from kernels.enums import TaskState
 from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
                                  start_iteration_nb, start_waiting_nb)
@@ -44,7 +45,7 @@ def complete_iteration_nb(sim, i, now):
     st = sim.st
     qu = sim.qu
     wl = sim.wl
-    if sim.prm.debug:
+    if sim.prm.i[PI.debug]:
         log_iteration_nb(sim, i, now)
     n_iter = st.iter_n[i]
     blen = st.batch_len[i]

@@ -11,6 +11,7 @@ The per-task wait count ``num_preemptions`` (iterations a resident head task spe
 derived lazily from the instance's iteration counter ``it_count``: ``np_acc + it_count - np_since`` while the
 task waits, ``np_acc`` otherwise, so no loop over waiting tasks is needed per iteration.
 """
+from kernels.layout import LOG, PF, PI
 from kernels.enums import InstanceType, TaskState
 from kernels.event_queue_nb import heap_remove_nb, heap_set_nb
 from kernels.floats_nb import py_floordiv_nb
@@ -188,7 +189,7 @@ def select_batch_orca_nb(sim, i, stamp):
     The old batch (RUNNING tasks) all stays; returns (tasks kept, new tasks in ``sim.qu.sel``)."""
     st = sim.st
     tk = sim.tk
-    mbs = sim.prm.max_batch_size
+    mbs = sim.prm.i[PI.max_batch_size]
     count = st.batch_len[i]
     if count == mbs or count == st.requests_len[i]:
         return count, 0
@@ -223,8 +224,8 @@ def select_batch_splitwise_nb(sim, i, stamp):
     qu = sim.qu
     tk = sim.tk
     rq = sim.rq
-    mbs = sim.prm.max_batch_size
-    mbt = sim.prm.max_batch_tokens
+    mbs = sim.prm.i[PI.max_batch_size]
+    mbt = sim.prm.i[PI.max_batch_tokens]
     max_mem = sim.cl.max_memory[i]
     mem = st.memory[i]
     bt = 0
@@ -232,7 +233,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
     # 1. starved tasks (waited >= max_preemptions iterations), pending_queue order
     for k in range(st.pending_len[i]):
         t = qu.pending[i, st.pending_off[i] + k]
-        if num_preemptions_nb(sim, t) < sim.prm.max_preemptions:
+        if num_preemptions_nb(sim, t) < sim.prm.i[PI.max_preemptions]:
             break
         if head_task_nb(sim, t >> 1, i) != t:  # only with max_preemptions 0 (a waiting non-head has 0)
             continue
@@ -348,7 +349,7 @@ def start_iteration_nb(sim, i, now):
     sim.ctr[CTR_STAMP] += 1
     stamp = sim.ctr[CTR_STAMP]
     blen = st.batch_len[i]
-    if sim.prm.instance_type == InstanceType.ORCA:
+    if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
         keep, n_sel = select_batch_orca_nb(sim, i, stamp)
     else:
         keep, n_sel = select_batch_splitwise_nb(sim, i, stamp)
@@ -408,7 +409,7 @@ def start_iteration_nb(sim, i, now):
                 n_iter = qu.left[i, k]
     st.batch_tokens[i] = bt
     d = iteration_duration_nb(sim.perf, sim.cl.perf[i], bt, n_prompt > 0, n_prompt < blen,
-                              sim.prm.mixed_factor)
+                              sim.prm.f[PF.mixed_factor])
     st.iter_d[i] = d
     st.iter_n[i] = n_iter
     st.iter_start[i] = now
@@ -464,22 +465,22 @@ def task_arrival_nb(sim, i, t, now):
         requests_insort_nb(sim, i, r)
     if head_task_nb(sim, r, i) == t:
         start_waiting_nb(sim, t, i)
-    if sim.prm.instance_type == InstanceType.ORCA:
+    if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
         tk.pending_hint[t] = dq_append_nb(sim.qu.pending, st.pending_off, st.pending_len, i, t)
     else:
         pending_insort_nb(sim, i, t)
     if is_prompt:
         dq_append_nb(sim.qu.prompts, st.prompts_off, st.prompts_len, i, t)
     blen = st.batch_len[i]
-    mbs = sim.prm.max_batch_size
+    mbs = sim.prm.i[PI.max_batch_size]
     if blen == 0:
         if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
-    elif sim.prm.instance_type == InstanceType.ORCA:
+    elif sim.prm.i[PI.instance_type] == InstanceType.ORCA:
         if blen < mbs:
             pause_nb(sim, i, now)
     else:
-        mbt = sim.prm.max_batch_tokens
+        mbt = sim.prm.i[PI.max_batch_tokens]
         if blen < mbs and st.batch_tokens[i] + tokens_per_iteration_nb(sim, t) <= mbt:
             pause_nb(sim, i, now)
         elif is_prompt:
@@ -498,7 +499,7 @@ def notify_flow_completion_nb(sim, i, now):
         t = sim.qu.pending[i, st.pending_off[i]]
         if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
-    elif st.batch_len[i] < sim.prm.max_batch_size and st.batch_tokens[i] < sim.prm.max_batch_tokens:
+    elif st.batch_len[i] < sim.prm.i[PI.max_batch_size] and st.batch_tokens[i] < sim.prm.i[PI.max_batch_tokens]:
         pause_nb(sim, i, now)
 
 
@@ -508,14 +509,14 @@ def log_iteration_nb(sim, i, now):
     row = sim.ctr[CTR_LOG_LEN]
     sim.ctr[CTR_LOG_LEN] = row + 1
     lg = sim.log
-    lg[row, 0] = i
-    lg[row, 1] = st.iter_start[i]
-    lg[row, 2] = now
-    lg[row, 3] = st.iter_n[i]
-    lg[row, 4] = st.batch_len[i]
-    lg[row, 5] = st.n_prompts[i]
-    lg[row, 6] = st.batch_tokens[i]
-    lg[row, 7] = st.memory[i]
-    lg[row, 8] = st.requests_len[i]
-    lg[row, 9] = st.pending_len[i]
-    lg[row, 10] = st.sched_tag[i]
+    lg[row, LOG.instance] = i
+    lg[row, LOG.start] = st.iter_start[i]
+    lg[row, LOG.end] = now
+    lg[row, LOG.num_iterations] = st.iter_n[i]
+    lg[row, LOG.batch_size] = st.batch_len[i]
+    lg[row, LOG.prompt_tasks] = st.n_prompts[i]
+    lg[row, LOG.batch_tokens] = st.batch_tokens[i]
+    lg[row, LOG.memory_bytes] = st.memory[i]
+    lg[row, LOG.pending_requests] = st.requests_len[i]
+    lg[row, LOG.pending_tasks] = st.pending_len[i]
+    lg[row, LOG.borrowed] = st.sched_tag[i]

@@ -4,7 +4,7 @@ A transfer starts when the destination can hold the prompt's KV (else it retries
 reserves that memory at the destination on start, moves KV(prompt_size) bytes, then frees the memory at the
 source, hands the decode task to the destination and notifies the source.
 
-Network models (``prm.network``):
+Network models (``prm.i[PI.network]``):
 - dedicated (0, SplitwiseSim): a private link of ``transfer_bandwidth`` bytes/s per transfer, no contention.
 - shared (1): transfers between servers go through the source server's NIC (egress) and the destination
   server's NIC (ingress), each of ``nic_bw`` bytes/s shared equally by the transfers using it; a transfer
@@ -12,6 +12,7 @@ Network models (``prm.network``):
   server whenever a transfer starts or ends there. Transfers within a server use its NVLink (``nvlink_bw``)
   without contention.
 """
+from kernels.layout import PF, PI
 from kernels.enums import FlowState
 from kernels.event_queue_nb import heap_set_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
@@ -63,9 +64,9 @@ def _try_start_nb(sim, r, now):
         rq.flow_state[r] = FlowState.RUNNING
         rq.kv_start[r] = now
         sim.st.memory[dest] += rq.memory[r]
-        size = sim.prm.kv_bytes_per_token * sim.wl.prompt_size[r]
-        if sim.prm.network == 0:
-            heap_set_nb(sim.fheap, r, now + size / sim.prm.transfer_bandwidth)
+        size = sim.prm.i[PI.kv_bytes_per_token] * sim.wl.prompt_size[r]
+        if sim.prm.i[PI.network] == 0:
+            heap_set_nb(sim.fheap, r, now + size / sim.prm.f[PF.transfer_bandwidth])
             return
         a = sim.cl.server[rq.prompt_inst[r]]
         b = sim.cl.server[dest]
@@ -76,7 +77,7 @@ def _try_start_nb(sim, r, now):
         rq.flow_t[r] = now
         _reshare_nb(sim, a, b, now, 1, r, -1)
     else:
-        heap_set_nb(sim.fheap, r, now + sim.prm.retry_delay)
+        heap_set_nb(sim.fheap, r, now + sim.prm.f[PF.retry_delay])
 
 
 @internal()
@@ -96,7 +97,7 @@ def flow_event_nb(sim, r, now):
     rq.flow_state[r] = FlowState.DONE
     rq.kv_end[r] = now
     src = rq.prompt_inst[r]
-    if sim.prm.network != 0:
+    if sim.prm.i[PI.network] != 0:
         a = sim.cl.server[src]
         b = sim.cl.server[rq.token_inst[r]]
         if a != b:

@@ -5,6 +5,7 @@ Co-located schedulers (round_robin, random, jsq, token_jsq) chain both phases on
 token pool and add a KV transfer. mixed_pool moves instances between prompt, token and mixed pools.
 Ties go to the first instance in pool order.
 """
+from kernels.layout import PI
 from kernels.enums import Scheduler
 from kernels.instance_nb import task_arrival_nb
 from kernels.jit import internal
@@ -35,7 +36,7 @@ def _round_robin_nb(sim, p, ctr_index):
 @internal()
 def _pick_nb(sim, p, r, ctr_index):
     """One instance of pool p by the configured (non-mixed) policy."""
-    s = sim.prm.scheduler
+    s = sim.prm.i[PI.scheduler]
     st = sim.st
     if s == Scheduler.ROUND_ROBIN or s == Scheduler.KV_ROUND_ROBIN:
         return _round_robin_nb(sim, p, ctr_index)
@@ -67,11 +68,11 @@ def _mixed_pool_nb(sim, r):
     st = sim.st
     pools = sim.pools
     wl = sim.wl
-    kv = sim.prm.kv_bytes_per_token
+    kv = sim.prm.i[PI.kv_bytes_per_token]
     ps = wl.prompt_size[r]
     has_token = wl.token_size[r] > 1
     need = kv * (ps + 1) + kv * (wl.token_size[r] - 1)
-    limit = sim.prm.prompt_max_pending_tokens
+    limit = sim.prm.i[PI.prompt_max_pending_tokens]
     p = -1
     for pool in (POOL_PROMPT, POOL_MIXED):
         c = _argmin_nb(pools, pool, st.sched_pending_tokens)
@@ -115,11 +116,11 @@ def _mixed_pool_nb(sim, r):
 @internal(inline="always")
 def schedule_request_nb(sim, r, now):
     """Request r arrives: choose its instances and submit its prompt (and chained decode) task."""
-    s = sim.prm.scheduler
+    s = sim.prm.i[PI.scheduler]
     st = sim.st
     wl = sim.wl
     has_token = wl.token_size[r] > 1
-    if s <= Scheduler.TOKEN_JSQ:
+    if sim.prm.i[PI.co_located]:
         p = _pick_nb(sim, POOL_ALL, r, CTR_RR)
         t = p
         if s == Scheduler.TOKEN_JSQ:

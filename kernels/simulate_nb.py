@@ -13,6 +13,7 @@ The event handlers run without reference counting (``_nrt=False``: they only ind
 import numpy as np
 from numba import njit
 
+from kernels.layout import ITERATION_LOG, PF, PI
 from kernels.event_queue_nb import heap_new_nb, heap_pop_nb, heap_top_time_nb
 from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
@@ -22,7 +23,7 @@ from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_A
                               grow_queues_nb, new_inst_nb, new_net_nb, new_pools_nb, new_queues_nb,
                               new_requests_nb, new_tasks_nb)
 
-N_LOG_COLUMNS = 11
+N_LOG_COLUMNS = len(ITERATION_LOG)
 DONE = 0
 NEED_QUEUE_ROOM = 1
 NEED_LOG_ROOM = 2
@@ -34,7 +35,7 @@ def run_events_nb(sim):
     wl = sim.wl
     n_req = wl.arrival.shape[0]
     ctr = sim.ctr
-    end_time = sim.prm.end_time
+    end_time = sim.prm.f[PF.end_time]
     inf = np.inf
     while True:
         t_inst = heap_top_time_nb(sim.iheap)
@@ -47,7 +48,7 @@ def run_events_nb(sim):
             return DONE
         if ctr[CTR_MAX_RESIDENT] + 2 > ctr[CTR_CAP]:  # room for two more tasks at any instance
             return NEED_QUEUE_ROOM
-        if sim.prm.debug and ctr[CTR_LOG_LEN] + 1 > sim.log.shape[0]:
+        if sim.prm.i[PI.debug] and ctr[CTR_LOG_LEN] + 1 > sim.log.shape[0]:
             return NEED_LOG_ROOM
         if t_inst <= t_flow and t_inst <= t_arr:
             sim.clock[0] = t_inst
@@ -70,7 +71,7 @@ def simulate_1d_nb(wl, prm, cl, perf):
     cap = 16
     ctr = np.zeros(N_CTR, np.int64)
     ctr[CTR_CAP] = cap
-    log = np.empty((1024 if prm.debug else 1, N_LOG_COLUMNS), np.float64)
+    log = np.empty((1024 if prm.i[PI.debug] else 1, N_LOG_COLUMNS), np.float64)
     sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size), new_requests_nb(n_req), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
               heap_new_nb(max(n_req, 1)), log, np.zeros(1), new_net_nb(n_req, cl.nic_bw.shape[0]))

@@ -3,7 +3,7 @@
 Inputs (read-only):
   Workload  per request r (trace order, arrival sorted): arrival [s], prompt_size, token_size [tokens],
             uniform (one draw in [0, 1) per request for the random scheduler).
-  Params    scalars of the configuration (integer codes from ``kernels.enums``).
+  Params    the configuration's parameters: int64 and float64 arrays named by ``kernels.layout``.
   Cluster   per instance i: max_memory, weights [bytes], tag (home pool), perf (row of PerfTables),
             server (index); per server: nic_bw, nvlink_bw [bytes/s] (shared-network model only).
   PerfTables per (model, hardware, TP) row c: knots/prompt_y/token_y (seconds) or constant times.
@@ -23,14 +23,17 @@ from collections import namedtuple
 
 import numpy as np
 
+from kernels.layout import PI
 from kernels.jit import internal
 
 Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "uniform"])
-Params = namedtuple("Params", [
-    "instance_type", "scheduler", "max_batch_size", "max_batch_tokens", "max_preemptions",
-    "kv_bytes_per_token", "transfer_bandwidth", "retry_delay", "end_time", "mixed_factor",
-    "prompt_max_pending_tokens", "debug", "network",
-])
+#: ``i`` / ``f``: the configuration's integer / float parameters, indexed by ``kernels.layout.PI`` / ``PF``
+Params = namedtuple("Params", ["i", "f"])
+#: Packed inputs of many configurations on one trace, and their outputs (``kernels.batch_nb``).
+Inputs = namedtuple("Inputs", ["arrival", "prompt_size", "token_size", "uniform", "prm_i", "prm_f", "inst_off",
+                               "max_memory", "weights", "tag", "perf_row", "server", "srv_off", "nic_bw",
+                               "nvlink_bw"])
+Outputs = namedtuple("Outputs", ["req_f", "req_i", "inst_f", "inst_i", "end_clock"])
 Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf", "server", "nic_bw", "nvlink_bw"])
 PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
                                        "const_prompt", "const_token"])
@@ -165,8 +168,8 @@ def task_memory_nb(sim, t):
     """KV bytes a task allocates when it first runs: prompt KV(prompt_size + 1), decode KV(token_size - 1)."""
     r = t >> 1
     if t & 1 == 0:
-        return sim.prm.kv_bytes_per_token * (sim.wl.prompt_size[r] + 1)
-    return sim.prm.kv_bytes_per_token * (sim.wl.token_size[r] - 1)
+        return sim.prm.i[PI.kv_bytes_per_token] * (sim.wl.prompt_size[r] + 1)
+    return sim.prm.i[PI.kv_bytes_per_token] * (sim.wl.token_size[r] - 1)
 
 
 @internal()

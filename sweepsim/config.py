@@ -14,11 +14,11 @@ from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, allowed, read_toml
 from sweepsim.hardware import get_model, get_sku, skus
 from sweepsim.perf_model import PerfModelConfig
+from sweepsim.schedulers import CO_LOCATED
+from sweepsim.schedulers import SCHEDULERS as SCHEDULER_TABLE
 
 START_STATES = ("orca", "baseline", "splitwise", "splitwise_hhcap")
-SCHEDULERS = ("round_robin", "random", "jsq", "token_jsq", "kv_round_robin", "kv_round_robin_ethernet",
-              "kv_jsq", "kv_token_jsq", "overlap_kv_jsq", "overlap_kv_token_jsq", "mixed_pool")
-CO_LOCATED = ("round_robin", "random", "jsq", "token_jsq")
+SCHEDULERS = tuple(SCHEDULER_TABLE)
 SPLIT_TYPES = ("homogeneous", "heterogeneous")
 NETWORKS = ("dedicated", "shared")
 OVERSIZED = ("error", "reject")

@@ -1,34 +1,29 @@
-"""The engine: pack one configuration into kernel arrays, run the kernel, unpack per-request and
-per-instance results (``RunResult``)."""
+"""The engine: configurations -> packed kernel inputs -> one kernel call -> ``RunResult`` per configuration.
+
+``simulate(cfgs, trace)`` is the only path: ``pack`` builds the kernel's ``Inputs`` (parameters by the names of
+``kernels.layout``, instances and servers flattened with offsets), ``simulate_one_nb`` (one configuration,
+with its iteration log) or ``simulate_batch_nb`` (many, in parallel) fill the ``Outputs``, and ``unpack`` reads
+them back by name. ``run`` and ``run_batch`` are its one- and many-configuration forms.
+"""
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kernels.batch_nb import INST_FLOAT, INST_INT, PARAM_FLOAT, PARAM_INT, REQ_FLOAT, REQ_INT, simulate_batch_nb
-from kernels.enums import InstanceType, Scheduler, Tag
-from kernels.simulate_nb import N_LOG_COLUMNS, simulate_1d_nb
-from kernels.state_nb import Params, Workload
+from kernels.batch_nb import simulate_batch_nb, simulate_one_nb
+from kernels.enums import InstanceType, Tag
+from kernels.layout import INSTANCE_FLOAT, INSTANCE_INT, ITERATION_LOG, PARAM_FLOAT, PARAM_INT, REQUEST_FLOAT, \
+    REQUEST_INT
+from kernels.state_nb import Inputs, Outputs
 from sweepsim.cluster import Placement, place_instances
-from sweepsim.config import CO_LOCATED, RunConfig
+from sweepsim.config import RunConfig
 from sweepsim.errors import InputError
 from sweepsim.hardware import get_model
 from sweepsim.jit_notice import compile_notice
 from sweepsim.perf_model import MIXED_BATCH_FACTOR, build_tables
+from sweepsim.schedulers import SCHEDULERS
 from sweepsim.trace import Trace
 
 GIB = 1024 ** 3
-#: KV link bandwidth per scheduler (GiB/s), as SplitwiseSim's scheduler configs ("overlap" = x10).
-TRANSFER_BANDWIDTH_GIB = {
-    "kv_round_robin": 200.0, "kv_round_robin_ethernet": 12.5, "kv_jsq": 200.0, "kv_token_jsq": 2000.0,
-    "overlap_kv_jsq": 2000.0, "overlap_kv_token_jsq": 2000.0, "mixed_pool": 200.0,
-}
-SCHEDULER_CODES = {
-    "round_robin": Scheduler.ROUND_ROBIN, "random": Scheduler.RANDOM, "jsq": Scheduler.JSQ,
-    "token_jsq": Scheduler.TOKEN_JSQ, "kv_round_robin": Scheduler.KV_ROUND_ROBIN,
-    "kv_round_robin_ethernet": Scheduler.KV_ROUND_ROBIN, "kv_jsq": Scheduler.KV_JSQ,
-    "overlap_kv_jsq": Scheduler.KV_JSQ, "kv_token_jsq": Scheduler.KV_TOKEN_JSQ,
-    "overlap_kv_token_jsq": Scheduler.KV_TOKEN_JSQ, "mixed_pool": Scheduler.MIXED_POOL,
-}
 NETWORK_CODES = {"dedicated": 0, "shared": 1}
 UNLIMITED_TOKENS = 2 ** 62
 RETRY_DELAY_S = 1.0
@@ -69,28 +64,19 @@ def random_draws(seed: int, n: int) -> np.ndarray:
     return np.random.Generator(np.random.PCG64(seed)).random(n)
 
 
-def kernel_params(cfg: RunConfig, debug: bool = False) -> Params:
-    model = get_model(cfg.model, cfg.source)
+def kernel_params(cfg: RunConfig, debug: bool = False) -> dict:
+    """The configuration's kernel parameters by name (every name of ``PARAM_INT`` and ``PARAM_FLOAT``)."""
     orca = cfg.start_state == "orca"
-    bw = cfg.transfer_bandwidth_gib or TRANSFER_BANDWIDTH_GIB.get(cfg.scheduler, 200.0)
-    return Params(InstanceType.ORCA if orca else InstanceType.SPLITWISE, SCHEDULER_CODES[cfg.scheduler],
-                  cfg.instance.max_batch_size, UNLIMITED_TOKENS if orca else cfg.instance.max_batch_tokens,
-                  cfg.instance.max_preemptions, model.kv_bytes_per_token, bw * GIB, RETRY_DELAY_S,
-                  cfg.end_time, MIXED_BATCH_FACTOR, PROMPT_MAX_PENDING_TOKENS, bool(debug),
-                  NETWORK_CODES[cfg.network])
-
-
-def _result(cfg, trace, placement, req: dict, inst: dict, log, end_clock) -> RunResult:
-    """Assemble a RunResult; a request with token_size 1 has its token stage equal to its prompt's end."""
-    single = trace.token_size == 1
-    for k in ("token_start", "token_end"):
-        req[k][single] = req["prompt_end"][single]
-    return RunResult(cfg, trace, placement, req["completed"].astype(bool), req["prompt_instance"],
-                     req["token_instance"], req["prompt_start"], req["prompt_end"], req["token_start"],
-                     req["token_end"], req["kv_start"], req["kv_end"], inst["busy_time"], inst["iterations"],
-                     inst["tokens_served"], inst["time_prompt"], inst["time_token"], inst["time_mixed"], log,
-                     float(end_clock), inst["final_memory"])
-
+    sched = SCHEDULERS[cfg.scheduler]
+    link_gib = cfg.transfer_bandwidth_gib or sched.link_gib or 200.0
+    return {"instance_type": InstanceType.ORCA if orca else InstanceType.SPLITWISE, "scheduler": sched.code,
+            "co_located": int(sched.co_located), "max_batch_size": cfg.instance.max_batch_size,
+            "max_batch_tokens": UNLIMITED_TOKENS if orca else cfg.instance.max_batch_tokens,
+            "max_preemptions": cfg.instance.max_preemptions,
+            "kv_bytes_per_token": get_model(cfg.model, cfg.source).kv_bytes_per_token,
+            "prompt_max_pending_tokens": PROMPT_MAX_PENDING_TOKENS, "debug": int(debug),
+            "network": NETWORK_CODES[cfg.network], "transfer_bandwidth": link_gib * GIB,
+            "retry_delay": RETRY_DELAY_S, "end_time": cfg.end_time, "mixed_factor": MIXED_BATCH_FACTOR}
 
 def oversized_requests(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray:
     """Mask of the requests that can never run on this cluster: their KV cache does not fit beside the model
@@ -103,7 +89,7 @@ def oversized_requests(cfg: RunConfig, placement: Placement, trace: Trace) -> np
     big = 1 << 61                                                    # sizes beyond this never fit (no overflow)
     prompt = np.minimum(trace.prompt_size, big)
     total = prompt + np.minimum(trace.token_size, big)
-    if cfg.scheduler in CO_LOCATED or cfg.scheduler == "mixed_pool":
+    if SCHEDULERS[cfg.scheduler].co_located or cfg.scheduler == "mixed_pool":
         return total > room.min()
     prompt_room = room[placement.tag == Tag.PROMPT].min()
     token_room = room[placement.tag == Tag.TOKEN].min()
@@ -157,86 +143,98 @@ def _subtrace(trace: Trace, keep: np.ndarray) -> Trace:
 
 
 def run(cfg: RunConfig, trace: Trace, debug: bool = False) -> RunResult:
-    """Simulate one configuration on a trace (requests that can never fit: see ``admitted``)."""
-    placement = place_instances(cfg)
-    perf = build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
-    keep = admitted(cfg, placement, trace)
-    if keep is not None:
-        draws = random_draws(cfg.seed, len(trace))[keep]   # each request keeps its own draw
-        res = _run(cfg, _subtrace(trace, keep), placement, perf, debug, draws)
-        return _expand(res, trace, keep)
-    return _run(cfg, trace, placement, perf, debug, random_draws(cfg.seed, len(trace)))
-
-
-def _run(cfg, trace, placement, perf, debug, draws) -> RunResult:
-    with compile_notice("engine"):
-        wl = Workload(trace.arrival, trace.prompt_size, trace.token_size, draws)
-        tk, rq, st, log, end_clock = simulate_1d_nb(wl, kernel_params(cfg, debug),
-                                                    placement.kernel_cluster(), perf)
-    req = {"prompt_start": tk.first_start[0::2].copy(), "prompt_end": tk.end[0::2].copy(),
-           "token_start": tk.first_start[1::2].copy(), "token_end": tk.end[1::2].copy(),
-           "kv_start": rq.kv_start.copy(), "kv_end": rq.kv_end.copy(), "completed": rq.done,
-           "prompt_instance": rq.prompt_inst.copy(), "token_instance": rq.token_inst.copy()}
-    inst = {"busy_time": st.busy_time.copy(), "time_prompt": st.time_prompt.copy(),
-            "time_token": st.time_token.copy(), "time_mixed": st.time_mixed.copy(),
-            "iterations": st.iterations.copy(), "tokens_served": st.tokens_served.copy(),
-            "final_memory": st.memory.copy()}
-    return _result(cfg, trace, placement, req, inst, log.copy(), end_clock)
+    """Simulate one configuration on a trace (with ``debug``, also its iteration log)."""
+    return simulate([cfg], trace, debug)[0]
 
 
 def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
-    """Simulate several configurations on one trace in a single parallel kernel call
-    (``kernels.batch_nb``); results are identical to separate ``run`` calls."""
-    n = len(trace)
+    """Simulate several configurations on one trace in one parallel kernel call; results are identical to
+    separate ``run`` calls."""
+    return simulate(cfgs, trace)
+
+
+def simulate(cfgs: list[RunConfig], trace: Trace, debug: bool = False) -> list[RunResult]:
+    """The results of every configuration, in order. Configurations with requests that can never fit
+    (``admitted``) run on their own sub-trace; the others share one kernel call."""
     placements = [place_instances(c) for c in cfgs]
     keeps = [admitted(c, p, trace) for c, p in zip(cfgs, placements)]
-    if any(k is not None for k in keeps):  # rare: runs with rejected requests run alone on their sub-trace
-        plain = [c for c, k in enumerate(keeps) if k is None]
-        out = dict(zip(plain, run_batch([cfgs[c] for c in plain], trace) if plain else []))
-        out.update({c: run(cfgs[c], trace) for c, k in enumerate(keeps) if k is not None})
-        return [out[c] for c in range(len(cfgs))]
+    out: dict[int, RunResult] = {}
+    plain = [c for c, k in enumerate(keeps) if k is None]
+    if plain:
+        res = _call([cfgs[c] for c in plain], [placements[c] for c in plain], trace,
+                    [random_draws(cfgs[c].seed, len(trace)) for c in plain], debug)
+        out.update(zip(plain, res))
+    for c, keep in enumerate(keeps):
+        if keep is not None:  # rare; each request keeps the draw of its position in the full trace
+            sub = _subtrace(trace, keep)
+            (res,) = _call([cfgs[c]], [placements[c]], sub, [random_draws(cfgs[c].seed, len(trace))[keep]], debug)
+            out[c] = _expand(res, trace, keep)
+    return [out[c] for c in range(len(cfgs))]
+
+
+def _call(cfgs, placements, trace, draws, debug) -> list[RunResult]:
+    inp, perf = pack(cfgs, placements, trace, draws, debug)
+    n_inst = int(inp.inst_off[-1])
+    out = Outputs(np.empty((len(cfgs), len(REQUEST_FLOAT), len(trace))),
+                  np.empty((len(cfgs), len(REQUEST_INT), len(trace)), np.int64),
+                  np.empty((n_inst, len(INSTANCE_FLOAT))), np.empty((n_inst, len(INSTANCE_INT)), np.int64),
+                  np.empty(len(cfgs)))
+    if len(cfgs) == 1:
+        with compile_notice("engine"):
+            log = simulate_one_nb(inp, perf, out).copy()
+    else:
+        with compile_notice("sweep"):
+            simulate_batch_nb(inp, perf, out)
+        log = np.empty((0, len(ITERATION_LOG)))
+    return unpack(cfgs, placements, trace, inp, out, log if debug else np.empty((0, len(ITERATION_LOG))))
+
+
+def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
+    """The kernel inputs of configurations sharing a trace and a performance model: parameters by name, each
+    configuration's instances and servers flattened with offsets (``Inputs``), and one set of performance
+    tables (``PerfTables``)."""
     perf_model = cfgs[0].performance_model
     if any(c.performance_model != perf_model for c in cfgs):
-        raise ValueError("run_batch: configurations of one batch must share the performance model")
-    keys = []
-    for p in placements:
-        keys += [k for k in p.perf_keys if k not in keys]
+        raise ValueError("configurations of one kernel call must share the performance model")
+    keys = list(dict.fromkeys(k for p in placements for k in p.perf_keys))
     perf = build_tables(perf_model, keys, cfgs[0].source)
-    n_cfg = len(cfgs)
-    prm_i = np.zeros((n_cfg, len(PARAM_INT)), np.int64)
-    prm_f = np.zeros((n_cfg, len(PARAM_FLOAT)), np.float64)
-    uniform = np.zeros((n_cfg, n))
+    params = [kernel_params(c, debug) for c in cfgs]
+    prm_i = np.array([[p[k] for k in PARAM_INT] for p in params], np.int64)
+    prm_f = np.array([[p[k] for k in PARAM_FLOAT] for p in params], np.float64)
+    uniform = np.zeros((len(cfgs), len(trace)))
     for c, cfg in enumerate(cfgs):
-        prm = kernel_params(cfg)._asdict()
-        prm_i[c] = [prm[k] for k in PARAM_INT]
-        prm_f[c] = [prm[k] for k in PARAM_FLOAT]
         if cfg.scheduler == "random":
-            uniform[c] = random_draws(cfg.seed, n)
-    inst_off = np.zeros(n_cfg + 1, np.int64)
-    inst_off[1:] = np.cumsum([len(p.sku) for p in placements])
+            uniform[c] = draws[c]
     cat = lambda f: np.ascontiguousarray(np.concatenate([f(p) for p in placements]), np.int64)  # noqa: E731
-    perf_row = cat(lambda p: np.array([keys.index(p.perf_keys[r]) for r in p.perf_row], np.int64))
     bandwidths = [p.server_bandwidths() for p in placements]
-    srv_off = np.zeros(n_cfg + 1, np.int64)
-    srv_off[1:] = np.cumsum([len(nic) for nic, _ in bandwidths])
-    nic_bw = np.ascontiguousarray(np.concatenate([nic for nic, _ in bandwidths]))
-    nvlink_bw = np.ascontiguousarray(np.concatenate([nv for _, nv in bandwidths]))
-    req_f = np.empty((n_cfg, len(REQ_FLOAT), n))
-    req_i = np.empty((n_cfg, len(REQ_INT), n), np.int64)
-    inst_f = np.empty((inst_off[-1], len(INST_FLOAT)))
-    inst_i = np.empty((inst_off[-1], len(INST_INT)), np.int64)
-    end_clock = np.empty(n_cfg)
-    with compile_notice("sweep"):
-        simulate_batch_nb(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f, inst_off,
-                          cat(lambda p: p.max_memory), cat(lambda p: p.weights), cat(lambda p: p.tag), perf_row,
-                          cat(lambda p: p.server), srv_off, nic_bw, nvlink_bw, perf,
-                          req_f, req_i, inst_f, inst_i, end_clock)
-    out = []
+    return Inputs(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f,
+                  _offsets([len(p.sku) for p in placements]), cat(lambda p: p.max_memory),
+                  cat(lambda p: p.weights), cat(lambda p: p.tag),
+                  cat(lambda p: np.array([keys.index(p.perf_keys[r]) for r in p.perf_row], np.int64)),
+                  cat(lambda p: p.server), _offsets([len(nic) for nic, _ in bandwidths]),
+                  np.ascontiguousarray(np.concatenate([nic for nic, _ in bandwidths])),
+                  np.ascontiguousarray(np.concatenate([nv for _, nv in bandwidths]))), perf
+
+
+def _offsets(sizes) -> np.ndarray:
+    off = np.zeros(len(sizes) + 1, np.int64)
+    off[1:] = np.cumsum(sizes)
+    return off
+
+
+def unpack(cfgs, placements, trace: Trace, inp: Inputs, out: Outputs, log) -> list[RunResult]:
+    """One RunResult per configuration from the kernel outputs (by the names of ``kernels.layout``); a
+    request with token_size 1 has its token stage equal to its prompt's end."""
+    single = trace.token_size == 1
+    results = []
     for c, (cfg, p) in enumerate(zip(cfgs, placements)):
-        req = {k: req_f[c, j].copy() for j, k in enumerate(REQ_FLOAT)}
-        req.update({k: req_i[c, j].copy() for j, k in enumerate(REQ_INT)})
-        a, b = inst_off[c], inst_off[c + 1]
-        inst = {k: inst_f[a:b, j].copy() for j, k in enumerate(INST_FLOAT)}
-        inst.update({k: inst_i[a:b, j].copy() for j, k in enumerate(INST_INT)})
-        out.append(_result(cfg, trace, p, req, inst, np.empty((0, N_LOG_COLUMNS)), end_clock[c]))
-    return out
+        req = {k: out.req_f[c, j].copy() for j, k in enumerate(REQUEST_FLOAT)}
+        req.update({k: out.req_i[c, j].copy() for j, k in enumerate(REQUEST_INT)})
+        for k in ("token_start", "token_end"):
+            req[k][single] = req["prompt_end"][single]
+        a, b = inp.inst_off[c], inp.inst_off[c + 1]
+        inst = {k: out.inst_f[a:b, j].copy() for j, k in enumerate(INSTANCE_FLOAT)}
+        inst.update({k: out.inst_i[a:b, j].copy() for j, k in enumerate(INSTANCE_INT)})
+        req["completed"] = req["completed"].astype(bool)
+        results.append(RunResult(cfg, trace, p, **req, **inst, iteration_log=log, end_clock=float(out.end_clock[c])))
+    return results

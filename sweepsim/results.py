@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kernels.enums import ITERATION_LOG_COLUMNS
+from kernels.layout import ITERATION_LOG
 from sweepsim.atomic import atomic_write
 from sweepsim.cluster import TAG_NAMES
 from sweepsim.engine import RunResult
@@ -172,9 +172,9 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
 
 def iterations_table(res: RunResult) -> pl.DataFrame:
     log = res.iteration_log
-    cols = {c: log[:, k] for k, c in enumerate(ITERATION_LOG_COLUMNS)}
+    cols = {c: log[:, k] for k, c in enumerate(ITERATION_LOG)}
     df = pl.DataFrame(cols)
-    ints = [c for c in ITERATION_LOG_COLUMNS if c not in ("start", "end", "borrowed")]
+    ints = [c for c in ITERATION_LOG if c not in ("start", "end", "borrowed")]
     return df.with_columns([pl.col(c).cast(pl.Int64) for c in ints] + [pl.col("borrowed").cast(pl.Boolean)])
 
 

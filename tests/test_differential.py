@@ -4,12 +4,10 @@ and start state, lightly loaded and overloaded."""
 import numpy as np
 import pytest
 
-from kernels.enums import InstanceType, PerfKind, Tag
-from sweepsim.cluster import place_instances
 from sweepsim.config import from_dict
-from sweepsim.engine import kernel_params, random_draws, run
-from sweepsim.perf_model import build_tables
+from sweepsim.engine import run
 from sweepsim.trace import Trace
+from tests.reference_inputs import reference_inputs
 from tests.reference_sim import simulate as reference_simulate
 
 REQUEST_FIELDS = ("completed", "prompt_instance", "token_instance", "prompt_start", "prompt_end",
@@ -23,32 +21,6 @@ def random_trace(seed, n, rate, max_prompt=4000, max_tokens=300):
     tokens = np.clip(rng.lognormal(4.0, 1.2, n).astype(np.int64), 1, max_tokens)
     tokens[rng.random(n) < 0.03] = 1
     return Trace("random", np.arange(n), np.zeros(n, np.int64), arrival, prompt, tokens)
-
-
-def reference_inputs(cfg, trace):
-    placement = place_instances(cfg)
-    perf = build_tables(cfg.performance_model, placement.perf_keys)
-    prm = kernel_params(cfg)
-    instances = []
-    for i in range(len(placement.sku)):
-        c = placement.perf_row[i]
-        if perf.kind[c] == PerfKind.CONSTANT:
-            model = ("constant", float(perf.const_prompt[c]), float(perf.const_token[c]))
-        else:
-            k = perf.n_knots[c]
-            model = ("db", list(perf.knots[c, :k]), list(perf.prompt_y[c, :k]), list(perf.token_y[c, :k]))
-        tag = {Tag.NONE: None, Tag.PROMPT: "prompt", Tag.TOKEN: "token"}[int(placement.tag[i])]
-        instances.append({"tag": tag, "max_memory": int(placement.max_memory[i]),
-                          "weights": int(placement.weights[i]), "perf": model})
-    params = {"instance_type": "orca" if prm.instance_type == InstanceType.ORCA else "splitwise",
-              "scheduler": cfg.scheduler, "max_batch_size": prm.max_batch_size,
-              "max_batch_tokens": prm.max_batch_tokens, "max_preemptions": prm.max_preemptions,
-              "kv_bytes_per_token": prm.kv_bytes_per_token, "transfer_bandwidth": prm.transfer_bandwidth,
-              "end_time": prm.end_time, "mixed_factor": prm.mixed_factor,
-              "prompt_max_pending_batch_tokens": prm.prompt_max_pending_tokens}
-    requests = {"arrival": trace.arrival, "prompt_size": trace.prompt_size, "token_size": trace.token_size,
-                "uniform": random_draws(cfg.seed, len(trace))}
-    return requests, instances, params
 
 
 def assert_same(cfg, trace):

@@ -137,9 +137,8 @@ def test_rejected_requests_are_dropped_and_counted(tmp_path, sched):
     assert np.all(res.prompt_instance[res.rejected] == -1) and np.all(np.isnan(res.token_end[res.rejected]))
     # the others run exactly as on a trace without the rejected requests (each keeping its random draw)
     keep = ~res.rejected
-    alone = engine._run(cfg, engine._subtrace(trace, keep), engine.place_instances(cfg),
-                        engine.build_tables(cfg.performance_model, engine.place_instances(cfg).perf_keys),
-                        False, engine.random_draws(cfg.seed, len(trace))[keep])
+    (alone,) = engine._call([cfg], [engine.place_instances(cfg)], engine._subtrace(trace, keep),
+                            [engine.random_draws(cfg.seed, len(trace))[keep]], False)
     np.testing.assert_array_equal(res.token_end[keep], alone.token_end)
     # the sweep path (batch kernel) gives the same
     (b,) = engine.run_batch([cfg], trace)
