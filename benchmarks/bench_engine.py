@@ -3,19 +3,15 @@
 (each case runs in its own process), and the ratio against the plain-Python reference measured in the same
 run (on the full trace, or on a prefix for the 1M case).
 
-    python benchmarks/bench_engine.py            # all cases
-    python benchmarks/bench_engine.py --case overload_h100
+    python -m benchmarks.bench_engine            # all cases
+    python -m benchmarks.bench_engine --case overload_h100
 """
 import argparse
 import json
 import resource
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import case_in_subprocess, repeat, time_once  # noqa: E402
+from benchmarks.timing import case_in_subprocess, repeat, time_once
 
 CASES = {
     # name: (config, sizes, rate req/s, count or None, duration or None, reference prefix, target s)
@@ -35,7 +31,7 @@ def run_case(name):
     from sweepsim.engine import run
     from sweepsim.trace import Trace
     from sweepsim.tracegen import poisson_trace
-    from tests.test_differential import reference_inputs
+    from tests.reference_inputs import reference_inputs
     from tests.reference_sim import simulate as reference_simulate
 
     d, sizes, rate, count, duration, ref_prefix, target = CASES[name]

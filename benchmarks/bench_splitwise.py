@@ -4,23 +4,20 @@ conversation trace): 100 req/s for 600 s (~60k requests) and 70 req/s for 120 s 
 Prints kernel wall time (compile / cache load separately), simulated requests/s, peak RSS, and the ratio
 against the plain-Python reference (tests/reference_sim.py) measured in the same run.
 
-    python benchmarks/bench_splitwise.py
+    python -m benchmarks.bench_splitwise
 """
 import resource
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.timing import repeat, time_once  # noqa: E402
-from sweepsim.config import from_dict  # noqa: E402
-from sweepsim.engine import run  # noqa: E402
-from sweepsim.trace import Trace  # noqa: E402
-from sweepsim.tracegen import poisson_trace  # noqa: E402
-from tests.reference_sim import simulate as reference_simulate  # noqa: E402
-from tests.test_differential import reference_inputs  # noqa: E402
+from benchmarks.timing import repeat, time_once
+from sweepsim.config import from_dict
+from sweepsim.engine import run
+from sweepsim.trace import Trace
+from sweepsim.tracegen import poisson_trace
+from tests.reference_sim import simulate as reference_simulate
+from tests.reference_inputs import reference_inputs
 
 CONFIG = {"cluster": {"dgx-a100": 26, "dgx-h100": 25}, "model": "bloom-176b", "start_state": "splitwise",
           "split_type": "heterogeneous", "prompt_sku": "dgx-h100", "token_sku": "dgx-a100",

@@ -8,7 +8,7 @@
    conversation), 600 s each, bloom-176b, mixed_pool: 196 configurations, local backend.
 3. `runs_vs_grid`: the same 20 configurations as 20 separate `sweepsim run` processes vs one `sweepsim grid`.
 
-    python benchmarks/bench_sweep.py [--case grid1000|isocost_ha|runs_vs_grid] [--backend local|ray|both]
+    python -m benchmarks.bench_sweep [--case grid1000|isocost_ha|runs_vs_grid] [--backend local|ray|both]
 """
 import argparse
 import json
@@ -20,14 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from sweepsim.config import from_dict  # noqa: E402
-from sweepsim.sweep import make_jobs, run_sweep  # noqa: E402
-from sweepsim.tracegen import poisson_trace  # noqa: E402
+from sweepsim.config import from_dict
+from sweepsim.sweep import make_jobs, run_sweep
+from sweepsim.tracegen import poisson_trace
 
 
 def write_trace(trace, path):

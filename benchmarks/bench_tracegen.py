@@ -3,21 +3,18 @@ the wall time (generation, Parquet write, total) and the peak memory of the proc
 own process; peak RSS from resource.getrusage, after importing the libraries, which alone take ~150 MB).
 Target: under 10 s and 2 GB for 10M requests.
 
-    python benchmarks/bench_tracegen.py                 # all cases
-    python benchmarks/bench_tracegen.py --case poisson_conv_10m --keep out.parquet
+    python -m benchmarks.bench_tracegen                 # all cases
+    python -m benchmarks.bench_tracegen --case poisson_conv_10m --keep out.parquet
 """
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import case_in_subprocess  # noqa: E402
+from benchmarks.timing import case_in_subprocess
 
 N = 10_000_000
 CASES = {

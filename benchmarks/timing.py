@@ -32,11 +32,11 @@ def repeat(fn, budget_s: float = 2.0, min_reps: int = 3, max_reps: int = 200):
 
 
 def case_in_subprocess(script, case: str, extra_args=()) -> dict:
-    """Run ``python script --case CASE --json [extra_args]`` and return the JSON dict it prints last; on failure
-    print its stderr and exit with its code."""
+    """Run ``python -m benchmarks.<script's name> --case CASE --json [extra_args]`` from the project root and
+    return the JSON dict it prints last; on failure print its stderr and exit with its code."""
     root = Path(script).resolve().parent.parent
-    out = subprocess.run([sys.executable, str(script), "--case", case, "--json", *extra_args],
-                         capture_output=True, text=True, cwd=root)
+    out = subprocess.run([sys.executable, "-m", f"benchmarks.{Path(script).stem}", "--case", case, "--json",
+                          *extra_args], capture_output=True, text=True, cwd=root)
     if out.returncode:
         print(out.stderr, file=sys.stderr)
         raise SystemExit(out.returncode)
