@@ -27,10 +27,10 @@ CASES = {
 def run_case(name):
     import numpy as np
 
-    from sweepsim.config import from_dict
-    from sweepsim.engine import run
-    from sweepsim.trace import Trace
-    from sweepsim.tracegen import poisson_trace
+    from sweepsim.config.run import from_dict
+    from sweepsim.engine.simulate import run
+    from sweepsim.workload.trace import Trace
+    from sweepsim.workload.tracegen import poisson_trace
     from tests.reference_inputs import reference_inputs
     from tests.reference_sim import simulate as reference_simulate
 

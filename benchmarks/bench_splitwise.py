@@ -12,10 +12,10 @@ import numpy as np
 
 
 from benchmarks.timing import repeat, time_once
-from sweepsim.config import from_dict
-from sweepsim.engine import run
-from sweepsim.trace import Trace
-from sweepsim.tracegen import poisson_trace
+from sweepsim.config.run import from_dict
+from sweepsim.engine.simulate import run
+from sweepsim.workload.trace import Trace
+from sweepsim.workload.tracegen import poisson_trace
 from tests.reference_sim import simulate as reference_simulate
 from tests.reference_inputs import reference_inputs
 

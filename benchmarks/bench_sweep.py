@@ -23,9 +23,10 @@ from pathlib import Path
 
 import polars as pl
 
-from sweepsim.config import from_dict
-from sweepsim.sweep import make_jobs, run_sweep
-from sweepsim.tracegen import poisson_trace
+from sweepsim.config.run import from_dict
+from sweepsim.sweep.jobs import make_jobs
+from sweepsim.sweep.runner import run_sweep
+from sweepsim.workload.tracegen import poisson_trace
 
 
 def write_trace(trace, path):

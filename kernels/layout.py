@@ -3,7 +3,7 @@
 Every per-configuration parameter, per-request and per-instance output and iteration-log column is one name
 in one tuple below. The kernels index the packed arrays through the index tuples derived from them
 (``PI.max_batch_size``, ``RF.prompt_end``, ...: compile-time constants for Numba), and the Python side
-(``sweepsim.engine``) packs and unpacks by the same names, so there are no column numbers to keep in step:
+(``sweepsim.engine.simulate``) packs and unpacks by the same names, so there are no column numbers to keep in step:
 adding a parameter or an output is one line here (plus the code that sets and uses it).
 """
 from collections import namedtuple

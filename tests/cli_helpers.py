@@ -1,9 +1,9 @@
-"""Shared helpers for CLI tests (click's CliRunner on ``sweepsim.cli.main``)."""
+"""Shared helpers for CLI tests (click's CliRunner on ``sweepsim.cli.main.main``)."""
 import inspect
 
 from click.testing import CliRunner
 
-from sweepsim.cli import main
+from sweepsim.cli.main import main
 
 
 def _runner() -> CliRunner:

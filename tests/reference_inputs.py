@@ -2,9 +2,9 @@
 requests, instances and parameters as plain Python values, from the same placement, performance tables and
 kernel parameters the engine packs. Used by the differential tests and by the benchmarks' ratios."""
 from kernels.enums import InstanceType, PerfKind, Tag
-from sweepsim.cluster import place_instances
-from sweepsim.engine import kernel_params, random_draws
-from sweepsim.perf_model import build_tables
+from sweepsim.engine.placement import place_instances
+from sweepsim.engine.simulate import kernel_params, random_draws
+from sweepsim.engine.performance import build_tables
 
 
 def reference_inputs(cfg, trace):

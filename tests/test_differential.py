@@ -4,9 +4,9 @@ and start state, lightly loaded and overloaded."""
 import numpy as np
 import pytest
 
-from sweepsim.config import from_dict
-from sweepsim.engine import run
-from sweepsim.trace import Trace
+from sweepsim.config.run import from_dict
+from sweepsim.engine.simulate import run
+from sweepsim.workload.trace import Trace
 from tests.reference_inputs import reference_inputs
 from tests.reference_sim import simulate as reference_simulate
 

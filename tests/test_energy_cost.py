@@ -2,10 +2,10 @@
 import pytest
 
 from sweepsim import PROJECT_ROOT
-from sweepsim.config import from_dict, load_config
-from sweepsim.engine import run
-from sweepsim.results import energy_and_cost, instance_energy_j, summary_table
-from sweepsim.trace import load_trace
+from sweepsim.config.run import from_dict, load_config
+from sweepsim.engine.simulate import run
+from sweepsim.results.tables import energy_and_cost, instance_energy_j, summary_table
+from sweepsim.workload.trace import load_trace
 
 
 def test_energy_and_cost_by_hand():

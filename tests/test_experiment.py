@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import sweepsim
-from sweepsim.config import RunConfig
+from sweepsim.config.run import RunConfig
 from sweepsim.errors import InputError
-from sweepsim.experiment import Experiment, load_experiment, validate_points
-from sweepsim.safe_eval import Expression, ExpressionError
+from sweepsim.config.experiment import Experiment, load_experiment, validate_points
+from sweepsim.config.expressions import Expression, ExpressionError
 
 PROJECT = Path(sweepsim.__file__).resolve().parent.parent
 EXPERIMENTS = sorted(p for p in (PROJECT / "configs" / "experiments").glob("*.toml") if not p.name.endswith(".plot.toml"))

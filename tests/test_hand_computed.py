@@ -23,11 +23,11 @@ import math
 import numpy as np
 import pytest
 
-from sweepsim.config import from_dict
+from sweepsim.config.run import from_dict
 from sweepsim.errors import InputError
-from sweepsim.engine import run
-from sweepsim.results import requests_table
-from sweepsim.trace import Trace
+from sweepsim.engine.simulate import run
+from sweepsim.results.tables import requests_table
+from sweepsim.workload.trace import Trace
 
 ABS = 1e-12
 

@@ -4,8 +4,8 @@ memory never exceeds capacity and returns to the weights, every request complete
 import numpy as np
 import pytest
 
-from sweepsim.config import from_dict
-from sweepsim.engine import run
+from sweepsim.config.run import from_dict
+from sweepsim.engine.simulate import run
 from tests.test_differential import random_trace
 
 CONFIGS = {

@@ -1,7 +1,7 @@
 """The first-run compile notice: printed once per kernel and cache, silent once the cache has a run."""
 import numba
 
-from sweepsim.jit_notice import compile_notice
+from sweepsim.engine.jit_notice import compile_notice
 
 
 def test_notice_printed_until_a_call_completes(tmp_path, monkeypatch, capsys):

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from sweepsim.config import from_dict
-from sweepsim.engine import run
-from sweepsim.trace import Trace
+from sweepsim.config.run import from_dict
+from sweepsim.engine.simulate import run
+from sweepsim.workload.trace import Trace
 
 KV_LLAMA = 2_621_440          # bytes per token: 2 x 80 layers x 8192 hidden x 2 bytes
 BW = 200 * 1024 ** 3          # kv_jsq link, bytes/s

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from kernels.perf_nb import interp_extrapolate_nb, iteration_duration_nb
-from sweepsim.config import from_dict
-from sweepsim.engine import run
-from sweepsim.perf_model import DEFAULT_DB, MIXED_BATCH_FACTOR, PerfModelConfig, build_tables, load_db
-from sweepsim.trace import Trace
+from sweepsim.config.run import from_dict
+from sweepsim.engine.simulate import run
+from sweepsim.engine.performance import DEFAULT_DB, MIXED_BATCH_FACTOR, PerfModelConfig, build_tables, load_db
+from sweepsim.workload.trace import Trace
 
 
 def prompt(curve, bt):

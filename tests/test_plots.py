@@ -2,7 +2,7 @@
 
 Small runs are made with ``sweepsim run --debug`` (CliRunner) on SplitwiseSim's 3-request example trace: the
 baseline (one DGX-H100, co-located) and a heterogeneous Splitwise cluster (DGX-A100 token + DGX-H100 prompt
-instance, mixed_pool, KV transfers); a tiny sweep through ``sweepsim.sweep.run_sweep``. Each command is checked
+instance, mixed_pool, KV transfers); a tiny sweep through ``sweepsim.sweep.runner.run_sweep``. Each command is checked
 on the image file (format, pixel size) and on the matplotlib Figure built by its plotting function (axes, and
 lines / collections per axis = the expected series); bad input exits 2 with one error line.
 """
@@ -18,20 +18,21 @@ from matplotlib.collections import LineCollection, PolyCollection
 from PIL import Image
 
 import sweepsim
-from sweepsim.config import from_dict
+from sweepsim.config.run import from_dict
 from sweepsim.plots.common import config_label, read_run, run_labels
 from sweepsim.plots.gantt import gantt_figure
 from sweepsim.plots.latency import latency_figure
 from sweepsim.plots.sweep import read_spec, sweep_figure
 from sweepsim.plots.timeline import Series, timeline_figure
-from sweepsim.report_table import (
+from sweepsim.results.query import (
     load_summary,
     pareto_front,
     parse_objectives,
     select,
     varied_columns,
 )
-from sweepsim.sweep import make_jobs, run_sweep
+from sweepsim.sweep.jobs import make_jobs
+from sweepsim.sweep.runner import run_sweep
 from tests.cli_helpers import assert_input_error, invoke, ok
 
 PROJECT = Path(sweepsim.__file__).resolve().parent.parent
@@ -331,7 +332,7 @@ SPECS = sorted(EXPERIMENTS.glob("*.plot.toml"))
 @pytest.mark.parametrize("spec", SPECS, ids=[p.name for p in SPECS])
 def test_shipped_plot_specs_match_their_experiments(spec):
     """Every shipped spec names columns of its experiment's results and a valid SQL filter."""
-    from sweepsim.experiment import load_experiment
+    from sweepsim.config.experiment import load_experiment
     opts = read_spec(spec)
     exp = load_experiment(EXPERIMENTS / spec.name.replace(".plot.toml", ".toml"), small=True)
     metrics = ["ttft_p50", "ttft_p90", "ttft_p99", "tbt_p50", "tbt_p90", "tbt_p99", "e2e_p50", "e2e_p90",

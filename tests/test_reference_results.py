@@ -6,10 +6,10 @@ import tomllib
 import pytest
 
 from sweepsim import PROJECT_ROOT
-from sweepsim.config import from_dict
-from sweepsim.engine import run
-from sweepsim.trace import load_trace
-from sweepsim.validate import run_case
+from sweepsim.config.run import from_dict
+from sweepsim.engine.simulate import run
+from sweepsim.workload.trace import load_trace
+from sweepsim.results.validate import run_case
 
 ORACLE = PROJECT_ROOT / "tests" / "oracle"
 TEST_TRACE = PROJECT_ROOT / "traces" / "test_trace.csv"

@@ -12,13 +12,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-import sweepsim.engine as engine
+import sweepsim.engine.simulate as engine
 from sweepsim import PROJECT_ROOT
-from sweepsim.config import from_dict
+from sweepsim.config.run import from_dict
 from sweepsim.errors import InputError
-from sweepsim.experiment import count_experiment
-from sweepsim.sweep import make_jobs, run_sweep
-from sweepsim.trace import load_trace
+from sweepsim.config.experiment import count_experiment
+from sweepsim.sweep.jobs import make_jobs
+from sweepsim.sweep.runner import run_sweep
+from sweepsim.workload.trace import load_trace
 from tests.cli_helpers import assert_input_error, invoke, ok
 
 TRACE = PROJECT_ROOT / "traces" / "test_trace.csv"
@@ -87,7 +88,7 @@ def test_transient_failure_is_retried_and_permanent_one_only_with_retry_failed(t
             raise MemoryError("simulated kernel failure")
         return real(cfgs, trace)
 
-    monkeypatch.setattr("sweepsim.sweep.run_batch", flaky)
+    monkeypatch.setattr("sweepsim.sweep.local.run_batch", flaky)
     out = tmp_path / "res"
     run_sweep(js, out, quiet=True, chunk_size=64, identity=ident)
     fails = pl.read_parquet(out / "failures.parquet")
@@ -97,7 +98,7 @@ def test_transient_failure_is_retried_and_permanent_one_only_with_retry_failed(t
     assert "MemoryError" in transient["error"][0]
     assert pl.read_parquet(out / "summary.parquet")["config_hash"].to_list() == [js[0].hash]
 
-    monkeypatch.setattr("sweepsim.sweep.run_batch", real)
+    monkeypatch.setattr("sweepsim.sweep.local.run_batch", real)
     stats = run_sweep(js, out, quiet=True, identity=ident)               # a rerun retries the transient one
     assert (stats["ran"], stats["skipped"]) == (1, 2)
     assert set(pl.read_parquet(out / "summary.parquet")["config_hash"]) == {js[0].hash, js[1].hash}
@@ -266,7 +267,7 @@ def test_unreachable_ray_address_fails_in_seconds(tmp_path):
 def test_group_statistics_equal_numpy_per_group():
     """summary.parquet's statistics are computed for all applications at once; they must equal np.mean,
     np.percentile and np.max of each application's values bit for bit (short and long groups, ties, NaN)."""
-    from sweepsim.results import STATS, group_stats
+    from sweepsim.results.tables import STATS, group_stats
     rng = np.random.default_rng(1)
     for trial in range(120):
         groups = int(rng.integers(1, 40))
@@ -294,7 +295,7 @@ def test_summary_of_a_trace_with_many_applications_is_quick(tmp_path):
                   "prompt_size": np.full(n, 100), "token_size": np.full(n, 10),
                   "application_id": np.arange(n)[::-1]}).write_csv(tmp_path / "t.csv")
     res = engine.run(from_dict(point(cluster__dgx_h100=4)), load_trace(tmp_path / "t.csv"))
-    from sweepsim.results import requests_table, summary_table
+    from sweepsim.results.tables import requests_table, summary_table
     t0 = time.monotonic()
     s = summary_table(res)
     assert time.monotonic() - t0 < 10  # a guard against a per-application loop, not a benchmark

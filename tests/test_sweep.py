@@ -4,11 +4,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sweepsim.config import from_dict
-from sweepsim.engine import run, run_batch
-from sweepsim.sweep import make_jobs, run_sweep
-from sweepsim.tracegen import poisson_trace
-from sweepsim.trace import load_trace
+from sweepsim.config.run import from_dict
+from sweepsim.engine.simulate import run, run_batch
+from sweepsim.sweep.jobs import make_jobs
+from sweepsim.sweep.runner import run_sweep
+from sweepsim.workload.tracegen import poisson_trace
+from sweepsim.workload.trace import load_trace
 
 FIELDS = ("completed", "prompt_instance", "token_instance", "prompt_start", "prompt_end", "token_start",
           "token_end", "kv_start", "kv_end", "busy_time", "iterations", "tokens_served", "final_memory")
@@ -76,7 +77,7 @@ def test_sweep_merges_one_dataset(reference_sweep):
 
 def crash_after_commits(monkeypatch, n):
     """Interrupt a sweep (as Ctrl-C would) right after its n-th committed chunk."""
-    from sweepsim.sweep import Store
+    from sweepsim.sweep.store import Store
     commit = Store.commit
     done = []
 
@@ -112,7 +113,7 @@ def test_resume_after_crash_gives_the_uninterrupted_result(trace_file, reference
 def test_seed_only_differences_are_simulated_once(trace_file, monkeypatch):
     """A deterministic scheduler ignores the seed: such configurations share one simulation, yet each keeps
     its own row (hash, seed column); the random scheduler's seeds are simulated separately."""
-    import sweepsim.sweep as sweep
+    import sweepsim.sweep.local as sweep
     calls = []
     real = sweep.run_batch
     monkeypatch.setattr(sweep, "run_batch", lambda cfgs, trace: calls.append(len(cfgs)) or real(cfgs, trace))

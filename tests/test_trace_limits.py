@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import sweepsim
-from sweepsim import tracegen
-from sweepsim.config import load_config
+from sweepsim.workload import tracegen
+from sweepsim.config.run import load_config
 from sweepsim.errors import InputError
-from sweepsim.trace import load_trace
+from sweepsim.workload.trace import load_trace
 from tests.cli_helpers import assert_input_error, invoke, ok
 
 PROJECT = Path(sweepsim.__file__).resolve().parent.parent
@@ -422,11 +422,11 @@ def nothing_generated(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("generated or imported before the output paths were checked")
 
-    import sweepsim.trace_import
+    import sweepsim.workload.azure
 
     monkeypatch.setattr(tracegen, "generate_columns", fail)
     monkeypatch.setattr(tracegen, "check_limit", fail)
-    monkeypatch.setattr(sweepsim.trace_import, "import_azure", fail)
+    monkeypatch.setattr(sweepsim.workload.azure, "import_azure", fail)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")

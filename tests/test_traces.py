@@ -14,10 +14,10 @@ import pyarrow.csv as pacsv
 import pytest
 
 import sweepsim
-from sweepsim import tracegen
+from sweepsim.workload import tracegen
 from tests.cli_helpers import assert_input_error, invoke, ok
-from sweepsim.config import load_config
-from sweepsim.trace import load_trace
+from sweepsim.config.run import load_config
+from sweepsim.workload.trace import load_trace
 
 PROJECT = Path(sweepsim.__file__).resolve().parent.parent
 CODE = PROJECT / "traces" / "azure2023" / "azure_llm_2023_code.csv"
@@ -386,7 +386,7 @@ def test_synthetic_size_distributions_and_clipping(tmp_path):
 
 
 def _old_poisson_trace(sizes, rate, seed=0, count=None, duration=None):
-    """sweepsim.tracegen.poisson_trace before issue 6 (frozen copy): benchmarks depend on its output."""
+    """sweepsim.workload.tracegen.poisson_trace before issue 6 (frozen copy): benchmarks depend on its output."""
     rng = np.random.Generator(np.random.PCG64(seed))
     if count is None:
         count = int(rate * duration * 1.2 + 10 * np.sqrt(rate * duration) + 10)

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-import sweepsim.validate
+import sweepsim.results.validate
 from sweepsim import PROJECT_ROOT
 from tests.cli_helpers import assert_input_error, invoke, ok
 
@@ -170,7 +170,7 @@ def test_folder_of_cases_runs_each(tmp_path):
 def test_no_argument_runs_the_default_cases(tmp_path, monkeypatch):
     root = tmp_path / "shipped"
     make_case(root, "small", perturb=True, known=["small"])
-    monkeypatch.setattr(sweepsim.validate, "DEFAULT_CASES", root)
+    monkeypatch.setattr(sweepsim.results.validate, "DEFAULT_CASES", root)
     monkeypatch.chdir(tmp_path)
     result = ok(invoke("validate"))
     assert result.stdout.startswith("XFAIL small: 2/3")
@@ -180,11 +180,11 @@ def test_no_argument_runs_the_default_cases(tmp_path, monkeypatch):
 
 
 def test_no_argument_without_shipped_cases_exit_2(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweepsim.validate, "DEFAULT_CASES", tmp_path / "absent")
+    monkeypatch.setattr(sweepsim.results.validate, "DEFAULT_CASES", tmp_path / "absent")
     result = invoke("validate")
     assert_input_error(result, str(tmp_path / "absent"), "pass case directories")
 
 
 def test_default_cases_are_the_ones_in_the_repository():
-    assert sweepsim.validate.DEFAULT_CASES == PROJECT_ROOT / "tests" / "oracle"
-    assert len(sweepsim.validate.default_cases()) >= 9
+    assert sweepsim.results.validate.DEFAULT_CASES == PROJECT_ROOT / "tests" / "oracle"
+    assert len(sweepsim.results.validate.default_cases()) >= 9

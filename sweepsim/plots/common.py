@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from sweepsim.atomic import atomic_write
 from sweepsim.errors import InputError, check_output_path, read_parquet
-from sweepsim.metrics import LATENCY_METRICS as _LATENCY, RUN_TABLE_COLUMNS
+from sweepsim.results.columns import LATENCY_METRICS as _LATENCY, RUN_TABLE_COLUMNS
 
 FORMATS = (".png", ".svg", ".pdf")
 DPI = 100  # figure sizes are given in pixels; inches = pixels / DPI (also for SVG / PDF)

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from sweepsim.errors import InputError, allowed, read_toml
 from sweepsim.plots.common import axis_label, new_figure, plain_text
-from sweepsim.report_table import check_columns, pareto_front, parse_objectives, select
+from sweepsim.results.query import check_columns, pareto_front, parse_objectives, select
 
 AGGS = ("max", "min", "mean", "median")
 STYLES = ("auto", "lines", "points")

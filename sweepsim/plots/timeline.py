@@ -54,7 +54,7 @@ SERIES_PROVIDERS: list[Callable[[Run], list[Series]]] = []
 
 
 def _weights_bytes(run: Run) -> float | None:
-    from sweepsim.hardware import models
+    from sweepsim.config.catalog import models
     s = run.summary
     if "model" in s.columns and len(s):
         m = models().get(s["model"][0])
@@ -65,7 +65,7 @@ def _weights_bytes(run: Run) -> float | None:
 
 def _capacity(inst: pl.DataFrame) -> np.ndarray:
     """Memory capacity per instance [bytes]: GPUs x the processor's memory (80 GiB if the SKU is unknown)."""
-    from sweepsim.hardware import skus
+    from sweepsim.config.catalog import skus
     table = skus()
     per_gpu = [table[s].processor.memory_bytes if s in table else 80 << 30 for s in inst["sku"].to_list()]
     return np.asarray(per_gpu, float) * inst["num_gpus"].to_numpy()

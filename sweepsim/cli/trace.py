@@ -1,9 +1,9 @@
-"""``sweepsim trace``: import real traces and generate synthetic ones (see sweepsim.tracegen, trace_import)."""
+"""``sweepsim trace``: import real traces and generate synthetic ones (see sweepsim.workload.tracegen, trace_import)."""
 from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import OneLineErrorGroup, OutputPath
+from sweepsim.cli.common import OneLineErrorGroup, OutputPath
 from sweepsim.errors import InputError, allowed
 
 
@@ -51,8 +51,8 @@ def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot):
     """
     import numpy as np
 
-    from sweepsim.trace_import import FORMATS, import_azure
-    from sweepsim.tracegen import check_output, check_plot, plot_trace, trace_table, write_trace
+    from sweepsim.workload.azure import FORMATS, import_azure
+    from sweepsim.workload.tracegen import check_output, check_plot, plot_trace, trace_table, write_trace
 
     if fmt not in FORMATS:
         raise InputError(None, "FORMAT", f"unknown trace format {fmt!r}; {allowed(FORMATS)}")
@@ -163,7 +163,7 @@ def gen_cmd(apps, seed, max_requests, out, plot, **opts):
       sweepsim trace gen --sizes azure-conv --replay --scale 10 --duration 120 --out replay.parquet
       sweepsim trace gen --app 0:azure-code:rate=5 --app 1:azure-conv:rate=10 --duration 600 --out mix.parquet
     """
-    from sweepsim.tracegen import (check_limit, check_output, check_plot, generate_columns, parse_spec,
+    from sweepsim.workload.tracegen import (check_limit, check_output, check_plot, generate_columns, parse_spec,
                                    plot_trace, trace_table, write_trace)
 
     # output locations and the size limit are checked before anything is generated

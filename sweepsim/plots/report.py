@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from sweepsim.errors import InputError, check_output_path, read_parquet
-from sweepsim.metrics import LATENCY_METRICS
+from sweepsim.results.columns import LATENCY_METRICS
 from sweepsim.plots.common import (
     atomic_write,
     is_run_dir,
@@ -149,7 +149,7 @@ def sweep_plot_groups(df: pl.DataFrame, varied: list[str], skip) -> tuple[str | 
 
 def sweep_report(path) -> str:
     from sweepsim.plots.sweep import sweep_figure
-    from sweepsim.report_table import DEFAULT_METRICS, load_summary, varied_columns
+    from sweepsim.results.query import DEFAULT_METRICS, load_summary, varied_columns
 
     path = Path(path)
     df = load_summary(path)

@@ -58,7 +58,7 @@ dotted keys: unquoted ones are TOML tables and are listed table by table, which 
 order. The columns of the results (``Experiment.axes``) are the keys as written, free variables by their bare
 name, in the order grid axes, zip axes, derived keys.
 
-Expressions (``[derived]`` values and ``where``) are evaluated by :mod:`sweepsim.safe_eval` (numbers, + - * /
+Expressions (``[derived]`` values and ``where``) are evaluated by :mod:`sweepsim.config.expressions` (numbers, + - * /
 // % **, comparisons, and/or/not, int float round min max abs; no Python eval). They name config axes by their
 key with dots and dashes replaced by underscores (``cluster_dgx_h100``, ``trace_rate``) and free variables by
 their name.
@@ -80,10 +80,10 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from sweepsim import config as cfgmod
+from sweepsim.config import run as cfgmod
 from sweepsim.errors import InputError, allowed, read_toml
-from sweepsim.perf_model import PerfModelConfig
-from sweepsim.safe_eval import Expression, ExpressionError
+from sweepsim.engine.performance import PerfModelConfig
+from sweepsim.config.expressions import Expression, ExpressionError
 
 EXPERIMENT_KEYS = ("name", "description", "out", "base", "config", "trace", "grid", "zip", "derived", "where",
                    "include", "exclude", "small")
@@ -161,7 +161,7 @@ def _short(v) -> str:
 def _output_columns() -> set:
     """Result columns a free variable must not shadow: the summary's metrics and the configuration's
     parameters."""
-    from sweepsim.metrics import summary_columns
+    from sweepsim.results.columns import summary_columns
     params = cfgmod.RunConfig(source=None, cluster=(("dgx-h100", 1),), start_state="splitwise").params()
     return set(summary_columns()) | set(params)
 
@@ -212,8 +212,8 @@ def _get(d: dict, path: tuple, src=None):
 
 
 def _table_keys() -> dict:
-    from sweepsim.hardware import skus
-    from sweepsim.tracegen import SPEC_KEYS
+    from sweepsim.config.catalog import skus
+    from sweepsim.workload.tracegen import SPEC_KEYS
     return {"cluster": tuple(skus()),
             "instance": tuple(f.name for f in fields(cfgmod.InstanceConfig)),
             "performance_model": tuple(f.name for f in fields(PerfModelConfig)),

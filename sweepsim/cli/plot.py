@@ -1,10 +1,10 @@
 """``sweepsim plot gantt|latency|sweep|timeline`` and ``sweepsim report``: plots and an HTML report from the
-Parquet outputs of ``sweepsim run`` and ``sweepsim grid`` (see sweepsim.plots, sweepsim.report)."""
+Parquet outputs of ``sweepsim run`` and ``sweepsim grid`` (see sweepsim.plots, sweepsim.plots.report)."""
 from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup, OutputPath
+from sweepsim.cli.common import FiniteFloat, OneLineErrorGroup, OutputPath
 from sweepsim.errors import InputError
 
 _OUT_HELP = "Output image: .png, .svg or .pdf (by extension)."
@@ -128,7 +128,7 @@ def sweep_cmd(results_dir, spec, x, y, hue, facet, where, agg, pareto, style, lo
     """
     from sweepsim.plots.common import check_output, parse_size
     from sweepsim.plots.sweep import read_spec, sweep_figure
-    from sweepsim.report_table import load_summary, varied_columns
+    from sweepsim.results.query import load_summary, varied_columns
 
     check_output(out)
     opts = read_spec(spec) if spec is not None else {}
@@ -190,7 +190,7 @@ def report_cmd(path, out):
     CDFs, timeline, Gantt chart if the run has its debug log) or a sweep results directory (summary table,
     throughput vs cost with the Pareto front)."""
     from sweepsim.errors import check_output_path
-    from sweepsim.report import write_report
+    from sweepsim.plots.report import write_report
 
     check_output_path(out, (".html", ".htm"), "-o", "report")
     write_report(path, out)

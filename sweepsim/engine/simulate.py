@@ -14,14 +14,14 @@ from kernels.enums import InstanceType, Tag
 from kernels.layout import INSTANCE_FLOAT, INSTANCE_INT, ITERATION_LOG, PARAM_FLOAT, PARAM_INT, REQUEST_FLOAT, \
     REQUEST_INT
 from kernels.state_nb import Inputs, Outputs
-from sweepsim.cluster import Placement, place_instances
-from sweepsim.config import RunConfig
+from sweepsim.engine.placement import Placement, place_instances
+from sweepsim.config.run import RunConfig
 from sweepsim.errors import InputError
-from sweepsim.hardware import get_model
-from sweepsim.jit_notice import compile_notice
-from sweepsim.perf_model import MIXED_BATCH_FACTOR, build_tables
-from sweepsim.schedulers import SCHEDULERS
-from sweepsim.trace import Trace
+from sweepsim.config.catalog import get_model
+from sweepsim.engine.jit_notice import compile_notice
+from sweepsim.engine.performance import MIXED_BATCH_FACTOR, build_tables
+from sweepsim.config.schedulers import SCHEDULERS
+from sweepsim.workload.trace import Trace
 
 GIB = 1024 ** 3
 NETWORK_CODES = {"dedicated": 0, "shared": 1}

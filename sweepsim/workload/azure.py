@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sweepsim.errors import InputError, check_input_file
-from sweepsim.trace import MAX_TOKENS
+from sweepsim.workload.limits import MAX_TOKENS
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 FORMATS = ("azure",)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, allowed, read_toml
-from sweepsim.hardware import get_model, get_sku, skus
-from sweepsim.perf_model import PerfModelConfig
-from sweepsim.schedulers import CO_LOCATED
-from sweepsim.schedulers import SCHEDULERS as SCHEDULER_TABLE
+from sweepsim.config.catalog import get_model, get_sku, skus
+from sweepsim.engine.performance import PerfModelConfig
+from sweepsim.config.schedulers import CO_LOCATED
+from sweepsim.config.schedulers import SCHEDULERS as SCHEDULER_TABLE
 
 START_STATES = ("orca", "baseline", "splitwise", "splitwise_hhcap")
 SCHEDULERS = tuple(SCHEDULER_TABLE)
@@ -115,6 +115,38 @@ def _choice(src, key, v, options):
     return v
 
 
+def _as_end_time(src, key, v):
+    x = _as_float(src, key, v, finite=False)  # inf: until every request ends
+    if MAX_END_TIME_S < x < math.inf:
+        raise InputError(src, key, f"must be at most {MAX_END_TIME_S:g} seconds or inf, got {v!r}")
+    return x
+
+
+def _as_bandwidth(src, key, v):
+    x = _as_float(src, key, v)
+    if not 1e-3 <= x <= 1e9:
+        raise InputError(src, key, f"must be from 0.001 to 1e9 GiB/s, got {v!r}")
+    return x
+
+
+#: Top-level scalar keys of a run config and their converters (tables and the trace are parsed on their own).
+SCALARS = {
+    "start_state": lambda s, k, v: _choice(s, k, v, START_STATES),
+    "scheduler": lambda s, k, v: _choice(s, k, v, SCHEDULERS),
+    "seed": _as_int,
+    "name": _as_str,
+    "end_time": _as_end_time,
+    "network": lambda s, k, v: _choice(s, k, v, NETWORKS),
+    "oversized_requests": lambda s, k, v: _choice(s, k, v, OVERSIZED),
+    "transfer_bandwidth_gib": _as_bandwidth,
+    "split_type": lambda s, k, v: _choice(s, k, v, SPLIT_TYPES),
+    "prompt_servers": lambda s, k, v: _as_int(s, k, v, maximum=MAX_SERVERS),
+    "token_servers": lambda s, k, v: _as_int(s, k, v, maximum=MAX_SERVERS),
+    "prompt_sku": lambda s, k, v: _choice(s, k, v, tuple(skus())),
+    "token_sku": lambda s, k, v: _choice(s, k, v, tuple(skus())),
+}
+
+
 def load_cluster(name, src=None):
     path = CLUSTERS_DIR / f"{name}.toml"
     if not path.exists():
@@ -176,27 +208,9 @@ def from_dict(d: dict, src=None) -> RunConfig:
     kw = {"source": str(src) if src else None, "cluster": _parse_cluster(src, d["cluster"])}
     if "model" in d:
         kw["model"] = get_model(d["model"], src).name
-    if "start_state" in d:
-        kw["start_state"] = _choice(src, "start_state", d["start_state"], START_STATES)
-    if "scheduler" in d:
-        kw["scheduler"] = _choice(src, "scheduler", d["scheduler"], SCHEDULERS)
-    if "seed" in d:
-        kw["seed"] = _as_int(src, "seed", d["seed"])
-    if "name" in d:
-        kw["name"] = _as_str(src, "name", d["name"])
-    if "end_time" in d:
-        kw["end_time"] = _as_float(src, "end_time", d["end_time"], finite=False)  # inf: until every request ends
-        if MAX_END_TIME_S < kw["end_time"] < math.inf:
-            raise InputError(src, "end_time", f"must be at most {MAX_END_TIME_S:g} seconds or inf, got {d['end_time']!r}")
-    if "network" in d:
-        kw["network"] = _choice(src, "network", d["network"], NETWORKS)
-    if "oversized_requests" in d:
-        kw["oversized_requests"] = _choice(src, "oversized_requests", d["oversized_requests"], OVERSIZED)
-    if "transfer_bandwidth_gib" in d:
-        kw["transfer_bandwidth_gib"] = _as_float(src, "transfer_bandwidth_gib", d["transfer_bandwidth_gib"])
-        if not 1e-3 <= kw["transfer_bandwidth_gib"] <= 1e9:
-            raise InputError(src, "transfer_bandwidth_gib", f"must be from 0.001 to 1e9 GiB/s, got "
-                                                            f"{d['transfer_bandwidth_gib']!r}")
+    for k, convert in SCALARS.items():
+        if k in d:
+            kw[k] = convert(src, k, d[k])
     if "trace" in d:
         t = d["trace"]
         if isinstance(t, dict) and "path" in t:
@@ -208,7 +222,7 @@ def from_dict(d: dict, src=None) -> RunConfig:
         elif isinstance(t, dict) and t:
             # a generated trace named by its spec: its cache path (<trace cache>/<hash>.parquet); the file is
             # generated when a run or sweep starts (tracegen.ensure_trace), not here
-            from sweepsim.tracegen import parse_spec, spec_path
+            from sweepsim.workload.tracegen import parse_spec, spec_path
             kw["trace_spec"] = parse_spec(t, src, resolve=lambda p: resolve_path(p, base))
             t = str(spec_path(kw["trace_spec"], src))
         if not isinstance(t, str) or not t.strip():
@@ -231,14 +245,6 @@ def from_dict(d: dict, src=None) -> RunConfig:
             "max_batch_tokens": lambda s, k, v: _as_int(s, k, v, 1),
             "max_preemptions": lambda s, k, v: _as_int(s, k, v, 0),
             "tensor_parallel": lambda s, k, v: _choice(s, k, v, (1, 2, 4, 8))})
-    if "split_type" in d:
-        kw["split_type"] = _choice(src, "split_type", d["split_type"], SPLIT_TYPES)
-    for k in ("prompt_servers", "token_servers"):
-        if k in d:
-            kw[k] = _as_int(src, k, d[k], maximum=MAX_SERVERS)
-    for k in ("prompt_sku", "token_sku"):
-        if k in d:
-            kw[k] = _choice(src, k, d[k], tuple(skus()))
     cfg = RunConfig(**kw)
     _check_combination(cfg)
     return cfg

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli_common import FiniteFloat, OneLineErrorGroup, OutputPath
+from sweepsim.cli.common import FiniteFloat, OneLineErrorGroup, OutputPath
 from sweepsim.errors import InputError, check_output_dir, read_parquet
 
 #: Default of ``sweepsim grid --max-configs``.
@@ -62,10 +62,10 @@ def run(config, trace_path, out_dir, overrides, debug):
     Writes requests.parquet (one row per request), summary.parquet (one row per application) and
     instances.parquet (one row per instance) to the output directory.
     """
-    from sweepsim.config import load_config, with_trace
-    from sweepsim.engine import run as run_engine
-    from sweepsim.results import check_run_dir, write_run
-    from sweepsim.tracegen import load_run_trace
+    from sweepsim.config.run import load_config, with_trace
+    from sweepsim.engine.simulate import run as run_engine
+    from sweepsim.results.tables import check_run_dir, write_run
+    from sweepsim.workload.tracegen import load_run_trace
 
     out = out_dir or Path("results") / Path(config).stem
     check_run_dir(out)
@@ -98,7 +98,7 @@ def validate(case_dirs, out_dir, tol, strict):
     XFAIL, or XPASS if they match) unless --strict.
     """
     from sweepsim.errors import check_output_dir
-    from sweepsim.validate import check_case, default_cases, find_cases, known_mismatch, run_case, verdict
+    from sweepsim.results.validate import check_case, default_cases, find_cases, known_mismatch, run_case, verdict
 
     if out_dir is not None:
         check_output_dir(out_dir, "--out")
@@ -149,13 +149,14 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
     """
     import polars as pl
 
-    from sweepsim.experiment import count_experiment, load_experiment, validate_points
-    from sweepsim.sweep import make_jobs, run_sweep
+    from sweepsim.config.experiment import count_experiment, load_experiment, validate_points
+    from sweepsim.sweep.jobs import make_jobs
+    from sweepsim.sweep.runner import run_sweep
 
     if address and backend != "ray":
         raise InputError(None, "--address", "only with --backend ray")
     if address:
-        from sweepsim.ray_backend import check_address
+        from sweepsim.sweep.ray_backend import check_address
         check_address(address)
     if dry_run:
         n, how = count_experiment(experiment, small=small)
@@ -198,7 +199,7 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top):
     """Print a compact table of a sweep's results: best configurations, filters, Pareto fronts."""
     import polars as pl
 
-    from sweepsim.report_table import (DEFAULT_METRICS, check_columns, load_summary, pareto_front,
+    from sweepsim.results.query import (DEFAULT_METRICS, check_columns, load_summary, pareto_front,
                                        parse_objectives, select, varied_columns)
 
     df = load_summary(results_dir)
@@ -239,10 +240,10 @@ def _failures(results_dir):
     return f
 
 
-from sweepsim.cli_trace import trace_group  # noqa: E402
+from sweepsim.cli.trace import trace_group  # noqa: E402
 
 main.add_command(trace_group)
-from sweepsim.cli_plot import plot_group, report_cmd  # noqa: E402
+from sweepsim.cli.plot import plot_group, report_cmd  # noqa: E402
 
 main.add_command(plot_group)
 main.add_command(report_cmd)

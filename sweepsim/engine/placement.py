@@ -14,9 +14,9 @@ import numpy as np
 
 from kernels.enums import Tag
 from kernels.state_nb import Cluster
-from sweepsim.config import RunConfig
+from sweepsim.config.run import RunConfig
 from sweepsim.errors import InputError
-from sweepsim.hardware import get_model, get_sku
+from sweepsim.config.catalog import get_model, get_sku
 
 TAG_NAMES = {Tag.NONE: "none", Tag.PROMPT: "prompt", Tag.TOKEN: "token"}
 

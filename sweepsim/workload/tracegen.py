@@ -56,7 +56,8 @@ import pyarrow.parquet as pq
 from sweepsim import PROJECT_ROOT
 from sweepsim.atomic import atomic_write
 from sweepsim.errors import InputError, allowed, check_output_path, check_writable
-from sweepsim.trace import ANNOTATIONS, MAX_TOKENS, WORKLOADS, Trace
+from sweepsim.workload.limits import MAX_TOKENS
+from sweepsim.workload.trace import ANNOTATIONS, WORKLOADS, Trace
 
 #: bumped whenever generation changes, so that cached traces are regenerated
 #: (2: with both count and duration, a count the duration cannot reach no longer sets the number of draws)
@@ -361,10 +362,10 @@ def _source(key: str, mtime_ns: int, size: int):
     """(arrival s from 0, prompt, token) of an empirical source file (Azure or sweepsim schema)."""
     path = AZURE_2023.get(key) or Path(key)
     if key in AZURE_2023:
-        from sweepsim.trace_import import import_azure
+        from sweepsim.workload.azure import import_azure
         az = import_azure(path)
         return az.arrival, az.prompt, az.token
-    from sweepsim.trace import load_trace
+    from sweepsim.workload.trace import load_trace
     tr = load_trace(path)
     return tr.arrival - tr.arrival[0], tr.prompt_size, tr.token_size
 
@@ -974,7 +975,7 @@ def ensure_trace(cfg) -> Path:
 
 def load_run_trace(cfg) -> Trace:
     """``load_trace`` of a run config's trace, generated first if needed (``ensure_trace``)."""
-    from sweepsim.trace import load_trace
+    from sweepsim.workload.trace import load_trace
     return load_trace(ensure_trace(cfg))
 
 

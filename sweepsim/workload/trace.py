@@ -5,7 +5,7 @@ application_id (default 0), request_type (2 = generative LLM, the only kind simu
 (must be 1). Arrivals must be non-decreasing; sizes whole numbers >= 1; request ids unique.
 
 Files in the Azure LLM inference trace schema (TIMESTAMP, ContextTokens, GeneratedTokens; 2023 and 2024
-releases) are detected by their columns and converted on load (``sweepsim.trace_import``). The optional
+releases) are detected by their columns and converted on load (``sweepsim.workload.azure``). The optional
 annotation columns workload (prod|batch), slo_ttft, slo_e2e [s], model and region are kept in
 ``Trace.annotations``; the engine ignores them.
 """
@@ -18,12 +18,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sweepsim.errors import InputError, check_input_file
+from sweepsim.workload.azure import AZURE_COLUMNS, convert, is_azure
+from sweepsim.workload.limits import MAX_ARRIVAL_S, MAX_ID, MAX_TOKENS
 
 REQUIRED = ("request_id", "arrival_timestamp", "prompt_size", "token_size")
 ANNOTATIONS = ("workload", "slo_ttft", "slo_e2e", "model", "region")
 WORKLOADS = ("prod", "batch")
-MAX_TOKENS = 2 ** 40          # prompt and output sizes
-MAX_ARRIVAL_S = 1e12          # about 31,700 years
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ def _read_table(path: Path) -> pa.Table:
 
 
 #: Value ranges of the trace columns (the kernels add sizes and times in int64 / float64 without overflow).
-RANGES = {"request_id": (0, 2 ** 62), "application_id": (0, 2 ** 62), "prompt_size": (1, MAX_TOKENS),
-          "token_size": (1, MAX_TOKENS), "request_type": (0, 2 ** 62), "batch_size": (0, 2 ** 62)}
+RANGES = {"request_id": (0, MAX_ID), "application_id": (0, MAX_ID), "prompt_size": (1, MAX_TOKENS),
+          "token_size": (1, MAX_TOKENS), "request_type": (0, MAX_ID), "batch_size": (0, MAX_ID)}
 
 
 def _numeric(path, name, col):
@@ -116,7 +116,6 @@ def load_trace(path) -> Trace:
         raise InputError(path, twice[0], "column appears more than once")
     missing = [c for c in REQUIRED if c not in t.column_names]
     if missing:
-        from sweepsim.trace_import import AZURE_COLUMNS, convert, is_azure
         if is_azure(t.column_names):
             az = convert(t, path, drop_hint="drop them with `sweepsim trace import azure --drop-bad`",
                          sort_hint="sort them with `sweepsim trace import azure --sort`")

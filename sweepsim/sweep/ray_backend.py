@@ -10,8 +10,9 @@ import os
 import numpy as np
 import polars as pl
 
-from sweepsim.sweep import cut, default_chunk_size, groups_of, simulate_chunk
-from sweepsim.trace import Trace, load_trace
+from sweepsim.sweep.jobs import cut, default_chunk_size, groups_of
+from sweepsim.sweep.local import simulate_chunk
+from sweepsim.workload.trace import Trace, load_trace
 
 
 def _chunk_task(jobs, trace: Trace, keep_requests: bool) -> dict:

@@ -1,0 +1,1 @@
+"""The ``sweepsim`` command line (click)."""

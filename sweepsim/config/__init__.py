@@ -1,0 +1,1 @@
+"""What to simulate: run configurations, experiments and their expressions, the hardware and model catalog, the scheduler table."""

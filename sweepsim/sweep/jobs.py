@@ -1,0 +1,75 @@
+"""Jobs of a sweep: one configuration each, with the hash that identifies its results (the resolved config
+and the trace file's content), and the grouping of jobs into kernel calls: by trace and performance model,
+identical simulations adjacent, chunks of at most N distinct simulations."""
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sweepsim.config.run import RunConfig
+from sweepsim.workload.tracegen import ensure_trace, file_digest
+
+
+@dataclass
+class Job:
+    """One configuration of a sweep."""
+    hash: str
+    config: RunConfig
+    varied: dict
+    raw: dict
+
+
+def config_hash(raw: dict, cfg: RunConfig) -> str:
+    """Hash of the resolved configuration and of the trace file's content."""
+    doc = json.dumps(raw, sort_keys=True, default=str) + "|" + (file_digest(cfg.trace) if cfg.trace else "")
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def make_jobs(points: list[dict], configs: list[RunConfig], varied: list[dict]) -> list[Job]:
+    """The sweep's jobs; generated traces are generated here (once per spec), as the sweep starts."""
+    for cfg in {c.trace: c for c in configs if c.trace_spec is not None}.values():
+        ensure_trace(cfg)
+    return [Job(config_hash(raw, cfg), cfg, v, raw) for raw, cfg, v in zip(points, configs, varied)]
+
+
+def simulation_key(cfg: RunConfig):
+    """What the simulation depends on: the config without its name and, unless the scheduler draws random
+    numbers, without its seed. Jobs with equal keys are simulated once (e.g. a seed axis over deterministic
+    schedulers)."""
+    return dataclasses.replace(cfg, name="", source=None, seed=cfg.seed if cfg.scheduler == "random" else 0)
+
+
+def groups_of(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs grouped by (trace, performance model): one kernel call never mixes them. Within a group, jobs
+    that simulate identically are adjacent."""
+    groups: dict = {}
+    for j in jobs:
+        groups.setdefault((j.config.trace, j.config.performance_model), {}).setdefault(
+            simulation_key(j.config), []).append(j)
+    return [[j for js in g.values() for j in js] for g in groups.values()]
+
+
+def cut(group: list[Job], size: int) -> list[list[Job]]:
+    """Chunks of at most ``size`` distinct simulations (identical ones stay in one chunk)."""
+    chunks, last, distinct = [], None, 0
+    for j in group:
+        k = simulation_key(j.config)
+        if k != last:  # identical simulations are adjacent (groups_of)
+            if not chunks or distinct == size:
+                chunks.append([])
+                distinct = 0
+            distinct += 1
+            last = k
+        chunks[-1].append(j)
+    return chunks
+
+
+def chunk_id(chunk: list[Job]) -> str:
+    return hashlib.sha256("".join(j.hash for j in chunk).encode()).hexdigest()[:16]
+
+
+def default_chunk_size(n_jobs: int, n_requests: int, workers: int) -> int:
+    """Enough chunks to keep every worker busy, each chunk's outputs under ~512 MB."""
+    by_memory = max(1, (512 << 20) // max(1, 100 * n_requests))
+    balanced = max(1, -(-n_jobs // (4 * workers)))
+    return int(max(1, min(by_memory, max(balanced, 2 * workers if workers > 1 else 1), 64)))

@@ -1,0 +1,1 @@
+"""Request traces: loading, the Azure import, synthetic generation and its cache."""
