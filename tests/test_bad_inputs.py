@@ -87,7 +87,7 @@ def case_dir(t: Path, name="case1", *, case=True, trace_rows="0,1.0,100,4\n1,2.0
              expected="request_id,completed,ttft,e2e\n0,1,0.1,0.5\n1,1,0.1,0.4\n") -> str:
     """A validate case directory (case.toml, trace.csv, expected_requests.csv)."""
     d = t / name
-    d.mkdir()
+    d.mkdir(parents=True)
     if case:
         cfg(d, "case.toml", trace=False)
     trace(d, trace_rows, "trace.csv")
@@ -172,6 +172,29 @@ def _pa(values, typ):
 AZ_HEAD = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 AZ_OK = "2023-11-16 18:17:04.03,200,8\n"
 CHAIN = "".join(f'"vars.a{k}" = "a{k - 1} * a{k - 1}"\n' for k in range(1, 41))
+
+
+DB_HEAD = b"model,hardware,tensor_parallel,prompt_size,batch_size,prompt_time,token_time\n"
+
+
+def DB_ROW(prompt, batch, prompt_ms, token_ms) -> bytes:  # noqa: N802
+    return f"bloom-176b,h100-80gb,8,{prompt},{batch},{prompt_ms},{token_ms}\n".encode()
+
+
+def _bad_tp_case(t: Path) -> str:
+    """A validate case whose model cannot be placed (tensor_parallel 1 cannot hold bloom-176b)."""
+    name = case_dir(t, "z_bad")
+    with open(t / name / "case.toml", "a") as f:
+        f.write("\n[instance]\ntensor_parallel = 1\n")
+    return name
+
+
+def _unsorted_exp(t: Path) -> str:
+    """exp.toml: the SWEEP fixture's experiment ("tiny", varying seed) on an unsorted trace."""
+    name = exp(t, TINY_GRID)
+    trace(t, "0,5.0,100,5\n1,2.0,100,5\n", "bad.csv")
+    (t / name).write_text((t / name).read_text().replace(q(TRACE), q(t / "bad.csv")))
+    return name
 
 
 def _broken_run(t: Path) -> bool:
@@ -558,6 +581,40 @@ CASES = [
       "application_id"),
     C("trace_gen_option_twice", lambda t: ["trace", "gen", "--app", "0:fixed:1,1:rate=1,rate=2", "--count", "4",
                                            "--out", "n.csv"], "rate", "twice"),
+    # ----------------------------------------------------------------------------------------- third round
+    C("perf_db_one_batch_size", lambda t: ["run", cfg(t, performance_model='{ kind = "db", path = "db1.csv" }'),
+                                           "--out", PREV] if _write(t, "db1.csv", DB_HEAD + DB_ROW(100, 1, 50, 40))
+      else [], "db1.csv", "performance_model.path", "two batch sizes"),
+    C("perf_db_falling_times", lambda t: ["run", cfg(t, performance_model='{ kind = "db", path = "db2.csv" }'),
+                                          "--out", PREV] if _write(t, "db2.csv", DB_HEAD + DB_ROW(100, 1, 1000, 300)
+                                                                   + DB_ROW(200, 1, 10, 3)) else [],
+      "db2.csv", "performance_model.path", "extrapolates"),
+    C("trace_gen_arrivals_beyond_range", lambda t: ["trace", "gen", "--sizes", "fixed:10,10", "--rate", "1e-15",
+                                                    "--count", "3", "--out", "far.csv"], "--rate"),
+    C("trace_gen_app_id_beyond_range", lambda t: ["trace", "gen", "--app", "9223372036854775807:fixed:10,10:rate=1",
+                                                  "--count", "3", "--out", "far.csv"], "application_id"),
+    C("trace_import_app_id_beyond_range", lambda t: ["trace", "import", "azure", trace(t, AZ_OK, "az.csv", AZ_HEAD),
+                                                     "--out", "x.csv", "--app-id", "9223372036854775808"],
+      "--app-id"),
+    C("validate_same_case_names", lambda t: ["validate", case_dir(t, "a/x"), case_dir(t, "b/x"), "--out",
+                                             "results/vout"], "--out", "'x'"),
+    C("validate_later_case_cannot_run", lambda t: ["validate", case_dir(t, "ok1"), _bad_tp_case(t), "--out",
+                                                   "results/vout"], "case.toml", "model"),
+    C("validate_expected_duplicate_column", lambda t: ["validate", case_dir(
+        t, expected="request_id,completed,ttft,e2e,ttft\n0,1,0.1,0.5,9\n1,1,0.1,0.4,9\n"), "--out", "results/vout"],
+      "expected_requests.csv", "ttft", "more than once"),
+    C("grid_bad_trace_into_existing_results", lambda t: ["grid", _unsorted_exp(t), "--out", SWEEP, "--quiet"],
+      "bad.csv", "arrival_timestamp"),
+    C("grid_empty_address", lambda t: ["grid", exp(t, TINY_GRID), "--backend", "ray", "--address", "", "--out",
+                                       "results/ray"], "--address", "empty", no_ray=True),
+    C("exp_var_shadows_config_json", lambda t: ["grid", exp(t, '[grid]\n"vars.config_json" = [1, 2]\n')],
+      "exp.toml", "config_json"),
+    C("results_where_escapes_parentheses", lambda t: ["results", SWEEP, "--where",
+                                                      "1=1) UNION ALL SELECT * FROM self WHERE (1=1"], "--where"),
+    C("plot_sweep_hue_is_x", lambda t: ["plot", "sweep", SWEEP, "--x", "seed", "--y", "ttft_p99", "--hue", "seed",
+                                        "-o", "s.png"], "--hue", "seed"),
+    C("plot_gantt_from_huge", lambda t: ["plot", "gantt", PREV, "--from", "1e308", "--to", "1.7e308", "-o", "g.png"],
+      "--from"),
     C("validate_bad_trace", lambda t: ["validate", case_dir(t, trace_rows="0,2.0,100,4\n1,1.0,200,3\n"),
                                        "--out", "results/vout"], "trace.csv", "arrival_timestamp"),
 ]

@@ -25,7 +25,7 @@ CASE = ORACLE / "test_trace_baseline"
 SPLITWISE_CASE = ORACLE / "splitwise_ha"
 
 REQUEST_COLUMNS = [
-    "request_id", "application_id", "arrival", "prompt_size", "token_size", "completed", "rejected", "prompt_instance",
+    "request_id", "application_id", "arrival", "prompt_size", "token_size", "completed", "rejected", "stalled", "prompt_instance",
     "token_instance", "queue_time", "ttft", "tbt", "tpot", "e2e", "nth_token_overhead", "kv_transfer_time",
     "completion_time", "prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end"]
 LATENCY_METRICS = ["ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e"]
@@ -95,7 +95,7 @@ def test_run_baseline_writes_documented_tables(baseline_out):
     for c in ("request_id", "application_id", "prompt_size", "token_size", "prompt_instance", "token_instance"):
         assert req.schema[c].is_integer(), c
     assert req.schema["completed"] == pl.Boolean
-    for c in REQUEST_COLUMNS[9:]:
+    for c in REQUEST_COLUMNS[10:]:
         assert req.schema[c] == pl.Float64, c
     # trace order and trace values
     assert req["request_id"].to_list() == [0, 1, 2]

@@ -331,3 +331,72 @@ def test_plot_text_is_never_mathtext(tmp_path):
     ok(invoke("plot", "latency", run_dir, "--title", "$\\foo$", "--label", "$x^{^{^{^{^{^{x}}}}}}$", "-o",
               tmp_path / "l.png"))
     assert (tmp_path / "l.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ what a result's identity covers
+
+
+def test_config_hash_covers_cluster_order_and_performance_database(tmp_path):
+    from sweepsim.sweep.jobs import config_hash, config_json
+    a = point(cluster={"dgx-h100": 2, "dgx-a100": 1}, start_state="splitwise", split_type="heterogeneous",
+              prompt_sku="dgx-h100", token_sku="dgx-a100", scheduler="kv_jsq")
+    b = dict(a, cluster={"dgx-a100": 1, "dgx-h100": 2})   # the same servers in another order: other instance ids
+    assert config_hash(a, from_dict(a)) != config_hash(b, from_dict(b))
+    assert '"cluster": [["dgx-h100", 2], ["dgx-a100", 1]]' in config_json(a)
+    db = tmp_path / "db.csv"
+    db.write_text((PROJECT_ROOT / "data" / "perf_model.csv").read_text())
+    c = point(performance_model={"kind": "db", "path": str(db)})
+    before = config_hash(c, from_dict(c))
+    db.write_text(db.read_text().replace(",8,", ",8,", 1) + "\n")   # any change of the database's bytes
+    assert config_hash(c, from_dict(c)) != before
+
+
+def test_run_trace_option_replaces_a_generated_trace(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEPSIM_TRACE_CACHE", str(tmp_path / "cache"))
+    cfg = tmp_path / "gen.toml"
+    cfg.write_text('[cluster]\ndgx-h100 = 1\n[trace]\nsizes = "fixed:100,10"\nrate = 1\ncount = 7\n')
+    one = tmp_path / "one.csv"
+    one.write_text("request_id,arrival_timestamp,prompt_size,token_size\n0,1.0,100,10\n")
+    r = ok(invoke("run", cfg, "--trace", one, "--out", tmp_path / "o"))
+    assert "1/1 requests completed" in r.stdout
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_deadlock_is_reported_not_silent(tmp_path):
+    """Twenty requests that each fit alone but not together: SplitwiseSim's batching deadlocks (prompts hold
+    memory that decodes need). The run must say so: requests flagged stalled, a warning."""
+    rows = "".join(f"{i},0.0,40000,40000\n" for i in range(20))
+    trace = tmp_path / "big.csv"
+    trace.write_text("request_id,arrival_timestamp,prompt_size,token_size\n" + rows)
+    cfg = PROJECT_ROOT / "configs" / "examples" / "baseline_h100.toml"
+    r = ok(invoke("run", cfg, "--trace", trace, "--out", tmp_path / "o", "--set", "end_time=inf",
+                  "--set", "instance.max_batch_tokens=100000"))
+    assert "warning:" in r.stderr and "never completed" in r.stderr
+    req = pl.read_parquet(tmp_path / "o" / "requests.parquet")
+    assert req["stalled"].sum() == (~req["completed"]).sum() > 0
+    assert pl.read_parquet(tmp_path / "o" / "summary.parquet")["stalled"][0] == req["stalled"].sum()
+    # a run cut at end_time leaves unfinished requests, not stalled ones
+    ok(invoke("run", cfg, "--out", tmp_path / "cut", "--set", "end_time=1.5"))
+    cut = pl.read_parquet(tmp_path / "cut" / "requests.parquet")
+    assert (~cut["completed"]).sum() > 0 and cut["stalled"].sum() == 0
+
+
+def test_keep_requests_on_a_rerun_keeps_them_for_committed_configurations(tmp_path):
+    exp = write_experiment(tmp_path / "k.toml", "k", "seed", "[0, 1, 2]")
+    ok(invoke("grid", exp, "--out", tmp_path / "res", "--quiet"))
+    ok(invoke("grid", exp, "--out", tmp_path / "res", "--quiet", "--keep-requests"))
+    assert len(list((tmp_path / "res" / "requests").glob("config=*/part-0.parquet"))) == 3
+    r = ok(invoke("grid", exp, "--out", tmp_path / "res", "--quiet", "--keep-requests"))
+    assert "0 run, 3 already done" in r.stdout
+
+
+def test_numeric_hue_with_a_missing_value_plots(tmp_path):
+    out = tmp_path / "res"
+    exp = tmp_path / "h.toml"
+    exp.write_text(f'name = "h"\n[config]\nmodel = "bloom-176b"\n[config.cluster]\ndgx-h100 = 1\n[config.trace]\n'
+                   f'path = "{TRACE}"\n[grid]\n"instance.max_batch_size" = {list(range(1, 14))}\nseed = [0]\n'
+                   '[[include]]\nseed = 5\n')
+    ok(invoke("grid", exp, "--out", out, "--quiet"))
+    ok(invoke("plot", "sweep", out, "--x", "seed", "--y", "ttft_p99", "--hue", "instance.max_batch_size", "-o",
+              tmp_path / "p.png"))
+    ok(invoke("report", out, "-o", tmp_path / "r.html"))

@@ -78,6 +78,11 @@ def run(config, trace_path, out_dir, overrides, debug):
     res = run_engine(cfg, trace, debug=debug)
     tables = write_run(res, out, debug=debug)
     _print_summary(tables)
+    stalled = int(tables["summary"]["stalled"].sum())
+    if stalled:
+        click.echo(f"warning: {config}: {stalled} request(s) never completed although the run ended before "
+                   f"end_time: every instance waited for memory held by requests that could not run (a deadlock "
+                   f"of the batching; see `stalled` in requests.parquet)", err=True)
     click.echo(f"results: {out}/")
 
 
@@ -98,11 +103,18 @@ def validate(case_dirs, out_dir, tol, strict):
     XFAIL, or XPASS if they match) unless --strict.
     """
     from sweepsim.errors import check_output_dir
-    from sweepsim.results.validate import check_case, default_cases, find_cases, known_mismatch, run_case, verdict
+    from sweepsim.results.validate import (case_name, check_case, default_cases, find_cases, known_mismatch, run_case,
+                                           verdict)
 
     if out_dir is not None:
         check_output_dir(out_dir, "--out")
     cases = find_cases(case_dirs) if case_dirs else default_cases()
+    if out_dir is not None:
+        names = [case_name(d) for d in cases]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InputError(out_dir, "--out", f"two cases are named {twice[0]!r}: their results would overwrite "
+                                               "each other under --out; validate them separately")
     # every case's input (and its known-mismatch entry) is checked before anything runs or is written
     checked = [(d, check_case(d), known_mismatch(d)) for d in cases]
     failed = False
@@ -153,6 +165,8 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
     from sweepsim.sweep.jobs import make_jobs
     from sweepsim.sweep.runner import run_sweep
 
+    if address is not None and not address.strip():
+        raise InputError(None, "--address", "is empty: give auto or HOST:PORT, or omit it for a local Ray")
     if address and backend != "ray":
         raise InputError(None, "--address", "only with --backend ray")
     if address:

@@ -6,6 +6,7 @@ import click
 
 from sweepsim.cli.common import FiniteFloat, OneLineErrorGroup, OutputPath
 from sweepsim.errors import InputError
+from sweepsim.workload.limits import MAX_ARRIVAL_S
 
 _OUT_HELP = "Output image: .png, .svg or .pdf (by extension)."
 _SIZE_HELP = "Image size WIDTHxHEIGHT in pixels (100 pixels per inch in SVG / PDF); default per plot."
@@ -42,8 +43,9 @@ def plot_group():
 @plot_group.command("gantt")
 @click.argument("run_dir", type=_DIR)
 @click.option("--instances", help="Instance ids: a range 0-7, a list 0,2,5, or both 0-3,8 (default: all).")
-@click.option("--from", "t_from", type=FiniteFloat(min=0.0), help="Start of the time window [s].")
-@click.option("--to", "t_to", type=FiniteFloat(min=0.0, min_open=True), help="End of the time window [s].")
+@click.option("--from", "t_from", type=FiniteFloat(min=0.0, max=MAX_ARRIVAL_S * 10), help="Start of the time window [s].")
+@click.option("--to", "t_to", type=FiniteFloat(min=0.0, min_open=True, max=MAX_ARRIVAL_S * 10),
+              help="End of the time window [s].")
 @click.option("--title", help="Figure title.")
 @_size_option
 @_out_option

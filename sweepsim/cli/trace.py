@@ -5,6 +5,7 @@ import click
 
 from sweepsim.cli.common import OneLineErrorGroup, OutputPath
 from sweepsim.errors import InputError, allowed
+from sweepsim.workload.limits import MAX_ID
 
 
 
@@ -38,7 +39,7 @@ def _summary(cols) -> str:
                                                "(reported on stderr) instead of failing.")
 @click.option("--sort", "sort", is_flag=True, help="Sort the requests by timestamp instead of failing on "
                                                    "out-of-order rows.")
-@click.option("--app-id", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--app-id", default=0, show_default=True, type=click.IntRange(min=0, max=MAX_ID),
               help="application_id of every request.")
 @click.option("--plot", type=OutputPath(dir_okay=False, path_type=Path),
               help="Also draw arrivals per second and the size CDFs to this image (e.g. out.png).")

@@ -302,4 +302,5 @@ def apply_override(d: dict, item: str, src=None):
 
 
 def with_trace(cfg: RunConfig, trace) -> RunConfig:
-    return replace(cfg, trace=str(trace))
+    """The configuration on another trace file (replacing a generated trace too)."""
+    return replace(cfg, trace=str(trace), trace_spec=None)

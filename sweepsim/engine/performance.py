@@ -16,6 +16,7 @@ import pandas as pd
 
 from kernels.enums import PerfKind
 from kernels.state_nb import PerfTables
+from kernels.perf_nb import interp_extrapolate_nb
 from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, check_input_file
 
@@ -56,10 +57,45 @@ def load_db(path=DEFAULT_DB) -> dict[tuple[str, str, int], PerfCurve]:
     out = {}
     for (model, hw, tp), g in df.groupby(["model", "hardware", "tensor_parallel"], sort=True):
         med = g.groupby("batch_tokens")[["prompt_time", "token_time"]].median().sort_index()
-        out[(model, hw, int(tp))] = PerfCurve(med.index.to_numpy(np.float64),
-                                              med["prompt_time"].to_numpy(np.float64),
-                                              med["token_time"].to_numpy(np.float64))
+        curve = PerfCurve(med.index.to_numpy(np.float64), med["prompt_time"].to_numpy(np.float64),
+                          med["token_time"].to_numpy(np.float64))
+        _check_curve(path, f"{model}/{hw}/tp{int(tp)}", curve)
+        out[(model, hw, int(tp))] = curve
     return out
+
+
+def _check_curve(path, name, curve: PerfCurve):
+    """Interpolation with linear extrapolation must give positive times for every batch size: at least two
+    batch-token knots, positive at 1 token, and not falling after the last knot."""
+    k = curve.knots
+    if len(k) < 2:
+        raise InputError(path, "performance_model.path", f"{name}: needs at least two batch sizes (prompt_size x "
+                                                         "batch_size) to interpolate between")
+    for what, y in (("prompt_time", curve.prompt_s), ("token_time", curve.token_s)):
+        at_one = y[0] + (y[1] - y[0]) / (k[1] - k[0]) * (1.0 - k[0])
+        if at_one <= 0:
+            raise InputError(path, "performance_model.path", f"{name}: {what} extrapolates to {at_one:.3g} ms at "
+                                                             "1 batch token; times must stay positive")
+
+
+def check_positive_times(cfg: "PerfModelConfig", keys, largest_batch_tokens: int, source=None):
+    """Every curve of ``keys`` gives positive times from 1 to ``largest_batch_tokens`` batch tokens (a
+    piecewise-linear curve is smallest at a knot or an end, and the knots are positive): a curve that falls
+    after its last knot would otherwise give negative iteration times for large batches."""
+    if cfg.kind != "db":
+        return
+    db = load_db(Path(cfg.path) if cfg.path else DEFAULT_DB)
+    for key in keys:
+        c = db.get(key)
+        if c is None:
+            continue
+        for what, y in (("prompt_time", c.prompt_s), ("token_time", c.token_s)):
+            v = interp_extrapolate_nb(c.knots, y, len(c.knots), float(largest_batch_tokens))
+            if not v > 0:
+                raise InputError(cfg.path or DEFAULT_DB, "performance_model.path",
+                                 f"{key[0]}/{key[1]}/tp{key[2]}: {what} extrapolates to {v * 1000:.3g} ms at "
+                                 f"{largest_batch_tokens} batch tokens, the largest batch this configuration can "
+                                 "form; give profiled data up to that size or lower the batch limits")
 
 
 @dataclass(frozen=True)

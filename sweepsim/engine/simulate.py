@@ -19,7 +19,7 @@ from sweepsim.config.run import RunConfig
 from sweepsim.errors import InputError
 from sweepsim.config.catalog import get_model
 from sweepsim.engine.jit_notice import compile_notice
-from sweepsim.engine.performance import MIXED_BATCH_FACTOR, build_tables
+from sweepsim.engine.performance import MIXED_BATCH_FACTOR, build_tables, check_positive_times
 from sweepsim.config.schedulers import SCHEDULERS
 from sweepsim.workload.trace import Trace
 
@@ -115,11 +115,27 @@ def admitted(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray |
                      "oversized_requests=reject)")
 
 
+def largest_batch_tokens(cfg: RunConfig, placement: Placement, trace: Trace) -> int:
+    """An upper bound of the batch tokens one iteration of this configuration can have: the prompts of a batch
+    hold their KV cache, so they fit in an instance's memory beside the weights; ORCA batches up to
+    ``max_batch_size`` whole prompts, Splitwise batches stay in the token budget except that the first task is
+    always admitted; each decode adds one token."""
+    biggest = int(trace.prompt_size.max()) + 1 if len(trace) else 1
+    mbs = cfg.instance.max_batch_size
+    kv = get_model(cfg.model, cfg.source).kv_bytes_per_token
+    room = int(((placement.max_memory - placement.weights) // kv).max())
+    prompts = mbs * biggest if cfg.start_state == "orca" else max(cfg.instance.max_batch_tokens, biggest)
+    return min(prompts, room) + mbs
+
+
 def check_runnable(cfg: RunConfig, trace: Trace) -> Placement:
-    """Everything that can fail before a configuration's kernel runs (placement, performance data, requests
-    that can never fit), raising ``InputError``; returns the placement."""
+    """Everything that can fail before a configuration's kernel runs (placement, performance data and its
+    times over the batch sizes the configuration can form, requests that can never fit), raising
+    ``InputError``; returns the placement."""
     placement = place_instances(cfg)
     build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
+    check_positive_times(cfg.performance_model, placement.perf_keys, largest_batch_tokens(cfg, placement, trace),
+                         cfg.source)
     admitted(cfg, placement, trace)
     return placement
 
@@ -156,7 +172,7 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
 def simulate(cfgs: list[RunConfig], trace: Trace, debug: bool = False) -> list[RunResult]:
     """The results of every configuration, in order. Configurations with requests that can never fit
     (``admitted``) run on their own sub-trace; the others share one kernel call."""
-    placements = [place_instances(c) for c in cfgs]
+    placements = [check_runnable(c, trace) for c in cfgs]
     keeps = [admitted(c, p, trace) for c, p in zip(cfgs, placements)]
     out: dict[int, RunResult] = {}
     plain = [c for c, k in enumerate(keeps) if k is None]

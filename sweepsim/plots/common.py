@@ -233,7 +233,7 @@ def parse_instances(text: str | None, available: list[int], option="--instances"
             rng = range(int(lo), int(hi) + 1) if sep else range(int(lo), int(lo) + 1)
         except ValueError:
             raise InputError(None, option, f"{part!r}: expected ids or ranges like 0-7 or 0,2,5") from None
-        if len(rng) == 0:
+        if rng.start >= rng.stop:  # (len() of a huge range overflows)
             raise InputError(None, option, f"{part!r}: empty range")
         found = []  # the first 10 unknown ids: at most len(have) + 10 steps, however large the range
         for i in rng:

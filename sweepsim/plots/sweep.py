@@ -88,9 +88,13 @@ def check_column(df: pl.DataFrame, col: str, source, option: str, varied=()):
 def prepare(df: pl.DataFrame, x: str, y: str, hue=None, facet=None, where=None, agg=None,
             source="summary.parquet", varied=()) -> pl.DataFrame:
     """Check the columns, filter with ``where`` and aggregate y per (x, hue, facet) with ``agg``."""
+    named = {}
     for opt, col in (("--x", x), ("--y", y), ("--hue", hue), ("--facet", facet)):
         if col is not None:
             check_column(df, col, source, opt, varied)
+            if col in named:
+                raise InputError(source, opt, f"{col!r} is already the {named[col]} column; pick another")
+            named[col] = opt
     if agg is not None and agg not in AGGS:
         raise InputError(source, "--agg", f"{agg!r}; {allowed(AGGS)}")
     if agg is not None and not _is_numeric(df[y]):
@@ -163,7 +167,8 @@ def sweep_figure(df: pl.DataFrame, x: str, y: str, hue: str | None = None, facet
         part = data if facet is None else data.filter(pl.col(facet).is_null() if fv is None else pl.col(facet) == fv)
         if continuous:
             sc = ax.scatter(part[x].to_numpy(), part[y].to_numpy(), c=part[hue].cast(pl.Float64).to_numpy(),
-                            cmap="viridis", vmin=min(hues), vmax=max(hues), s=22)
+                            cmap="viridis", vmin=min(h for h in hues if h is not None),
+                            vmax=max(h for h in hues if h is not None), s=22)
         else:
             for hv, col in zip(hues, colors):
                 sub = part if hue is None else part.filter(pl.col(hue).is_null() if hv is None else pl.col(hue) == hv)

@@ -19,16 +19,32 @@ class Job:
     raw: dict
 
 
+def config_json(raw: dict) -> str:
+    """The resolved configuration as JSON, keys sorted except the cluster's, whose order is the server order
+    (it is written as a list of [sku, count] pairs)."""
+    doc = dict(raw)
+    if isinstance(doc.get("cluster"), dict):
+        doc["cluster"] = [[sku, n] for sku, n in doc["cluster"].items()]
+    return json.dumps(doc, sort_keys=True, default=str)
+
+
 def config_hash(raw: dict, cfg: RunConfig) -> str:
-    """Hash of the resolved configuration and of the trace file's content."""
-    doc = json.dumps(raw, sort_keys=True, default=str) + "|" + (file_digest(cfg.trace) if cfg.trace else "")
+    """Hash of the resolved configuration and of the content of the files it reads: the trace and the
+    performance database."""
+    from sweepsim.engine.performance import DEFAULT_DB
+    files = [cfg.trace] if cfg.trace else []
+    if cfg.performance_model.kind == "db":
+        files.append(cfg.performance_model.path or DEFAULT_DB)
+    doc = config_json(raw) + "|" + "|".join(file_digest(f) for f in files)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
 def make_jobs(points: list[dict], configs: list[RunConfig], varied: list[dict]) -> list[Job]:
-    """The sweep's jobs; generated traces are generated here (once per spec), as the sweep starts."""
-    for cfg in {c.trace: c for c in configs if c.trace_spec is not None}.values():
-        ensure_trace(cfg)
+    """The sweep's jobs. As the sweep starts, before anything is written: generated traces are generated (once
+    per spec) and every distinct trace is loaded once, so that a bad trace fails the command, not the sweep."""
+    from sweepsim.workload.trace import load_trace
+    for cfg in {c.trace: c for c in configs if c.trace}.values():
+        load_trace(ensure_trace(cfg))
     return [Job(config_hash(raw, cfg), cfg, v, raw) for raw, cfg, v in zip(points, configs, varied)]
 
 

@@ -58,7 +58,7 @@ def _init(address):
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # Ray raises many kinds (connection, timeout, start-up failures)
         raise InputError(None, "--address", f"cannot connect to Ray at {address or 'a new local instance'}: "
                                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 

@@ -65,6 +65,8 @@ def run_sweep(jobs: list[Job], out: Path, backend: str = "local", address: str |
     if identity is not None:
         store.claim(identity, replace=force)
     done = set() if force else store.done_hashes(retry_failed)
+    if keep_requests:  # a configuration committed without its per-request results runs again to keep them
+        done -= {h for h in store.done_hashes(kinds=("summary",)) if not store.has_requests(h)}
     todo = [j for j in jobs if j.hash not in done]
     stats = {"total": len(jobs), "skipped": len(jobs) - len(todo), "ran": 0}
     try:

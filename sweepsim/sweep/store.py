@@ -7,7 +7,7 @@ import polars as pl
 
 from sweepsim.errors import InputError
 from sweepsim.results.tables import write_parquet_atomic, write_text_atomic
-from sweepsim.sweep.jobs import Job
+from sweepsim.sweep.jobs import Job, config_json
 
 PARTS = "parts"
 FAILURE_SCHEMA = {"config_hash": pl.String, "error": pl.String, "permanent": pl.Boolean}
@@ -82,22 +82,30 @@ class Store:
             elif p.exists():
                 p.unlink()
 
-    def done_hashes(self, retry_failed: bool = False) -> set[str]:
+    def done_hashes(self, retry_failed: bool = False, kinds=("summary", "failures")) -> set[str]:
+        """Configurations committed in ``parts/``: with a summary, or with a permanent failure (unless
+        ``retry_failed``)."""
         done = set()
         if self.parts.exists():
             for f in self.parts.glob("*.parquet"):
+                kind = "failures" if f.name.endswith(".failures.parquet") else "summary"
+                if kind not in kinds:
+                    continue
                 try:
                     df = pl.read_parquet(f)
                 except Exception:  # an unreadable part is rerun
                     continue
                 if "config_hash" not in df.columns:
                     continue
-                if f.name.endswith(".failures.parquet"):
+                if kind == "failures":
                     if retry_failed or "permanent" not in df.columns:
                         continue
                     df = df.filter(pl.col("permanent"))
                 done |= set(df["config_hash"].to_list())
         return done
+
+    def has_requests(self, config_hash: str) -> bool:
+        return (self.out / "requests" / f"config={config_hash}" / "part-0.parquet").is_file()
 
     def commit(self, chunk_id: str, tables: dict):
         """Write a finished chunk: requests first, then its part files (the part marks it done)."""
@@ -146,7 +154,7 @@ class Store:
         if "permanent" not in fails.columns:
             fails = fails.with_columns(pl.lit(False).alias("permanent"))
         write_parquet_atomic(fails.select(list(FAILURE_SCHEMA)), self.out / "failures.parquet")
-        rows = [{"config_hash": j.hash, **j.varied, "config_json": json.dumps(j.raw, sort_keys=True, default=str)}
+        rows = [{"config_hash": j.hash, **j.varied, "config_json": config_json(j.raw)}
                 for j in jobs]
         if rows:
             write_parquet_atomic(pl.DataFrame(rows), self.out / "configs.parquet")

@@ -56,7 +56,7 @@ import pyarrow.parquet as pq
 from sweepsim import PROJECT_ROOT
 from sweepsim.atomic import atomic_write
 from sweepsim.errors import InputError, allowed, check_output_path, check_writable
-from sweepsim.workload.limits import MAX_TOKENS
+from sweepsim.workload.limits import MAX_ARRIVAL_S, MAX_ID, MAX_TOKENS
 from sweepsim.workload.trace import ANNOTATIONS, WORKLOADS, Trace
 
 #: bumped whenever generation changes, so that cached traces are regenerated
@@ -228,7 +228,7 @@ def _parse_sizes(src, fld, v, resolve) -> str:
         raise InputError(src, fld, f"{kind} needs {nargs[kind]} comma-separated numbers; "
                                    f"{allowed([s for s in SIZES_FORMS if s.startswith(kind)])}")
     if kind == "lognormal":
-        mu_p, s_p, mu_t, s_t = (_num(src, fld, x) for x in parts)
+        mu_p, s_p, mu_t, s_t = (_num(src, fld, x) + 0.0 for x in parts)   # + 0.0: -0.0 is 0.0
         if s_p < 0 or s_t < 0:
             raise InputError(src, fld, f"lognormal sigmas must be >= 0, got {v!r}")
         return f"lognormal:{mu_p!r},{s_p!r},{mu_t!r},{s_t!r}"
@@ -249,7 +249,7 @@ def _parse_app(raw: dict, src, fld, resolve) -> AppSpec:
     for k, v in raw.items():
         f = fld(k)
         if k == "application_id":
-            kw[k] = _num(src, f, v, integer=True, minimum=0, strict=False, maximum=2 ** 63 - 1, max_text="2**63-1")
+            kw[k] = _num(src, f, v, integer=True, minimum=0, strict=False, maximum=MAX_ID, max_text="2**62")
         elif k in ("independent", "replay"):
             kw[k] = _bool(src, f, v)
         elif k == "cv":
@@ -737,9 +737,9 @@ def _generate_app(spec: TraceSpec, i: int, app: AppSpec, count, src, f, limit=ma
             arrival, prompt, token = _replay(app, count, spec.duration, src, f)
         else:
             arrival = _arrivals(app, rng, count, spec.duration, src, f, limit, over)
-    if len(arrival) and not math.isfinite(arrival[-1]):
+    if len(arrival) and not arrival[-1] <= MAX_ARRIVAL_S:
         raise InputError(src, f("scale" if app.replay and app.scale is not None else "rate"),
-                         "is so small that arrival times overflow; raise it")
+                         f"is so small that arrivals go beyond {MAX_ARRIVAL_S:g} s; raise it")
     if not app.replay:
         prompt, token = _sizes(app, rng, len(arrival))
     part = {"arrival_timestamp": arrival, "prompt_size": prompt, "token_size": token}
