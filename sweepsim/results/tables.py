@@ -1,0 +1,233 @@
+"""Result tables of a run (Polars DataFrames) and their atomic Parquet output.
+
+Units: times in seconds, memory in bytes, throughput in requests/s and tokens/s. Column meanings are
+listed in README.md ("Outputs").
+"""
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from kernels.layout import ITERATION_LOG
+from sweepsim.atomic import atomic_write
+from sweepsim.engine.placement import TAG_NAMES
+from sweepsim.engine.simulate import RunResult
+from sweepsim.results.columns import LATENCY_METRICS, STATS
+
+RUN_TABLES = ("requests", "summary", "instances")
+DEBUG_TABLES = ("iterations", "kv_transfers")
+
+
+def requests_table(res: RunResult) -> pl.DataFrame:
+    """One row per trace request (trace order); latencies are NaN for requests that did not complete."""
+    tr = res.trace
+    arrival = tr.arrival
+    rejected = res.rejected if res.rejected is not None else np.zeros(len(tr), bool)
+    ttft = res.prompt_end - arrival
+    e2e = res.token_end - arrival
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tbt = (e2e - ttft) / tr.token_size
+        tpot = np.where(tr.token_size > 1, (e2e - ttft) / (tr.token_size - 1), np.nan)
+    return pl.DataFrame({
+        "request_id": tr.request_id, "application_id": tr.application_id, "arrival": arrival,
+        "prompt_size": tr.prompt_size, "token_size": tr.token_size, "completed": res.completed,
+        "rejected": rejected,
+        "stalled": ~res.completed & ~rejected & (res.end_clock < res.config.end_time),
+        "prompt_instance": res.prompt_instance, "token_instance": res.token_instance,
+        "queue_time": res.prompt_start - arrival, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
+        "nth_token_overhead": res.token_start - res.prompt_end, "kv_transfer_time": res.kv_end - res.kv_start,
+        "completion_time": res.token_end, "prompt_start": res.prompt_start, "prompt_end": res.prompt_end,
+        "token_start": res.token_start, "token_end": res.token_end, "kv_start": res.kv_start, "kv_end": res.kv_end,
+    }, nan_to_null=False)
+
+
+def instance_energy_j(res: RunResult) -> np.ndarray:
+    """GPU energy per instance [J]: per-GPU watts of each state (idle, prompt-only, decode-only and mixed runs;
+    mixed runs draw prompt power) x time in that state x GPUs, over the run [0, end clock]."""
+    from sweepsim.config.catalog import get_sku
+    p = res.placement
+    busy = res.time_prompt + res.time_token + res.time_mixed
+    idle = np.maximum(res.end_clock - busy, 0.0)
+    out = np.empty(len(p.sku))
+    for i, sku in enumerate(p.sku):
+        proc = get_sku(sku).processor
+        watts = (proc.power_idle_w * idle[i] + proc.power_prompt_w * (res.time_prompt[i] + res.time_mixed[i])
+                 + proc.power_token_w * res.time_token[i])
+        out[i] = watts * p.num_gpus[i]
+    return out
+
+
+def energy_and_cost(res: RunResult, output_tokens: int) -> dict:
+    """Cluster totals over the run: energy [J, kWh] (GPU energy of the instances, idle GPUs of servers without
+    instances, and every server's non-GPU base power), mean power [W], cost [$] from the SKUs' hourly prices,
+    and both per output token."""
+    from sweepsim.config.catalog import get_sku
+    p = res.placement
+    t = res.end_clock
+    energy = float(instance_energy_j(res).sum())
+    used_gpus = {}
+    for i, srv in enumerate(p.server):
+        used_gpus[int(srv)] = used_gpus.get(int(srv), 0) + int(p.num_gpus[i])
+    cost = 0.0
+    for srv, sku_name in enumerate(p.server_sku):
+        sku = get_sku(sku_name)
+        idle_gpus = sku.num_processors - used_gpus.get(srv, 0)
+        energy += (sku.server_base_power_w + idle_gpus * sku.processor.power_idle_w) * t
+        cost += sku.cost_per_hour * t / 3600.0
+    per_tok = output_tokens if output_tokens > 0 else float("nan")
+    return {"energy_j": energy, "energy_kwh": energy / 3.6e6, "mean_power_w": energy / t if t > 0 else float("nan"),
+            "energy_per_token_j": energy / per_tok, "cost_usd": cost, "cost_per_1m_tokens_usd": cost / per_tok * 1e6,
+            "servers": p.n_servers}
+
+
+def instances_table(res: RunResult) -> pl.DataFrame:
+    p = res.placement
+    util = res.busy_time / res.end_clock if res.end_clock > 0 else np.zeros_like(res.busy_time)
+    return pl.DataFrame({
+        "instance_id": np.arange(len(p.sku), dtype=np.int64), "name": p.names, "sku": p.sku,
+        "processor": p.processor, "server": p.server, "pool": [TAG_NAMES[int(t)] for t in p.tag],
+        "num_gpus": p.num_gpus, "utilization": util, "busy_time": res.busy_time, "iterations": res.iterations,
+        "tokens_served": res.tokens_served, "prompt_time": res.time_prompt, "token_time": res.time_token,
+        "mixed_time": res.time_mixed, "energy_j": instance_energy_j(res),
+    })
+
+
+#: np.add.reduce (and so np.mean) sums up to this many values left to right, more in unrolled blocks.
+SEQUENTIAL_UP_TO = 7
+
+
+def group_stats(values: np.ndarray, codes: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    """Per group (``codes`` in 0..n_groups-1) the statistics of STATS over the non-NaN values, NaN for a group
+    without any: vectorised over groups, bit-identical to ``np.mean``, ``np.percentile`` (linear) and
+    ``np.max`` of each group's values (tests/test_reliability.py checks it), so that a trace with a million
+    applications costs what one with one does."""
+    keep = ~np.isnan(values)
+    v, c = values[keep], codes[keep]
+    counts = np.bincount(c, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    some = counts > 0
+    out = {}
+    # mean: pairwise sums (as np.mean) of each group's values in their original order
+    in_order = v[np.argsort(c, kind="stable")]
+    sums = np.where(some, 0.0, np.nan)
+    short = np.flatnonzero(some & (counts <= SEQUENTIAL_UP_TO))
+    for k in range(SEQUENTIAL_UP_TO):  # short groups: left to right, vectorised over groups
+        g = short[counts[short] > k]
+        sums[g] += in_order[starts[g] + k]
+    for g in np.flatnonzero(counts > SEQUENTIAL_UP_TO):  # at most len(v) / 8 groups: one call each
+        sums[g] = np.add.reduce(in_order[starts[g]:starts[g] + counts[g]])
+    out["mean"] = sums / np.maximum(counts, 1)
+    ranked = v[np.lexsort((v, c))]
+    first, last = starts[some], (starts + counts - 1)[some]
+    n = counts[some]
+    for name, q in STATS:
+        col = np.full(n_groups, np.nan)
+        if name == "max":
+            col[some] = ranked[last]
+        elif name != "mean":
+            vi = (n - 1) * np.true_divide(q, 100)        # numpy's virtual index of the linear method
+            prev = np.floor(vi)
+            top = vi >= n - 1
+            lo = np.where(top, last, first + prev.astype(np.int64))
+            hi = np.where(top, last, np.minimum(lo + 1, last))
+            gamma = np.where(top, vi + 1, vi - prev)      # numpy's gamma (irrelevant when lo == hi)
+            a, b = ranked[lo], ranked[hi]
+            diff = b - a
+            col[some] = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+        if name != "mean":
+            out[name] = col
+    return out
+
+
+def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per application (ascending id): counts, throughput and latency statistics over its completed
+    requests, then the cluster's energy and cost and the config's parameters."""
+    req = requests if requests is not None else requests_table(res)
+    params = res.config.params()
+    cluster = energy_and_cost(res, int(req.filter(pl.col("completed"))["token_size"].sum()))
+    apps, codes = np.unique(req["application_id"].to_numpy(), return_inverse=True)
+    agg = req.with_columns(pl.Series("code", codes)).group_by("code").agg(
+        pl.len().alias("requests"), pl.col("completed").sum().alias("n_done"), pl.col("rejected").sum(), pl.col("stalled").sum(),
+        pl.col("arrival").min().alias("start"),
+        pl.col("completion_time").filter(pl.col("completed")).max().alias("end"),
+        pl.col("token_size").filter(pl.col("completed")).sum().alias("tokens")).sort("code")
+    start = agg["start"].to_numpy()
+    end = agg["end"].fill_null(np.nan).to_numpy()
+    span = np.where(np.isnan(end), 0.0, end - start)
+    done_n = agg["n_done"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols = {"application_id": apps, "requests": agg["requests"].to_numpy(), "completed": done_n,
+                "rejected": agg["rejected"].to_numpy(), "stalled": agg["stalled"].to_numpy(), "duration": span,
+                "throughput_rps": np.where(span > 0, done_n / span, np.nan),
+                "throughput_tps": np.where(span > 0, agg["tokens"].to_numpy().astype(np.float64) / span, np.nan)}
+    done = req["completed"].to_numpy()
+    dcodes = codes[done]
+    metrics = {m: req[m].to_numpy()[done] for m in LATENCY_METRICS if m != "normalized_e2e"}
+    metrics["normalized_e2e"] = metrics["e2e"] / req["token_size"].to_numpy()[done]
+    for m in LATENCY_METRICS:
+        for name, col in group_stats(metrics[m].astype(np.float64), dcodes, len(apps)).items():
+            cols[f"{m}_{name}"] = col
+    df = pl.DataFrame(cols).with_columns(pl.col("requests", "completed", "rejected", "stalled").cast(pl.Int64))
+    extra = pl.DataFrame([{**cluster, **params}])  # typed as one row of Python values, repeated per application
+    return pl.concat([df, extra.select(pl.all().gather(np.zeros(len(apps), np.int64)))], how="horizontal")
+
+
+def iterations_table(res: RunResult) -> pl.DataFrame:
+    log = res.iteration_log
+    cols = {c: log[:, k] for k, c in enumerate(ITERATION_LOG)}
+    df = pl.DataFrame(cols)
+    ints = [c for c in ITERATION_LOG if c not in ("start", "end", "borrowed")]
+    return df.with_columns([pl.col(c).cast(pl.Int64) for c in ints] + [pl.col("borrowed").cast(pl.Boolean)])
+
+
+def kv_transfers_table(res: RunResult) -> pl.DataFrame:
+    from sweepsim.config.catalog import get_model
+    kv = get_model(res.config.model).kv_bytes_per_token
+    m = ~np.isnan(res.kv_start)
+    return pl.DataFrame({
+        "request_id": res.trace.request_id[m], "source": res.prompt_instance[m],
+        "destination": res.token_instance[m], "start": res.kv_start[m], "end": res.kv_end[m],
+        "bytes": res.trace.prompt_size[m] * kv,
+    })
+
+
+def write_parquet_atomic(df: pl.DataFrame, path) -> None:
+    """Write to a temporary file in the same directory, then rename over ``path``."""
+    atomic_write(path, df.write_parquet)
+
+
+def check_run_dir(out) -> Path:
+    """A run directory (``sweepsim run --out``) that can be written and is not a sweep's results directory."""
+    from sweepsim.errors import InputError, check_output_dir
+    out = check_output_dir(out)
+    for name in RUN_TABLES + DEBUG_TABLES:
+        if (out / f"{name}.parquet").is_dir():
+            raise InputError(out / f"{name}.parquet", "--out", "is a directory where the run writes a table")
+    for marker in ("experiment.json", "configs.parquet", "parts"):
+        if (out / marker).exists():
+            raise InputError(out, "--out", f"is the results directory of a sweep ({marker}); a run directory holds "
+                                           "one run: choose another --out")
+    return out
+
+
+def write_text_atomic(path, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
+def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.DataFrame]:
+    """Write requests/summary/instances (and with debug iterations/kv_transfers) Parquet files. A run
+    directory holds one run: the debug tables of an earlier run are removed first when this run has none."""
+    if not debug:
+        for name in DEBUG_TABLES:
+            (Path(out_dir) / f"{name}.parquet").unlink(missing_ok=True)
+    req = requests_table(res)
+    tables = {"requests": req, "summary": summary_table(res, req), "instances": instances_table(res)}
+    if debug:
+        tables["iterations"] = iterations_table(res)
+        tables["kv_transfers"] = kv_transfers_table(res)
+    for name, df in tables.items():
+        write_parquet_atomic(df, Path(out_dir) / f"{name}.parquet")
+    return tables
