@@ -30,7 +30,7 @@ def run_case(name):
     from sweepsim.config.run import from_dict
     from sweepsim.engine.simulate import run
     from sweepsim.workload.trace import Trace
-    from sweepsim.workload.tracegen import poisson_trace
+    from sweepsim.workload.sampling import poisson_trace
     from tests.reference_inputs import reference_inputs
     from tests.reference_sim import simulate as reference_simulate
 

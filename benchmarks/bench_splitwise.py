@@ -15,7 +15,7 @@ from benchmarks.timing import repeat, time_once
 from sweepsim.config.run import from_dict
 from sweepsim.engine.simulate import run
 from sweepsim.workload.trace import Trace
-from sweepsim.workload.tracegen import poisson_trace
+from sweepsim.workload.sampling import poisson_trace
 from tests.reference_sim import simulate as reference_simulate
 from tests.reference_inputs import reference_inputs
 

@@ -26,7 +26,7 @@ import polars as pl
 from sweepsim.config.run import from_dict
 from sweepsim.sweep.jobs import make_jobs
 from sweepsim.sweep.runner import run_sweep
-from sweepsim.workload.tracegen import poisson_trace
+from sweepsim.workload.sampling import poisson_trace
 
 
 def write_trace(trace, path):

@@ -18,7 +18,7 @@ from benchmarks.timing import case_in_subprocess
 
 N = 10_000_000
 CASES = {
-    # name: trace spec (sweepsim.workload.tracegen.parse_spec form)
+    # name: trace spec (sweepsim.workload.sampling.parse_spec form)
     "poisson_conv_10m": {"sizes": "azure-conv", "rate": 250.0, "count": N, "seed": 0},
     "gamma_code_independent_10m": {"sizes": "azure-code", "independent": True, "rate": 250.0, "cv": 3.0,
                                    "count": N, "seed": 0},
@@ -30,7 +30,9 @@ CASES = {
 
 
 def run_case(name, keep=None):
-    from sweepsim.workload.tracegen import generate_columns, parse_spec, trace_table, write_trace
+    from sweepsim.workload.files import trace_table, write_trace
+    from sweepsim.workload.sampling import generate_columns
+    from sweepsim.workload.spec import parse_spec
 
     spec = parse_spec(CASES[name])
     generate_columns(parse_spec({**CASES[name], "count": 1000}))  # load the Azure sources (not timed)

@@ -8,7 +8,7 @@ from sweepsim.config.run import from_dict
 from sweepsim.engine.simulate import run, run_batch
 from sweepsim.sweep.jobs import make_jobs
 from sweepsim.sweep.runner import run_sweep
-from sweepsim.workload.tracegen import poisson_trace
+from sweepsim.workload.sampling import poisson_trace
 from sweepsim.workload.trace import load_trace
 
 FIELDS = ("completed", "prompt_instance", "token_instance", "prompt_start", "prompt_end", "token_start",

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 import sweepsim
-from sweepsim.workload import tracegen
+import sweepsim.workload.cache as tcache
+import sweepsim.plots.trace as tplot
+import sweepsim.workload.sampling as tsample
+import sweepsim.workload.spec as tspec
 from sweepsim.config.run import load_config
 from sweepsim.errors import InputError
 from sweepsim.workload.trace import load_trace
@@ -35,28 +38,28 @@ dgx-h100 = 1
 @pytest.fixture(autouse=True)
 def trace_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    monkeypatch.setenv(tracegen.CACHE_ENV, str(cache))
-    monkeypatch.delenv(tracegen.MAX_REQUESTS_ENV, raising=False)
+    monkeypatch.setenv(tcache.CACHE_ENV, str(cache))
+    monkeypatch.delenv(tsample.MAX_REQUESTS_ENV, raising=False)
     return cache
 
 
 @pytest.fixture
 def no_big_draws(monkeypatch):
     """Fail (instead of allocating) if the generator draws or replays more than 10M requests at once."""
-    gaps, replay = tracegen._gaps, tracegen._replay
+    gaps, replay = tsample._gaps, tsample._replay
 
     def guarded_gaps(rng, mean, cv, n):
         assert n <= 10_000_000, f"drew {n} gaps"
         return gaps(rng, mean, cv, n)
 
     def guarded_replay(app, count, duration, src, fld):
-        rel, _, _, scale, period = tracegen._replay_source(app, src, fld)
-        need = tracegen._replay_need(len(rel), scale, period, count, duration)
+        rel, _, _, scale, period = tsample._replay_source(app, src, fld)
+        need = tsample._replay_need(len(rel), scale, period, count, duration)
         assert need <= 10_000_000, f"replays {need} rows"
         return replay(app, count, duration, src, fld)
 
-    monkeypatch.setattr(tracegen, "_gaps", guarded_gaps)
-    monkeypatch.setattr(tracegen, "_replay", guarded_replay)
+    monkeypatch.setattr(tsample, "_gaps", guarded_gaps)
+    monkeypatch.setattr(tsample, "_replay", guarded_replay)
 
 
 def files(root: Path) -> list:
@@ -107,19 +110,19 @@ def test_over_limit_refused_before_allocation(tmp_path, monkeypatch, no_big_draw
 
 def test_under_limit_two_apps_each_under_half(tmp_path, no_big_draws):
     # the sum of the applications is what counts: each below the limit, the pair above it (see "two_apps")
-    spec = tracegen.parse_spec({"duration": 200, "apps": [{"sizes": "fixed:1,1", "rate": 60000},
+    spec = tspec.parse_spec({"duration": 200, "apps": [{"sizes": "fixed:1,1", "rate": 60000},
                                                           {"sizes": "azure-code", "rate": 60000}]})
-    n, key = tracegen.estimate_requests(spec)
+    n, key = tsample.estimate_requests(spec)
     assert key == "duration" and 2 * 60000 * 200 < n < 2 * 1.21 * 60000 * 200
     for app in spec.apps:
-        one = tracegen.TraceSpec((app,), 0, 200, None)
-        assert tracegen.estimate_requests(one)[0] < tracegen.DEFAULT_MAX_REQUESTS
+        one = tspec.TraceSpec((app,), 0, 200, None)
+        assert tsample.estimate_requests(one)[0] < tsample.DEFAULT_MAX_REQUESTS
     with pytest.raises(InputError, match="over the limit of 20000000"):
-        tracegen.generate_columns(spec)
+        tsample.generate_columns(spec)
     # the count caps the estimate
-    spec = tracegen.parse_spec({"duration": 200, "count": 1000, "apps": [{"sizes": "fixed:1,1", "rate": 60000},
+    spec = tspec.parse_spec({"duration": 200, "count": 1000, "apps": [{"sizes": "fixed:1,1", "rate": 60000},
                                                                          {"sizes": "azure-code", "rate": 60000}]})
-    assert tracegen.estimate_requests(spec) == (1000, "count")
+    assert tsample.estimate_requests(spec) == (1000, "count")
 
 
 def test_max_requests_option_and_environment(tmp_path, monkeypatch):
@@ -133,16 +136,16 @@ def test_max_requests_option_and_environment(tmp_path, monkeypatch):
     assert_input_error(invoke(*gen_args(tmp_path, *dur, "--max-requests", 13_009)), "--duration",
                        "about 13010 requests, over the limit of 13009")
     ok(invoke(*gen_args(tmp_path, *dur, "--max-requests", 13_010)))
-    monkeypatch.setenv(tracegen.MAX_REQUESTS_ENV, "1000")
+    monkeypatch.setenv(tsample.MAX_REQUESTS_ENV, "1000")
     assert_input_error(invoke(*gen_args(tmp_path, *args)), "--count", "over the limit of 1000")
     ok(invoke(*gen_args(tmp_path, *args, "--max-requests", 5000)))  # the option wins over the environment
-    monkeypatch.setenv(tracegen.MAX_REQUESTS_ENV, "lots")
+    monkeypatch.setenv(tsample.MAX_REQUESTS_ENV, "lots")
     assert_input_error(invoke(*gen_args(tmp_path, *args)), "SWEEPSIM_MAX_REQUESTS", "integer >= 1", "'lots'")
-    monkeypatch.setenv(tracegen.MAX_REQUESTS_ENV, "0")
+    monkeypatch.setenv(tsample.MAX_REQUESTS_ENV, "0")
     assert_input_error(invoke(*gen_args(tmp_path, *args)), "SWEEPSIM_MAX_REQUESTS", "integer >= 1")
-    monkeypatch.delenv(tracegen.MAX_REQUESTS_ENV)
+    monkeypatch.delenv(tsample.MAX_REQUESTS_ENV)
     assert_input_error(invoke(*gen_args(tmp_path, *args, "--max-requests", 0)), "--max-requests")
-    assert tracegen.max_requests() == 20_000_000
+    assert tsample.max_requests() == 20_000_000
 
 
 def test_limit_applies_to_run_config_specs(tmp_path, trace_cache, monkeypatch, no_big_draws):
@@ -158,54 +161,54 @@ def test_limit_applies_to_run_config_specs(tmp_path, trace_cache, monkeypatch, n
         assert time.perf_counter() - t0 < 10
     assert not trace_cache.exists()
     cfg.write_text(CONFIG.format(trace='sizes = "azure-conv"\nrate = 5\ncount = 1000'))
-    monkeypatch.setenv(tracegen.MAX_REQUESTS_ENV, "999")
+    monkeypatch.setenv(tsample.MAX_REQUESTS_ENV, "999")
     with pytest.raises(InputError, match="trace.count: would generate about 1000 requests, over the limit of 999"):
         load_config(cfg)
     assert not trace_cache.exists()
-    monkeypatch.setenv(tracegen.MAX_REQUESTS_ENV, "1000")
-    assert len(tracegen.load_run_trace(load_config(cfg))) == 1000
+    monkeypatch.setenv(tsample.MAX_REQUESTS_ENV, "1000")
+    assert len(tcache.load_run_trace(load_config(cfg))) == 1000
 
 
 def test_count_beyond_duration_draws_only_the_duration(no_big_draws):
     # a count the duration cannot reach does not set the number of draws: the trace is the duration's
     base = {"sizes": "azure-code", "rate": 10.0, "cv": 2.0, "duration": 100.0, "seed": 3}
-    spec = tracegen.parse_spec({**base, "count": 10 ** 9})
-    assert tracegen.estimate_requests(spec)[1] == "duration"
-    capped = tracegen.generate_columns(spec)
-    free = tracegen.generate_columns(tracegen.parse_spec(base))
+    spec = tspec.parse_spec({**base, "count": 10 ** 9})
+    assert tsample.estimate_requests(spec)[1] == "duration"
+    capped = tsample.generate_columns(spec)
+    free = tsample.generate_columns(tspec.parse_spec(base))
     assert 800 < len(capped["arrival_timestamp"]) < 1200
     for k in free:
         np.testing.assert_array_equal(np.asarray(capped[k]), np.asarray(free[k]), err_msg=k)
     # a count below the duration's arrivals still gives the first count requests
-    first = tracegen.generate_columns(tracegen.parse_spec({**base, "count": 50}))
+    first = tsample.generate_columns(tspec.parse_spec({**base, "count": 50}))
     assert len(first["arrival_timestamp"]) == 50
     # replay and rate profiles too
     rep = {"sizes": "azure-code", "replay": True, "scale": 2.0, "duration": 600.0}
-    capped = tracegen.generate_columns(tracegen.parse_spec({**rep, "count": 10 ** 9}))
-    free = tracegen.generate_columns(tracegen.parse_spec(rep))
+    capped = tsample.generate_columns(tspec.parse_spec({**rep, "count": 10 ** 9}))
+    free = tsample.generate_columns(tspec.parse_spec(rep))
     np.testing.assert_array_equal(capped["arrival_timestamp"], free["arrival_timestamp"])
 
 
 def test_unlucky_draw_never_exceeds_the_limit(monkeypatch):
     """Draws beyond the first chunk (when it did not reach the duration) stop at the limit with a clean error."""
-    spec = tracegen.parse_spec({"sizes": "fixed:1,1", "rate": 10.0, "duration": 100.0, "seed": 1})
-    normal = tracegen.generate_columns(spec)["arrival_timestamp"]
+    spec = tspec.parse_spec({"sizes": "fixed:1,1", "rate": 10.0, "duration": 100.0, "seed": 1})
+    normal = tsample.generate_columns(spec)["arrival_timestamp"]
     drawn = []
-    gaps = tracegen._gaps
+    gaps = tsample._gaps
 
     def counting_gaps(rng, mean, cv, n):
         drawn.append(n)
         return gaps(rng, mean, cv, n)
 
     # pretend the first chunk is far too short (as an unlucky draw would be): the generator must draw more
-    monkeypatch.setattr(tracegen, "_draw_bound", lambda lam, cv: 10.0)
-    monkeypatch.setattr(tracegen, "_gaps", counting_gaps)
+    monkeypatch.setattr(tsample, "_draw_bound", lambda lam, cv: 10.0)
+    monkeypatch.setattr(tsample, "_gaps", counting_gaps)
     with pytest.raises(InputError, match=r"trace.duration: drew more than 300 requests \(an unlucky draw\), over "
                                          r"the limit of 300 \(raise it"):
-        tracegen.generate_columns(spec, limit=300)
+        tsample.generate_columns(spec, limit=300)
     assert sum(drawn) <= 300
     drawn.clear()
-    chunked = tracegen.generate_columns(spec, limit=100_000)["arrival_timestamp"]
+    chunked = tsample.generate_columns(spec, limit=100_000)["arrival_timestamp"]
     assert len(drawn) > 1  # several chunks, the same process
     assert len(chunked) == len(normal)
     np.testing.assert_allclose(chunked, normal, rtol=1e-12)
@@ -266,32 +269,32 @@ def test_extreme_but_valid_numbers(tmp_path):
                                ("rate", float("nan"), "trace.rate: must be a finite number"),
                                ("count", 0, "trace.count: must be >= 1")):
         with pytest.raises(InputError, match=needle.replace("*", r"\*")):
-            tracegen.parse_spec({**spec, key: value})
+            tspec.parse_spec({**spec, key: value})
 
 
 # ------------------------------------------------------------------------------------------ cache
 
 
 def test_cache_dir_is_the_user_cache(tmp_path, monkeypatch):
-    monkeypatch.delenv(tracegen.CACHE_ENV)
+    monkeypatch.delenv(tcache.CACHE_ENV)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert tracegen.cache_dir() == tmp_path / "home" / ".cache" / "sweepsim" / "traces"
-    spec = tracegen.parse_spec({"sizes": "fixed:5,5", "rate": 2, "count": 10})
-    path = tracegen.resolve_spec(spec)
+    assert tcache.cache_dir() == tmp_path / "home" / ".cache" / "sweepsim" / "traces"
+    spec = tspec.parse_spec({"sizes": "fixed:5,5", "rate": 2, "count": 10})
+    path = tcache.resolve_spec(spec)
     assert path.parent == tmp_path / "home" / ".cache" / "sweepsim" / "traces" and path.is_file()
     assert not (PROJECT / "traces" / ".cache" / path.name).exists()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert tracegen.cache_dir() == tmp_path / "xdg" / "sweepsim" / "traces"
-    assert tracegen.resolve_spec(spec).parent == tmp_path / "xdg" / "sweepsim" / "traces"
-    monkeypatch.setenv(tracegen.CACHE_ENV, str(tmp_path / "mine"))
-    assert tracegen.cache_dir() == tmp_path / "mine"
+    assert tcache.cache_dir() == tmp_path / "xdg" / "sweepsim" / "traces"
+    assert tcache.resolve_spec(spec).parent == tmp_path / "xdg" / "sweepsim" / "traces"
+    monkeypatch.setenv(tcache.CACHE_ENV, str(tmp_path / "mine"))
+    assert tcache.cache_dir() == tmp_path / "mine"
 
 
 def test_unwritable_cache_is_one_line(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    monkeypatch.setenv(tracegen.CACHE_ENV, str(blocker / "cache"))
+    monkeypatch.setenv(tcache.CACHE_ENV, str(blocker / "cache"))
     cfg = tmp_path / "gen.toml"
     cfg.write_text(CONFIG.format(trace='sizes = "fixed:5,5"\nrate = 2\ncount = 10'))
     assert_input_error(invoke("run", cfg, "--out", tmp_path / "o"), "SWEEPSIM_TRACE_CACHE", "not a directory")
@@ -308,28 +311,28 @@ def _assert_same(a, b):
 
 
 def test_sidecar_digest_and_corrupt_files_are_regenerated(tmp_path, trace_cache, capsys):
-    spec = tracegen.parse_spec({"sizes": "azure-conv", "rate": 20, "duration": 60, "seed": 4,
+    spec = tspec.parse_spec({"sizes": "azure-conv", "rate": 20, "duration": 60, "seed": 4,
                                 "workload": "prod=0.5,batch=0.5"})
-    path = tracegen.resolve_spec(spec)
-    side = tracegen.digest_path(path)
+    path = tcache.resolve_spec(spec)
+    side = tcache.digest_path(path)
     assert side == path.with_name(path.name + ".sha256")
     assert side.read_text().split()[0] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert capsys.readouterr().err == ""
     good = _arrays(path)
     good_bytes = path.read_bytes()
     # reused as is; the digest is not computed again (the sweep's config hash can use file_digest too)
-    info = tracegen._digest.cache_info()
+    info = tcache._digest.cache_info()
     mtime = path.stat().st_mtime_ns
-    assert tracegen.resolve_spec(spec) == path and path.stat().st_mtime_ns == mtime
-    assert tracegen.file_digest(path) == side.read_text().split()[0]
-    assert tracegen._digest.cache_info().misses == info.misses
+    assert tcache.resolve_spec(spec) == path and path.stat().st_mtime_ns == mtime
+    assert tcache.file_digest(path) == side.read_text().split()[0]
+    assert tcache._digest.cache_info().misses == info.misses
     assert capsys.readouterr().err == ""
 
     def corrupt_then_resolve(damage, new_process=False):
         damage()
         if new_process:  # in another process the digest is not cached; here a flip may keep mtime and size
-            tracegen._digest.cache_clear()
-        assert tracegen.resolve_spec(spec) == path
+            tcache._digest.cache_clear()
+        assert tcache.resolve_spec(spec) == path
         assert capsys.readouterr().err == \
             f"warning: {path}: cached trace was corrupt or incomplete; regenerated\n"
         assert path.read_bytes() == good_bytes
@@ -351,7 +354,7 @@ def test_sidecar_digest_and_corrupt_files_are_regenerated(tmp_path, trace_cache,
     corrupt_then_resolve(lambda: side.write_text(""))
     # a sidecar without its file: generated again, silently
     path.unlink()
-    assert tracegen.resolve_spec(spec) == path
+    assert tcache.resolve_spec(spec) == path
     assert capsys.readouterr().err == ""
     _assert_same(_arrays(path), good)
     assert sorted(p.name for p in trace_cache.iterdir()) == [path.name, side.name]  # no temporary files left
@@ -360,7 +363,7 @@ def test_sidecar_digest_and_corrupt_files_are_regenerated(tmp_path, trace_cache,
 def test_corrupt_cache_regenerated_through_the_cli(tmp_path, trace_cache):
     cfg = tmp_path / "gen.toml"
     cfg.write_text(CONFIG.format(trace='sizes = "azure-code"\nrate = 2\nduration = 20\nseed = 1'))
-    path = tracegen.ensure_trace(load_config(cfg))
+    path = tcache.ensure_trace(load_config(cfg))
     good = _arrays(path)
     path.write_bytes(path.read_bytes()[:100])
     res = ok(invoke("run", cfg, "--out", tmp_path / "o"))
@@ -378,14 +381,14 @@ def test_parsing_a_config_generates_nothing(tmp_path, trace_cache):
     cfg.write_text(CONFIG.format(trace='sizes = "azure-conv"\nrate = 5\nduration = 30\nseed = 2'))
     c = load_config(cfg)
     assert not Path(c.trace).exists() and not trace_cache.exists()
-    assert tracegen.ensure_trace(c) == Path(c.trace) and Path(c.trace).is_file()
-    assert len(tracegen.load_run_trace(c)) > 0
+    assert tcache.ensure_trace(c) == Path(c.trace) and Path(c.trace).is_file()
+    assert len(tcache.load_run_trace(c)) > 0
 
 
 def test_no_generation_validates_without_writing(tmp_path, trace_cache, no_big_draws):
     cfg = tmp_path / "gen.toml"
     cfg.write_text(CONFIG.format(trace='sizes = "azure-conv"\nrate = 5\nduration = 30\nseed = 2'))
-    with tracegen.no_generation():
+    with tcache.no_generation():
         would = Path(load_config(cfg).trace)
         assert would.parent == trace_cache and would.suffix == ".parquet"
         assert not would.exists()
@@ -397,21 +400,21 @@ def test_no_generation_validates_without_writing(tmp_path, trace_cache, no_big_d
         with pytest.raises(InputError, match="trace.rate: must be > 0"):
             load_config(cfg, ["trace.rate=0"])
         # a replay spec reads its source (to estimate its size) but writes nothing either
-        tracegen.resolve_spec(tracegen.parse_spec({"sizes": "azure-code", "replay": True, "count": 100}))
+        tcache.resolve_spec(tspec.parse_spec({"sizes": "azure-code", "replay": True, "count": 100}))
     assert not trace_cache.exists()
-    assert tracegen.resolve_spec(tracegen.parse_spec({"sizes": "fixed:1,1", "rate": 1, "count": 3})).is_file()
+    assert tcache.resolve_spec(tspec.parse_spec({"sizes": "fixed:1,1", "rate": 1, "count": 3})).is_file()
     # outside the block, the same spec is generated at the path announced when a run starts
-    assert tracegen.ensure_trace(load_config(cfg)) == would and would.is_file()
+    assert tcache.ensure_trace(load_config(cfg)) == would and would.is_file()
     # the flag is reset after an exception, and blocks nest
     with pytest.raises(RuntimeError):
-        with tracegen.no_generation():
+        with tcache.no_generation():
             raise RuntimeError
-    with tracegen.no_generation():
-        with tracegen.no_generation():
+    with tcache.no_generation():
+        with tcache.no_generation():
             pass
-        other = tracegen.ensure_trace(load_config(cfg, ["trace.seed=3"]))
+        other = tcache.ensure_trace(load_config(cfg, ["trace.seed=3"]))
     assert not other.exists()
-    assert tracegen.ensure_trace(load_config(cfg, ["trace.seed=3"])).is_file()
+    assert tcache.ensure_trace(load_config(cfg, ["trace.seed=3"])).is_file()
 
 
 # ------------------------------------------------------------------------------------------ output paths
@@ -424,8 +427,8 @@ def nothing_generated(monkeypatch):
 
     import sweepsim.workload.azure
 
-    monkeypatch.setattr(tracegen, "generate_columns", fail)
-    monkeypatch.setattr(tracegen, "check_limit", fail)
+    monkeypatch.setattr(tcache, "generate_columns", fail)
+    monkeypatch.setattr(tcache, "check_limit", fail)
     monkeypatch.setattr(sweepsim.workload.azure, "import_azure", fail)
 
 
@@ -452,9 +455,9 @@ def test_output_paths_checked_before_generating(tmp_path, nothing_generated, whe
 def test_check_plot_checks_writability(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="--plot: cannot be created"):
-        tracegen.check_plot(tmp_path / "file" / "p.png")
+        tplot.check_plot(tmp_path / "file" / "p.png")
     (tmp_path / "d.png").mkdir()
     with pytest.raises(InputError, match="--plot: is a directory"):
-        tracegen.check_plot(tmp_path / "d.png")
-    assert tracegen.check_plot(tmp_path / "new" / "p.png") == tmp_path / "new" / "p.png"
+        tplot.check_plot(tmp_path / "d.png")
+    assert tplot.check_plot(tmp_path / "new" / "p.png") == tmp_path / "new" / "p.png"
     assert not (tmp_path / "new").exists()

@@ -14,7 +14,10 @@ import pyarrow.csv as pacsv
 import pytest
 
 import sweepsim
-from sweepsim.workload import tracegen
+import sweepsim.workload.cache as tcache
+import sweepsim.workload.files as tfiles
+import sweepsim.workload.sampling as tsample
+import sweepsim.workload.spec as tspec
 from tests.cli_helpers import assert_input_error, invoke, ok
 from sweepsim.config.run import load_config
 from sweepsim.workload.trace import load_trace
@@ -29,7 +32,7 @@ TRACE_HEADER = "request_id,arrival_timestamp,prompt_size,token_size\n"
 @pytest.fixture(autouse=True)
 def trace_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    monkeypatch.setenv(tracegen.CACHE_ENV, str(cache))
+    monkeypatch.setenv(tcache.CACHE_ENV, str(cache))
     return cache
 
 
@@ -71,7 +74,7 @@ def test_import_shipped_azure_round_trip(tmp_path, src, rows, ext):
     np.testing.assert_array_equal(tr.token_size, token)
     np.testing.assert_allclose(tr.arrival, arrival, rtol=0, atol=1e-9)
     cols = pl.read_parquet(out).columns if ext == ".parquet" else pl.read_csv(out).columns
-    assert cols == list(tracegen.TRACE_COLUMNS)
+    assert cols == list(tfiles.TRACE_COLUMNS)
     # the raw Azure file loads directly (schema detected by its columns) into the same trace
     raw = load_trace(src)
     for a, b in ((raw.arrival, tr.arrival), (raw.prompt_size, tr.prompt_size), (raw.token_size, tr.token_size),
@@ -316,16 +319,16 @@ def test_multiple_applications_merged_in_arrival_order(tmp_path):
 
 
 def test_multi_app_count_mode_draws_only_each_share(monkeypatch):
-    spec = tracegen.parse_spec({"count": 50_000, "seed": 2, "workload": "prod=0.5,batch=0.5",
+    spec = tspec.parse_spec({"count": 50_000, "seed": 2, "workload": "prod=0.5,batch=0.5",
                                 "apps": [{"sizes": "azure-code", "rate": 30.0, "cv": 2.0},
                                          {"sizes": "fixed:10,10", "rate": 10.0}]})
-    caps = tracegen._caps(spec)
+    caps = tsample._caps(spec)
     assert all(c < 50_000 for c in caps) and sum(caps) < 65_000
-    fast = tracegen.generate_columns(spec)
-    again = tracegen.generate_columns(spec)
+    fast = tsample.generate_columns(spec)
+    again = tsample.generate_columns(spec)
     assert all(np.array_equal(np.asarray(fast[k]), np.asarray(again[k])) for k in fast)
-    monkeypatch.setattr(tracegen, "_caps", lambda s: [s.count] * len(s.apps))
-    full = tracegen.generate_columns(spec)
+    monkeypatch.setattr(tsample, "_caps", lambda s: [s.count] * len(s.apps))
+    full = tsample.generate_columns(spec)
     assert len(fast["arrival_timestamp"]) == 50_000
     # the first 50k merged arrivals are those of full draws (arrival gaps are drawn first, so a shorter draw is
     # a prefix); the sizes come later in each application's stream, so they differ but follow the same law
@@ -333,8 +336,8 @@ def test_multi_app_count_mode_draws_only_each_share(monkeypatch):
         assert np.array_equal(np.asarray(fast[k]), np.asarray(full[k])), k
     assert np.all(fast["prompt_size"][fast["application_id"] == 1] == 10)
     # a share too short for the first 50k merged arrivals: everything is drawn again in full
-    monkeypatch.setattr(tracegen, "_caps", lambda s: [100, s.count])
-    short = tracegen.generate_columns(spec)
+    monkeypatch.setattr(tsample, "_caps", lambda s: [100, s.count])
+    short = tsample.generate_columns(spec)
     assert all(np.array_equal(np.asarray(short[k]), np.asarray(full[k])) for k in full)
 
 
@@ -353,7 +356,7 @@ def test_annotations_fractions_and_slos(tmp_path):
     assert set(t.filter(~prod)["slo_ttft"].unique()) == {60.0}
     assert set(t["slo_e2e"].unique()) == {120.0}
     # annotations come from their own stream: the requests are those of the plain trace
-    for c in tracegen.TRACE_COLUMNS:
+    for c in tfiles.TRACE_COLUMNS:
         assert t[c].to_list() == plain[c].to_list(), c
     tr = load_trace(tmp_path / "t.parquet")
     assert sorted(tr.annotations) == ["model", "region", "slo_e2e", "slo_ttft", "workload"]
@@ -386,7 +389,7 @@ def test_synthetic_size_distributions_and_clipping(tmp_path):
 
 
 def _old_poisson_trace(sizes, rate, seed=0, count=None, duration=None):
-    """sweepsim.workload.tracegen.poisson_trace before issue 6 (frozen copy): benchmarks depend on its output."""
+    """sweepsim.workload.tsample.poisson_trace before issue 6 (frozen copy): benchmarks depend on its output."""
     rng = np.random.Generator(np.random.PCG64(seed))
     if count is None:
         count = int(rate * duration * 1.2 + 10 * np.sqrt(rate * duration) + 10)
@@ -394,7 +397,7 @@ def _old_poisson_trace(sizes, rate, seed=0, count=None, duration=None):
     if duration is not None:
         arrival = arrival[arrival < duration]
     n = len(arrival)
-    t = pacsv.read_csv(tracegen.AZURE_2023[sizes])
+    t = pacsv.read_csv(tspec.AZURE_2023[sizes])
     prompt = t["ContextTokens"].to_numpy().astype(np.int64)
     output = t["GeneratedTokens"].to_numpy().astype(np.int64)
     pick = rng.integers(0, len(prompt), n)
@@ -404,7 +407,7 @@ def _old_poisson_trace(sizes, rate, seed=0, count=None, duration=None):
 @pytest.mark.parametrize("args", [("azure-conv", 20.0, 1, 5000, None), ("azure-conv", 70.0, 1, None, 120.0),
                                   ("azure-code", 3.5, 7, 100, 10.0), ("azure-code", 250.0, 0, None, 600.0)])
 def test_poisson_trace_output_unchanged(args):
-    tr = tracegen.poisson_trace(*args)
+    tr = tsample.poisson_trace(*args)
     arrival, prompt, token = _old_poisson_trace(*args)
     np.testing.assert_array_equal(tr.arrival, arrival)
     np.testing.assert_array_equal(tr.prompt_size, prompt)
@@ -412,9 +415,9 @@ def test_poisson_trace_output_unchanged(args):
     np.testing.assert_array_equal(tr.request_id, np.arange(len(arrival)))
     assert tr.path == f"{args[0]}@{args[1]}"
     # a [trace] spec with the same parameters generates the same requests
-    spec = tracegen.parse_spec({"sizes": args[0], "rate": args[1], "seed": args[2], "count": args[3],
+    spec = tspec.parse_spec({"sizes": args[0], "rate": args[1], "seed": args[2], "count": args[3],
                                 "duration": args[4]})
-    np.testing.assert_array_equal(tracegen.generate(spec).arrival, arrival)
+    np.testing.assert_array_equal(tsample.generate(spec).arrival, arrival)
 
 
 def test_plot(tmp_path):
@@ -452,13 +455,13 @@ def test_run_config_with_generated_trace_end_to_end(tmp_path, trace_cache):
     cached = list(trace_cache.glob("*.parquet"))
     assert len(cached) == 1 and len(cached[0].stem) == 32
     tr = load_trace(cached[0])
-    ref = tracegen.poisson_trace("azure-conv", 2.0, seed=0, duration=5.0)
+    ref = tsample.poisson_trace("azure-conv", 2.0, seed=0, duration=5.0)
     np.testing.assert_array_equal(tr.arrival, ref.arrival)
     req = pl.read_parquet(out / "requests.parquet")
     assert req.height == len(tr) > 0
     assert req["arrival"].to_list() == tr.arrival.tolist()
     assert f"{len(tr)}/{len(tr)} requests completed" in res.stdout
-    spec = tracegen.spec_of(cached[0])
+    spec = tfiles.spec_of(cached[0])
     assert spec["apps"][0]["sizes"] == "azure-conv" and spec["apps"][0]["rate"] == 2.0 and spec["duration"] == 5.0
     # generated once per distinct spec: loading again reuses the file; another rate makes another file
     mtime = cached[0].stat().st_mtime_ns
@@ -466,7 +469,7 @@ def test_run_config_with_generated_trace_end_to_end(tmp_path, trace_cache):
     assert cached[0].stat().st_mtime_ns == mtime
     other = load_config(cfg, ["trace.rate=3"])
     assert other.trace != str(cached[0]) and len(list(trace_cache.glob("*.parquet"))) == 1  # parsing writes nothing
-    tracegen.ensure_trace(other)
+    tcache.ensure_trace(other)
     assert len(list(trace_cache.glob("*.parquet"))) == 2
     # each file has its SHA-256 sidecar, and no temporary files are left
     assert sorted(p.name for p in trace_cache.iterdir()) == sorted(
@@ -481,7 +484,7 @@ def test_run_config_multi_app_spec_and_errors(tmp_path, trace_cache):
                                        '[[trace.apps]]\nsizes = "azure-code"\nrate = 2\n'
                                        '[[trace.apps]]\nsizes = "fixed:100,5"\nprofile = "profile.csv"\n'
                                        'workload = "batch"'))
-    tr = tracegen.load_run_trace(load_config(cfg))
+    tr = tcache.load_run_trace(load_config(cfg))
     assert set(tr.application_id.tolist()) == {0, 1}
     assert set(tr.annotations["workload"][tr.application_id == 1]) == {"batch"}
     assert np.all(tr.prompt_size[tr.application_id == 1] == 100)

@@ -65,7 +65,7 @@ def run(config, trace_path, out_dir, overrides, debug):
     from sweepsim.config.run import load_config, with_trace
     from sweepsim.engine.simulate import run as run_engine
     from sweepsim.results.tables import check_run_dir, write_run
-    from sweepsim.workload.tracegen import load_run_trace
+    from sweepsim.workload.cache import load_run_trace
 
     out = out_dir or Path("results") / Path(config).stem
     check_run_dir(out)

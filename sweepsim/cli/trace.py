@@ -1,4 +1,4 @@
-"""``sweepsim trace``: import real traces and generate synthetic ones (see sweepsim.workload.tracegen, trace_import)."""
+"""``sweepsim trace``: import real traces and generate synthetic ones (see sweepsim.workload.sampling, trace_import)."""
 from pathlib import Path
 
 import click
@@ -53,7 +53,8 @@ def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot):
     import numpy as np
 
     from sweepsim.workload.azure import FORMATS, import_azure
-    from sweepsim.workload.tracegen import check_output, check_plot, plot_trace, trace_table, write_trace
+    from sweepsim.plots.trace import check_plot, plot_trace
+    from sweepsim.workload.files import check_output, trace_table, write_trace
 
     if fmt not in FORMATS:
         raise InputError(None, "FORMAT", f"unknown trace format {fmt!r}; {allowed(FORMATS)}")
@@ -164,8 +165,10 @@ def gen_cmd(apps, seed, max_requests, out, plot, **opts):
       sweepsim trace gen --sizes azure-conv --replay --scale 10 --duration 120 --out replay.parquet
       sweepsim trace gen --app 0:azure-code:rate=5 --app 1:azure-conv:rate=10 --duration 600 --out mix.parquet
     """
-    from sweepsim.workload.tracegen import (check_limit, check_output, check_plot, generate_columns, parse_spec,
-                                   plot_trace, trace_table, write_trace)
+    from sweepsim.plots.trace import check_plot, plot_trace
+    from sweepsim.workload.files import check_output, trace_table, write_trace
+    from sweepsim.workload.sampling import check_limit, generate_columns
+    from sweepsim.workload.spec import parse_spec
 
     # output locations and the size limit are checked before anything is generated
     check_output(out)

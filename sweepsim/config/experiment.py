@@ -213,7 +213,7 @@ def _get(d: dict, path: tuple, src=None):
 
 def _table_keys() -> dict:
     from sweepsim.config.catalog import skus
-    from sweepsim.workload.tracegen import SPEC_KEYS
+    from sweepsim.workload.spec import SPEC_KEYS
     return {"cluster": tuple(skus()),
             "instance": tuple(f.name for f in fields(cfgmod.InstanceConfig)),
             "performance_model": tuple(f.name for f in fields(PerfModelConfig)),

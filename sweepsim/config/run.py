@@ -54,7 +54,7 @@ class RunConfig:
     transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
     network: str = "dedicated"    # dedicated: a private link per KV transfer (SplitwiseSim); shared: NIC contention
     oversized_requests: str = "error"   # a request that can never fit: error before the run, or reject (drop)
-    trace_spec: object = field(default=None, compare=False, repr=False)  # tracegen.TraceSpec of a generated trace
+    trace_spec: object = field(default=None, compare=False, repr=False)  # workload.spec.TraceSpec of a generated trace
 
     def params(self) -> dict:
         """Flat, typed parameters for summary columns (cluster counts as ``cluster.<sku>``)."""
@@ -221,8 +221,9 @@ def from_dict(d: dict, src=None) -> RunConfig:
             t = t.get("path")
         elif isinstance(t, dict) and t:
             # a generated trace named by its spec: its cache path (<trace cache>/<hash>.parquet); the file is
-            # generated when a run or sweep starts (tracegen.ensure_trace), not here
-            from sweepsim.workload.tracegen import parse_spec, spec_path
+            # generated when a run or sweep starts (workload.cache.ensure_trace), not here
+            from sweepsim.workload.cache import spec_path
+            from sweepsim.workload.spec import parse_spec
             kw["trace_spec"] = parse_spec(t, src, resolve=lambda p: resolve_path(p, base))
             t = str(spec_path(kw["trace_spec"], src))
         if not isinstance(t, str) or not t.strip():

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from sweepsim.config.run import RunConfig
-from sweepsim.workload.tracegen import ensure_trace, file_digest
+from sweepsim.workload.cache import ensure_trace, file_digest
 
 
 @dataclass
