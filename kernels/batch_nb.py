@@ -8,11 +8,11 @@ instance arrays, servers ``srv_off[c]:srv_off[c + 1]``, and the performance tabl
 Outputs: ``req_f[c, RF.x, r]``, ``req_i[c, RI.x, r]``, ``inst_f[j, IF.x]``, ``inst_i[j, II.x]`` (flattened
 instance j), ``end_clock[c]``.
 
-``simulate_batch_nb`` runs the configurations in parallel (``prange``); each allocates its own state inside
-``simulate_config_nb``, so threads never share writable state. ``simulate_one_nb`` runs one configuration
-serially and also returns its iteration log. Both share ``simulate_config_nb``: one packing, one unpacking.
+``simulate_one_nb`` runs configuration c and returns its iteration log, without the GIL: the engine runs
+several configurations at once on threads. Each allocates its own state inside ``simulate_config_nb`` and
+writes only its own rows of the outputs, so threads never share writable state.
 """
-from numba import njit, prange
+from numba import njit
 
 from kernels.jit import internal
 from kernels.layout import IF, II, RF, RI
@@ -60,15 +60,9 @@ def simulate_config_nb(c, inp, perf, out):
     return log
 
 
-@njit(cache=True, parallel=True)
-def simulate_batch_nb(inp, perf, out):
-    """Every configuration of ``inp``, in parallel. (``perf`` is its own argument: Numba's parallel loops
-    cannot take a tuple nested in a tuple.)"""
-    for c in prange(inp.prm_i.shape[0]):
-        simulate_config_nb(c, inp, perf, out)
-
-
-@njit(cache=True)
-def simulate_one_nb(inp, perf, out):
-    """The first configuration of ``inp``; returns its iteration log."""
-    return simulate_config_nb(0, inp, perf, out)
+@njit(cache=True, nogil=True)
+def simulate_one_nb(c, inp, perf, out):
+    """Configuration c of ``inp``; returns its iteration log. It releases the GIL, so that threads simulate
+    several configurations at once (``sweepsim.engine.simulate``): one compiled entry serves a single run
+    and a sweep."""
+    return simulate_config_nb(c, inp, perf, out)

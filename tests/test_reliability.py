@@ -270,7 +270,7 @@ def test_group_statistics_equal_numpy_per_group():
     from sweepsim.results.tables import STATS, group_stats
     rng = np.random.default_rng(1)
     for trial in range(120):
-        groups = int(rng.integers(1, 40))
+        groups = int(rng.integers(1, 40)) if trial % 2 else int(rng.integers(65, 200))  # both code paths
         n = int(rng.integers(0, (30, 300, 3000)[trial % 3]))
         x = rng.lognormal(0, 2, n)
         if trial % 4 == 0:

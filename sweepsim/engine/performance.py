@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from kernels.enums import PerfKind
 from kernels.state_nb import PerfTables
@@ -38,29 +38,31 @@ def load_db(path=DEFAULT_DB) -> dict[tuple[str, str, int], PerfCurve]:
     path = Path(path)
     check_input_file(path, "performance_model.path", "performance database")
     try:
-        df = pd.read_csv(path)
-    except (ValueError, OSError, UnicodeDecodeError) as e:  # pandas' parser errors are ValueErrors
+        df = pl.read_csv(path, infer_schema_length=0)   # text: every value is parsed and checked below
+    except (pl.exceptions.PolarsError, OSError) as e:
         raise InputError(path, "performance_model.path", f"cannot read: {str(e).splitlines()[0]}") from None
     missing = [c for c in DB_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(path, "performance_model.path", f"missing columns {missing}; a performance database "
                                                          f"has {', '.join(DB_COLUMNS)}")
-    df = df[list(DB_COLUMNS)].copy()
+    num = {}
     for c in ("tensor_parallel", "prompt_size", "batch_size", "prompt_time", "token_time"):
-        x = pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64)
+        x = df[c].str.strip_chars().cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
         if not (np.all(np.isfinite(x)) and np.all(x > 0) and np.all(x < 1e12)):
             raise InputError(path, "performance_model.path", f"column {c} must hold positive finite numbers")
-        df[c] = x
-    df["prompt_time"] = df["prompt_time"] / 1000
-    df["token_time"] = df["token_time"] / 1000
-    df["batch_tokens"] = df["prompt_size"] * df["batch_size"]
+        num[c] = x
+    prompt_s, token_s = num["prompt_time"] / 1000, num["token_time"] / 1000
+    batch_tokens = num["prompt_size"] * num["batch_size"]
+    keys = list(zip(df["model"].to_list(), df["hardware"].to_list(), num["tensor_parallel"].astype(np.int64)))
     out = {}
-    for (model, hw, tp), g in df.groupby(["model", "hardware", "tensor_parallel"], sort=True):
-        med = g.groupby("batch_tokens")[["prompt_time", "token_time"]].median().sort_index()
-        curve = PerfCurve(med.index.to_numpy(np.float64), med["prompt_time"].to_numpy(np.float64),
-                          med["token_time"].to_numpy(np.float64))
-        _check_curve(path, f"{model}/{hw}/tp{int(tp)}", curve)
-        out[(model, hw, int(tp))] = curve
+    for key in sorted(set(keys)):
+        rows = np.array([k == key for k in keys])
+        knots = np.unique(batch_tokens[rows])   # sorted; per knot the median of its rows (numpy's median)
+        at = [rows & (batch_tokens == b) for b in knots]
+        curve = PerfCurve(knots, np.array([np.median(prompt_s[m]) for m in at]),
+                          np.array([np.median(token_s[m]) for m in at]))
+        _check_curve(path, f"{key[0]}/{key[1]}/tp{key[2]}", curve)
+        out[(str(key[0]), str(key[1]), int(key[2]))] = curve
     return out
 
 

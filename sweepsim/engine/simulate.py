@@ -1,15 +1,17 @@
 """The engine: configurations -> packed kernel inputs -> one kernel call -> ``RunResult`` per configuration.
 
 ``simulate(cfgs, trace)`` is the only path: ``pack`` builds the kernel's ``Inputs`` (parameters by the names of
-``kernels.layout``, instances and servers flattened with offsets), ``simulate_one_nb`` (one configuration,
-with its iteration log) or ``simulate_batch_nb`` (many, in parallel) fill the ``Outputs``, and ``unpack`` reads
+``kernels.layout``, instances and servers flattened with offsets), ``simulate_one_nb`` fills the ``Outputs`` of
+each configuration (many at once on Numba's number of threads: the kernel releases the GIL), and ``unpack`` reads
 them back by name. ``run`` and ``run_batch`` are its one- and many-configuration forms.
 """
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+import numba
 import numpy as np
 
-from kernels.batch_nb import simulate_batch_nb, simulate_one_nb
+from kernels.batch_nb import simulate_one_nb
 from kernels.enums import InstanceType, Tag
 from kernels.layout import INSTANCE_FLOAT, INSTANCE_INT, ITERATION_LOG, PARAM_FLOAT, PARAM_INT, REQUEST_FLOAT, \
     REQUEST_INT
@@ -164,7 +166,7 @@ def run(cfg: RunConfig, trace: Trace, debug: bool = False) -> RunResult:
 
 
 def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
-    """Simulate several configurations on one trace in one parallel kernel call; results are identical to
+    """Simulate several configurations on one trace, at once on Numba's number of threads; results are identical to
     separate ``run`` calls."""
     return simulate(cfgs, trace)
 
@@ -195,13 +197,14 @@ def _call(cfgs, placements, trace, draws, debug) -> list[RunResult]:
                   np.empty((len(cfgs), len(REQUEST_INT), len(trace)), np.int64),
                   np.empty((n_inst, len(INSTANCE_FLOAT))), np.empty((n_inst, len(INSTANCE_INT)), np.int64),
                   np.empty(len(cfgs)))
-    if len(cfgs) == 1:
-        with compile_notice("engine"):
-            log = simulate_one_nb(inp, perf, out).copy()
-    else:
-        with compile_notice("sweep"):
-            simulate_batch_nb(inp, perf, out)
-        log = np.empty((0, len(ITERATION_LOG)))
+    workers = min(numba.get_num_threads(), len(cfgs))
+    with compile_notice("engine"):
+        if workers == 1:
+            logs = [simulate_one_nb(c, inp, perf, out) for c in range(len(cfgs))]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:  # the kernel releases the GIL
+                logs = list(pool.map(lambda c: simulate_one_nb(c, inp, perf, out), range(len(cfgs))))
+    log = logs[0].copy()
     return unpack(cfgs, placements, trace, inp, out, log if debug else np.empty((0, len(ITERATION_LOG))))
 
 

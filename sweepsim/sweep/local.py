@@ -65,7 +65,7 @@ def _summary(job: Job, res: RunResult) -> pl.DataFrame:
 
 
 def run_chunks_local(jobs: list[Job], keep_requests: bool, chunk_size: int | None, address=None):
-    """This process: each chunk is one parallel kernel call over Numba's threads."""
+    """This process: each chunk is one ``run_batch`` call over Numba's number of threads."""
     import numba
     workers = numba.get_num_threads()
     for group in groups_of(jobs):

@@ -1,7 +1,7 @@
 """Sweeps: run an experiment's configurations in batches and merge the results into one dataset.
 
 Configurations are grouped by trace (loaded once per worker) and performance model, cut into chunks, and
-each chunk is simulated by ONE parallel kernel call (``engine.run_batch``). Backends: ``local`` (this
+each chunk is simulated by one ``engine.run_batch`` call (its configurations at once on threads). Backends: ``local`` (this
 process, Numba threads over configurations) and ``ray`` (each task simulates a chunk and returns Arrow
 tables to the driver; the trace is put in the object store once). Only the driver writes files.
 
