@@ -74,7 +74,6 @@ errors). Points whose run configs are equal are removed, keeping the first. Ever
 experiment's name unless ``[config]`` sets one. With ``small=True`` the default results directory is
 ``results/<name>_small/`` (or ``<out>_small``), so that a quick run never mixes with the full one.
 """
-import itertools
 import math
 import re
 from dataclasses import dataclass, fields
@@ -83,6 +82,7 @@ from pathlib import Path
 from sweepsim.config import run as cfgmod
 from sweepsim.errors import InputError, allowed, read_toml
 from sweepsim.engine.performance import PerfModelConfig
+from sweepsim.config.expansion import Axis, copy_raw, check_value, expand
 from sweepsim.config.expressions import Expression, ExpressionError
 
 EXPERIMENT_KEYS = ("name", "description", "out", "base", "config", "trace", "grid", "zip", "derived", "where",
@@ -90,7 +90,6 @@ EXPERIMENT_KEYS = ("name", "description", "out", "base", "config", "trace", "gri
 SMALL_KEYS = ("out", "config", "trace", "grid", "zip", "where", "include", "exclude")
 VARS = "vars"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-SCALARS = (bool, int, float, str)
 
 
 @dataclass(frozen=True)
@@ -103,36 +102,7 @@ class Experiment:
     varied: list[dict]     # one {axis: typed value} per configuration
 
 
-@dataclass(frozen=True)
-class _Axis:
-    key: str               # as declared ("cluster.dgx-h100", "vars.s")
-    name: str              # column ("cluster.dgx-h100", "s")
-    ident: str             # name in expressions ("cluster_dgx_h100", "s")
-    path: tuple | None     # config path (None for a free variable)
-
-
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def _copy(x):
-    """Deep copy of TOML data (dicts, lists, scalars)."""
-    if isinstance(x, dict):
-        return {k: _copy(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_copy(v) for v in x]
-    return x
-
-
-def _freeze(x, cluster=False):
-    """Hashable canonical form of a raw config (key order ignored except the cluster's server order)."""
-    if isinstance(x, dict):
-        items = [(k, _freeze(v, k == "cluster")) for k, v in x.items()]
-        return ("d", tuple(items) if cluster else tuple(sorted(items)))
-    if isinstance(x, list):
-        return ("l", tuple(_freeze(v) for v in x))
-    if isinstance(x, bool):
-        return ("b", x)
-    return x
 
 
 def _flatten(table, prefix="", leaf=lambda v: not isinstance(v, dict), src=None, fld=None) -> dict:
@@ -150,14 +120,6 @@ def _flatten(table, prefix="", leaf=lambda v: not isinstance(v, dict), src=None,
     return out
 
 
-def _short(v) -> str:
-    """repr of a value for a message, shortened (a huge integer has thousands of digits)."""
-    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
-        return f"an integer of {v.bit_length()} bits"
-    text = repr(v)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _output_columns() -> set:
     """Result columns a free variable must not shadow: the summary's metrics and the configuration's
     parameters."""
@@ -166,21 +128,13 @@ def _output_columns() -> set:
     return set(summary_columns()) | set(params)
 
 
-def _same(a, b) -> bool:
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
-
-
-def _type_name(v):
-    return "number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
-
-
 def _merge_trace(old, new):
     if isinstance(old, str):
         old = {"path": old}
     if isinstance(new, str):
         new = {"path": new}
     if not isinstance(old, dict) or not isinstance(new, dict) or "path" in old or "path" in new:
-        return _copy(new)
+        return copy_raw(new)
     return _merge(old, new, top=False)
 
 
@@ -190,25 +144,14 @@ def _merge(base: dict, over: dict, top=True) -> dict:
     out = dict(base)
     for k, v in over.items():
         if top and k == "cluster":
-            out[k] = _copy(v)
+            out[k] = copy_raw(v)
         elif top and k == "trace":
             out[k] = _merge_trace(out.get(k), v)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge(out[k], v, top=False)
         else:
-            out[k] = _copy(v)
+            out[k] = copy_raw(v)
     return out
-
-
-def _get(d: dict, path: tuple, src=None):
-    """The scalar at a config path (None when unset), reading shipped cluster names and string forms."""
-    node = d.get(path[0])
-    if len(path) == 2:
-        if isinstance(node, str):
-            node = {"cluster": lambda n: cfgmod.load_cluster(n, src), "performance_model": lambda n: {"kind": n},
-                    "trace": lambda n: {"path": n}}[path[0]](node)
-        node = node.get(path[1]) if isinstance(node, dict) else None
-    return node if isinstance(node, SCALARS) else None
 
 
 def _table_keys() -> dict:
@@ -249,7 +192,7 @@ class _Loader:
             raise self.err(key, f"must be an array of tables ([[{key.split('.')[-1]}]])")
         return v
 
-    def axis(self, key: str, fld: str) -> _Axis:
+    def axis(self, key: str, fld: str) -> Axis:
         """An axis from its dotted key, validated against the run-config keys."""
         parts = key.split(".")
         options = sorted(cfgmod.TOP_KEYS) + [f"{VARS}.<name>"]
@@ -264,7 +207,7 @@ class _Loader:
             if name in _output_columns():
                 raise self.err(fld, f"{name!r} is a column of the results (summary.parquet); give the free "
                                     "variable another name")
-            return _Axis(key, name, name, None)
+            return Axis(key, name, name, None)
         top = parts[0]
         if top not in cfgmod.TOP_KEYS:
             raise self.err(fld, f"unknown key {top!r}; {allowed(options)}")
@@ -273,7 +216,7 @@ class _Loader:
                 raise self.err(fld, f"{top!r} is not a table; tables: {', '.join(self.tables)}")
             if parts[1] not in self.tables[top]:
                 raise self.err(fld, f"unknown key {parts[1]!r} of [{top}]; {allowed(self.tables[top])}")
-        return _Axis(key, key, key.replace(".", "_").replace("-", "_"), tuple(parts))
+        return Axis(key, key, key.replace(".", "_").replace("-", "_"), tuple(parts))
 
     def values(self, v, fld):
         if not isinstance(v, list):
@@ -281,18 +224,8 @@ class _Loader:
         if not v:
             raise self.err(fld, "is an empty list")
         for x in v:
-            self.value(x, fld)
+            check_value(self.src, fld, x)
         return list(v)
-
-    def value(self, x, fld):
-        """A value of an axis: a string, a boolean, an int64 or a finite float (the column types)."""
-        if not isinstance(x, SCALARS):
-            raise self.err(fld, f"values must be numbers, strings or booleans, got {_short(x)}")
-        if isinstance(x, int) and not isinstance(x, bool) and not -2 ** 63 <= x < 2 ** 63:
-            raise self.err(fld, f"{_short(x)} is outside the 64-bit integer range")
-        if isinstance(x, float) and not math.isfinite(x):
-            raise self.err(fld, f"must be a finite number, got {x!r}")
-        return x
 
     def expression(self, text, fld) -> Expression:
         try:
@@ -396,7 +329,7 @@ class _Loader:
         if self.max_points is not None and count > self.max_points:
             raise self.err("grid" if grid else "zip", f"expands to {count:,} configurations ({how}), over the "
                                                       f"limit of {self.max_points:,}; raise it with --max-configs")
-        points, varied = self.expand(base, grid, zips, derived, where, excludes, includes)
+        points, varied = expand(self.src, base, grid, zips, derived, where, excludes, includes)
         return Experiment(name=name, source=self.src, out=Path(out), axes=[a.name for a in all_axes],
                           points=points, varied=varied)
 
@@ -497,7 +430,7 @@ class _Loader:
                 if k not in by_name:
                     raise self.err(f"{fld}[{i}].{k}", "unknown axis; " + (allowed([a.name for a in axes]) if axes
                                                                            else "no axes are varied"))
-                self.value(v, f"{fld}[{i}].{k}")
+                check_value(self.src, f"{fld}[{i}].{k}", v)
                 if by_name[k] in vals:
                     raise self.err(f"{fld}[{i}].{k}", f"gives the axis {by_name[k].name!r} a second time")
                 vals[by_name[k]] = v
@@ -505,103 +438,6 @@ class _Loader:
                 raise self.err(f"{fld}[{i}]", "is empty")
             out.append((i, fld, vals))
         return out
-
-    # ---- expansion
-
-    def expand(self, base, grid, zips, derived, where, excludes, includes):
-        assigned = []   # (assign {axis: value}, where it came from)
-        axes_order = [a for a, _ in grid] + [a for g, _ in zips for a, _ in g] + [a for a, _ in derived]
-        derived_exprs = dict(derived)
-        ranges = [range(len(v)) for _, v in grid] + [range(n) for _, n in zips]
-        for combo in itertools.product(*ranges):
-            assign = {a: v[i] for (a, v), i in zip(grid, combo)}
-            for (group, _), j in zip(zips, combo[len(grid):]):
-                assign.update({a: v[j] for a, v in group})
-            env = {a.ident: x for a, x in assign.items()}
-            for a, expr in derived:
-                assign[a] = env[a.ident] = self.evaluate(expr, env, f"derived.{a.key}", assign)
-            if where is not None and not self.evaluate(where, env, "where", assign):
-                continue
-            if any(all(_same(assign[a], v) for a, v in vals.items()) for _, _, vals in excludes):
-                continue
-            assigned.append(assign)
-        for i, fld, vals in includes:
-            assign = {}
-            for a in axes_order:
-                if a in vals:
-                    assign[a] = vals[a]
-                elif a in derived_exprs:
-                    expr = derived_exprs[a]
-                    env = {b.ident: x for b, x in assign.items() if x is not None}
-                    missing = sorted(expr.names - set(env))
-                    if missing:
-                        raise self.err(f"{fld}[{i}]", f"{a.key!r} = {expr.text!r} needs {missing[0]!r}; give it in "
-                                                       "this table")
-                    assign[a] = self.evaluate(expr, env, f"{fld}[{i}]", assign)
-                else:
-                    assign[a] = _get(base, a.path, self.src) if a.path else None
-            assigned.append(assign)
-        if not assigned:
-            raise self.err("exclude" if excludes else "where", "no configuration is left")
-        self.unify_types(assigned, axes_order)
-
-        points, varied, seen = [], [], set()
-        for assign in assigned:
-            point = _copy(base)
-            for a, v in assign.items():
-                if a.path is not None and v is not None:
-                    self.set(point, a, v)
-            key = _freeze(point)
-            if key in seen:
-                continue
-            seen.add(key)
-            points.append(point)
-            varied.append({a.name: v for a, v in assign.items()})
-        return points, varied
-
-    def evaluate(self, expr, env, fld, assign):
-        at = ", ".join(f"{a.name}={_short(v)}" for a, v in assign.items() if v is not None)
-        try:
-            out = expr.evaluate(env)
-        except ExpressionError as e:
-            raise self.err(fld, f"expression {expr.text!r} at {at}: {e}") from None
-        try:
-            return self.value(out, fld)
-        except InputError as e:
-            raise self.err(fld, f"expression {expr.text!r} at {at}: {e.message}") from None
-
-    def unify_types(self, assigned, axes):
-        for a in axes:
-            kinds = {_type_name(s[a]) for s in assigned if s[a] is not None}
-            if len(kinds) > 1:
-                raise self.err(a.key, f"values of one axis must have one type; got {', '.join(sorted(kinds))}")
-            if kinds == {"number"} and any(isinstance(s[a], float) for s in assigned):
-                for s in assigned:
-                    if isinstance(s[a], int):
-                        s[a] = float(s[a])
-
-    def set(self, d: dict, a: _Axis, value):
-        if len(a.path) == 1:
-            d[a.path[0]] = value
-            return
-        top, leaf = a.path
-        node = d.get(top)
-        if top == "cluster" and isinstance(node, str):
-            node = dict(cfgmod.load_cluster(node, self.src))
-        elif top == "performance_model" and isinstance(node, str):
-            node = {"kind": node}
-        elif top == "trace":
-            if isinstance(node, str):
-                node = {"path": node}
-            if leaf == "path":
-                node = {}
-            elif isinstance(node, dict) and "path" in node:
-                raise self.err(a.key, f"the trace is a file (trace.path = {node['path']!r}); varying {a.key!r} "
-                                      "needs a generated trace ([trace] sizes = ..., rate = ..., duration = ...)")
-        node = dict(node) if isinstance(node, dict) else {}
-        node[leaf] = value
-        d[top] = node
-
 
 def load_experiment(path, small: bool = False, max_points: int | None = None) -> Experiment:
     """Read and expand an experiment file (its ``[small]`` variant with ``small=True``). With ``max_points``,
@@ -623,7 +459,7 @@ def validate_points(exp: Experiment) -> list:
     out = []
     for i, (point, varied) in enumerate(zip(exp.points, exp.varied)):
         try:
-            out.append(cfgmod.from_dict(_copy(point), exp.source))
+            out.append(cfgmod.from_dict(copy_raw(point), exp.source))
         except InputError as e:
             at = ", ".join(f"{k}={v!r}" for k, v in varied.items())
             raise InputError(e.source, e.field, f"{e.message} (configuration {i}{': ' + at if at else ''})") \
