@@ -17,6 +17,7 @@ from kernels.enums import FlowState
 from kernels.event_queue_nb import heap_set_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
 from kernels.jit import internal
+from kernels.state_nb import CTR_RUNNING_FLOWS
 
 
 @internal()
@@ -62,6 +63,7 @@ def _try_start_nb(sim, r, now):
     dest = rq.token_inst[r]
     if sim.st.memory[dest] + rq.memory[r] <= sim.cl.max_memory[dest]:
         rq.flow_state[r] = FlowState.RUNNING
+        sim.ctr[CTR_RUNNING_FLOWS] += 1
         rq.kv_start[r] = now
         sim.st.memory[dest] += rq.memory[r]
         size = sim.prm.i[PI.kv_bytes_per_token] * sim.wl.prompt_size[r]
@@ -95,6 +97,7 @@ def flow_event_nb(sim, r, now):
         _try_start_nb(sim, r, now)
         return
     rq.flow_state[r] = FlowState.DONE
+    sim.ctr[CTR_RUNNING_FLOWS] -= 1
     rq.kv_end[r] = now
     src = rq.prompt_inst[r]
     if sim.prm.i[PI.network] != 0:

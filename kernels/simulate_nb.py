@@ -19,14 +19,27 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, N_CTR, Sim,
-                              grow_queues_nb, new_inst_nb, new_net_nb, new_pools_nb, new_queues_nb,
+from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RUNNING_FLOWS, N_CTR,
+                              Sim, grow_queues_nb, new_inst_nb, new_net_nb, new_pools_nb, new_queues_nb,
                               new_requests_nb, new_tasks_nb)
 
 N_LOG_COLUMNS = len(ITERATION_LOG)
 DONE = 0
 NEED_QUEUE_ROOM = 1
 NEED_LOG_ROOM = 2
+
+
+@internal()
+def any_flow_can_start_nb(sim):
+    """Whether a waiting KV transfer (the flow heap's entries, when none is running) fits at its destination."""
+    h = sim.fheap
+    rq = sim.rq
+    for k in range(h.size[0]):
+        r = h.ids[k]
+        dest = rq.token_inst[r]
+        if sim.st.memory[dest] + rq.memory[r] <= sim.cl.max_memory[dest]:
+            return True
+    return False
 
 
 @internal()
@@ -43,6 +56,10 @@ def run_events_nb(sim):
         nxt = ctr[CTR_NEXT_ARRIVAL]
         t_arr = wl.arrival[nxt] if nxt < n_req else inf
         if t_inst == inf and t_flow == inf and t_arr == inf:
+            return DONE
+        if t_inst == inf and t_arr == inf and ctr[CTR_RUNNING_FLOWS] == 0 and not any_flow_can_start_nb(sim):
+            # only KV transfers waiting for memory are left, none fits now, and nothing runs that could free
+            # any: a deadlock (the reference retries every second until end_time); they never complete
             return DONE
         if sim.clock[0] >= end_time:
             return DONE

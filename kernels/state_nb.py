@@ -66,7 +66,8 @@ CTR_CAP = 4         # queue capacity per instance
 CTR_LOG_LEN = 5     # rows used in the iteration log
 CTR_MAX_RESIDENT = 6  # most tasks ever resident at one instance (queue capacity bound)
 CTR_NEXT_ARRIVAL = 7  # index of the next request to arrive
-N_CTR = 8
+CTR_RUNNING_FLOWS = 8  # KV transfers in flight
+N_CTR = 9
 
 
 @internal(nrt=True)

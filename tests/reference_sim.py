@@ -772,6 +772,8 @@ class Simulator:
         self.end_time = float(params["end_time"])
         self.heap = []
         self.live = {}                        # (kind, id) -> seq of the live event
+        self.live_count = {EV_ITERATION: 0, EV_FLOW: 0, EV_ARRIVAL: 0}
+        self.running_flows = 0                # KV transfers in flight
         self.seq = 0
         kv = int(params["kv_bytes_per_token"])
         n = len(requests["arrival"])
@@ -797,19 +799,35 @@ class Simulator:
     def push(self, time, kind, ident):
         assert (kind, ident) not in self.live, "at most one live event per (kind, id)"
         self.seq += 1
+        if (kind, ident) not in self.live:
+            self.live_count[kind] += 1
         self.live[(kind, ident)] = self.seq
         heapq.heappush(self.heap, (time, kind, ident, self.seq))
 
+    def any_flow_fits(self):
+        """Whether a waiting KV transfer fits at its destination now."""
+        for kind, ident in self.live:
+            if kind == EV_FLOW:
+                r = self.requests[ident]
+                if r.token_instance.memory + r.memory <= r.token_instance.max_memory:
+                    return True
+        return False
+
     def cancel(self, kind, ident):
         del self.live[(kind, ident)]
+        self.live_count[kind] -= 1
 
     def run(self):
         """spec 1.2: loop while the heap is non-empty and clock < end_time."""
         while self.heap and self.clock < self.end_time:
+            if (self.live_count[EV_ITERATION] == 0 and self.live_count[EV_ARRIVAL] == 0 and self.running_flows == 0
+                    and not self.any_flow_fits()):
+                break   # only KV transfers waiting for memory nothing can free: a deadlock (sweepsim stops)
             time, kind, ident, seq = heapq.heappop(self.heap)
             if self.live.get((kind, ident)) != seq:
                 continue                      # cancelled: skipped, clock unchanged
             del self.live[(kind, ident)]
+            self.live_count[kind] -= 1
             self.clock = time
             if kind == EV_ITERATION:
                 self.instances[ident].complete_iteration()
@@ -849,6 +867,7 @@ class Simulator:
         dest = request.token_instance
         if dest.memory + request.memory <= dest.max_memory:
             request.flow_running = True
+            self.running_flows += 1
             request.kv_start = self.clock
             dest.alloc_memory(request.memory)
             duration = request.flow_size / self.scheduler.bandwidth
@@ -861,6 +880,7 @@ class Simulator:
             self.try_start_flow(request)
             return
         request.flow_running = False
+        self.running_flows -= 1
         request.kv_end = self.clock
         source = request.prompt_instance
         source.free_memory(request.memory)    # request.memory is not zeroed

@@ -615,6 +615,13 @@ CASES = [
                                         "-o", "s.png"], "--hue", "seed"),
     C("plot_gantt_from_huge", lambda t: ["plot", "gantt", PREV, "--from", "1e308", "--to", "1.7e308", "-o", "g.png"],
       "--from"),
+    # ----------------------------------------------------------------------------------------- fourth round
+    C("run_out_inside_a_sweep_directory", lambda t: ["run", cfg(t), "--out", SWEEP + "/requests"], "--out",
+      "inside"),
+    C("exp_exclude_of_another_type", lambda t: ["grid", exp(t, TINY_GRID + '[[exclude]]\nseed = "0"\n'), "--dry-run"],
+      "exp.toml", "exclude[0].seed"),
+    C("grid_into_damaged_configs", lambda t: ["grid", exp(t, TINY_GRID), "--out", _mkdirs(
+        t, "results/dmg", {"configs.parquet": b"junk"}), "--quiet"], "configs.parquet", "damaged"),
     C("validate_bad_trace", lambda t: ["validate", case_dir(t, trace_rows="0,2.0,100,4\n1,1.0,200,3\n"),
                                        "--out", "results/vout"], "trace.csv", "arrival_timestamp"),
 ]

@@ -400,3 +400,51 @@ def test_numeric_hue_with_a_missing_value_plots(tmp_path):
     ok(invoke("plot", "sweep", out, "--x", "seed", "--y", "ttft_p99", "--hue", "instance.max_batch_size", "-o",
               tmp_path / "p.png"))
     ok(invoke("report", out, "-o", tmp_path / "r.html"))
+
+
+def test_a_deadlock_of_waiting_kv_transfers_ends_the_run(tmp_path):
+    """Splitwise: the KV caches of several long requests wait for a token instance that two of them already
+    fill and whose decodes cannot grow. Nothing runs that could free memory: the run ends (even with
+    end_time = inf) and the waiting requests are stalled, instead of retrying every second until end_time."""
+    trace = tmp_path / "t.csv"
+    trace.write_text("request_id,arrival_timestamp,prompt_size,token_size\n"
+                     + "".join(f"{i},{i / 1000},30000,40000\n" for i in range(4)))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('model = "bloom-176b"\nstart_state = "splitwise"\nsplit_type = "homogeneous"\n'
+                   'prompt_servers = 1\ntoken_servers = 1\nscheduler = "kv_jsq"\n[cluster]\ndgx-h100 = 2\n'
+                   f'[trace]\npath = "{trace}"\n')
+    t0 = time.monotonic()
+    r = ok(invoke("run", cfg, "--out", tmp_path / "o", "--set", "end_time=inf"))
+    assert time.monotonic() - t0 < 30  # a guard against retrying forever, not a benchmark
+    assert "never completed" in r.stderr
+    req = pl.read_parquet(tmp_path / "o" / "requests.parquet")
+    assert req["stalled"].sum() == (~req["completed"]).sum() >= 2
+
+
+def test_azure_numeric_timestamps_as_text_import_like_numbers(tmp_path):
+    az = tmp_path / "epoch.csv"
+    az.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n1700000000,374,4\n1700000001.5,10,2\n")
+    ok(invoke("trace", "import", "azure", az, "--out", tmp_path / "o.csv"))
+    assert pl.read_csv(tmp_path / "o.csv")["arrival_timestamp"].to_list() == [0.0, 1.5]
+    assert load_trace(az).arrival.tolist() == [0.0, 1.5]
+
+
+def test_an_address_that_is_not_ray_fails_in_seconds(tmp_path):
+    """A server that answers but is not a Ray cluster (here: plain HTTP) is refused at once, before the
+    results directory is touched (Ray itself would retry for minutes)."""
+    import http.server
+    import threading
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        exp = write_experiment(tmp_path / "a.toml", "a", "seed", "[0]")
+        t0 = time.monotonic()
+        assert_input_error(invoke("grid", exp, "--backend", "ray", "--address", f"127.0.0.1:{server.server_port}",
+                                  "--out", tmp_path / "res"), "--address", "not as a Ray cluster")
+        assert time.monotonic() - t0 < 15
+        assert not (tmp_path / "res").exists()
+    finally:
+        server.shutdown()

@@ -86,6 +86,13 @@ def expand(src, base, grid, zips, derived, where, excludes, includes):
     duplicate configurations dropped. Returns (raw run-config dicts, varied values per point)."""
     assigned = []   # (assign {axis: value}, where it came from)
     axes_order = [a for a, _ in grid] + [a for g, _ in zips for a, _ in g] + [a for a, _ in derived]
+    kinds = {a: {_type_name(x) for x in v} for a, v in grid}
+    kinds.update({a: {_type_name(x) for x in v} for g, _ in zips for a, v in g})
+    for i, fld, vals in excludes:  # an exclude of another type than its axis would silently match nothing
+        for a, v in vals.items():
+            if a in kinds and _type_name(v) not in kinds[a]:
+                raise InputError(src, f"{fld}[{i}].{a.name}", f"{v!r} is a {_type_name(v)}; the axis holds "
+                                                             f"{', '.join(sorted(kinds[a]))} values")
     derived_exprs = dict(derived)
     ranges = [range(len(v)) for _, v in grid] + [range(n) for _, n in zips]
     for combo in itertools.product(*ranges):

@@ -7,6 +7,7 @@ later in the process (unless pyplot is already in use).
 """
 import functools
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def plain_text(figure_fn):
     mathtext (``$...$`` in user input would otherwise fail or render as formulas)."""
     @functools.wraps(figure_fn)
     def draw(*args, **kwargs):
-        with matplotlib.rc_context({"text.parse_math": False}):
+        with matplotlib.rc_context({"text.parse_math": False}), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # e.g. a log axis without positive values
             return figure_fn(*args, **kwargs)
     return draw
 

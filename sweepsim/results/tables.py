@@ -216,10 +216,12 @@ def check_run_dir(out) -> Path:
     for name in RUN_TABLES + DEBUG_TABLES:
         if (out / f"{name}.parquet").is_dir():
             raise InputError(out / f"{name}.parquet", "--out", "is a directory where the run writes a table")
-    for marker in ("experiment.json", "configs.parquet", "parts"):
-        if (out / marker).exists():
-            raise InputError(out, "--out", f"is the results directory of a sweep ({marker}); a run directory holds "
-                                           "one run: choose another --out")
+    for d in [out, *out.absolute().parents]:
+        for marker in ("experiment.json", "configs.parquet", "parts"):
+            if (d / marker).exists() and (d == out or marker == "experiment.json"):
+                where = "is" if d == out else f"is inside {d}, which is"
+                raise InputError(out, "--out", f"{where} the results directory of a sweep ({marker}); a run "
+                                               "directory holds one run: choose another --out")
     return out
 
 

@@ -43,21 +43,42 @@ def check_address(address: str):
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(None, "--address", f"expected auto or HOST:PORT, got {address!r}")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as s:
+            # Ray's GCS speaks gRPC (HTTP/2): to the connection preface it answers with a SETTINGS frame
+            s.settimeout(CONNECT_TIMEOUT_S)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            head = s.recv(9)
     except OSError as e:
         raise InputError(None, "--address", f"no Ray cluster reachable at {address} ({e.strerror or e}); start one "
                                             "with `ray start --head`, or omit --address for a local Ray") from None
+    if len(head) < 9 or head[3] != 0x04:
+        raise InputError(None, "--address", f"{address} answers, but not as a Ray cluster (no gRPC); give the "
+                                            "address `ray start --head` printed, or omit --address for a local Ray")
+
+
+def connect(address) -> bool:
+    """Start a local Ray or join the one at ``address`` (quietly: Ray's own log lines stay off stderr).
+    Called before a sweep writes anything, so that a bad address leaves the results directory untouched.
+    Returns whether Ray was started here (and must be shut down by the caller)."""
+    import ray
+    if ray.is_initialized():
+        return False
+    _init(address)
+    return True
 
 
 def _init(address):
+    import logging
+
     import ray
 
     from sweepsim.errors import InputError
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)
     except Exception as e:  # Ray raises many kinds (connection, timeout, start-up failures)
         raise InputError(None, "--address", f"cannot connect to Ray at {address or 'a new local instance'}: "
                                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None

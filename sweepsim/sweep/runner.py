@@ -63,17 +63,28 @@ def run_sweep(jobs: list[Job], out: Path, backend: str = "local", address: str |
     parameters) guards the directory against another experiment's results (``force`` replaces them)."""
     store = Store(out)
     if identity is not None:
-        store.claim(identity, replace=force)
-    done = set() if force else store.done_hashes(retry_failed)
-    if keep_requests:  # a configuration committed without its per-request results runs again to keep them
-        done -= {h for h in store.done_hashes(kinds=("summary",)) if not store.has_requests(h)}
-    todo = [j for j in jobs if j.hash not in done]
-    stats = {"total": len(jobs), "skipped": len(jobs) - len(todo), "ran": 0}
+        store.claim(identity, replace=force, write=False)   # refuse another experiment's directory first
+    started_ray = False
+    if backend == "ray":  # before anything is written: a bad address leaves the directory as it was
+        from sweepsim.sweep.ray_backend import connect
+        started_ray = connect(address)
     try:
-        if todo:
-            _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, jobs)
-    finally:  # also after an interruption: summary.parquet reflects every committed chunk
-        store.merge(jobs)
+        if identity is not None:
+            store.claim(identity, replace=force)
+        done = set() if force else store.done_hashes(retry_failed)
+        if keep_requests:  # a configuration committed without its per-request results runs again to keep them
+            done -= {h for h in store.done_hashes(kinds=("summary",)) if not store.has_requests(h)}
+        todo = [j for j in jobs if j.hash not in done]
+        stats = {"total": len(jobs), "skipped": len(jobs) - len(todo), "ran": 0}
+        try:
+            if todo:
+                _run_todo(todo, store, stats, backend, address, keep_requests, quiet, chunk_size, jobs)
+        finally:  # also after an interruption: summary.parquet reflects every committed chunk
+            store.merge(jobs)
+    finally:
+        if started_ray:
+            import ray
+            ray.shutdown()
     return stats
 
 

@@ -38,9 +38,10 @@ class Store:
         self.out = Path(out)
         self.parts = self.out / PARTS
 
-    def claim(self, identity: dict, replace: bool = False):
+    def claim(self, identity: dict, replace: bool = False, write: bool = True):
         """Check that the directory holds nothing or this experiment's results (before anything is written);
-        with ``replace``, remove another experiment's results. Then record the identity."""
+        with ``replace``, remove another experiment's results. Then record the identity (unless not
+        ``write``: only the check)."""
         out = self.out
         if out.exists() and not out.is_dir():
             raise InputError(out, "--out", "is a file, not a directory")
@@ -59,19 +60,30 @@ class Store:
             try:
                 have = json.loads(mine.read_text())
             except (OSError, ValueError):
-                have = {}
-            if not isinstance(have, dict):  # damaged: counts as another experiment's
+                have = None
+            if not isinstance(have, dict) or not isinstance(have.get("name"), str):
+                if not replace:
+                    raise InputError(mine, "--out", "is damaged (not an experiment manifest): the directory's "
+                                                    "results cannot be matched to this experiment; --force replaces "
+                                                    "them")
                 have = {}
         elif (out / "configs.parquet").exists() or self.parts.exists():  # written before manifests existed
-            cols = pl.read_parquet_schema(out / "configs.parquet") if (out / "configs.parquet").exists() else {}
+            try:
+                cols = pl.read_parquet_schema(out / "configs.parquet") if (out / "configs.parquet").exists() else {}
+            except Exception:  # noqa: BLE001 - a damaged file, of whatever kind
+                raise InputError(out / "configs.parquet", "--out", "is damaged: the directory's results cannot be "
+                                                                   "matched to this experiment; --force replaces them") \
+                    from None
             have = {"name": identity["name"], "axes": [c for c in cols if c not in ("config_hash", "config_json")]}
         if have is not None and (have.get("name"), have.get("axes")) != (identity["name"], identity["axes"]):
             if not replace:
                 raise InputError(out, "--out", f"holds the results of another experiment ({have.get('name')!r}, "
                                  f"varying {', '.join(have.get('axes') or []) or 'nothing'}); a results directory "
                                  "holds one experiment: choose another --out, or --force to replace them")
-            self.clear()
-        write_text_atomic(mine, json.dumps(identity, indent=1, sort_keys=True))
+            if write:
+                self.clear()
+        if write:
+            write_text_atomic(mine, json.dumps(identity, indent=1, sort_keys=True))
 
     def clear(self):
         import shutil

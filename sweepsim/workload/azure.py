@@ -95,6 +95,10 @@ def _timestamps_ns(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         us = _parse_text(text, "us")
         in_range = (us.abs() <= MAX_EPOCH_S * 1e6).fill_null(False)
         ns = _parse_text(text.set(~in_range, None), "ns")
+        # numbers written as text (a CSV read without type inference) are seconds, as numeric columns are
+        sec = text.cast(pl.Float64, strict=False)
+        sec_ok = (sec.is_not_null() & sec.is_finite() & (sec.abs() <= MAX_EPOCH_S)).fill_null(False)
+        ns = ns.zip_with(ns.is_not_null() | ~sec_ok, (sec * 1e9).cast(pl.Int64, strict=False))
     valid = ns.is_not_null().to_numpy()
     return ns.fill_null(0).to_numpy().astype(np.int64), valid
 
