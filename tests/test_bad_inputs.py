@@ -622,6 +622,9 @@ CASES = [
       "exp.toml", "exclude[0].seed"),
     C("grid_into_damaged_configs", lambda t: ["grid", exp(t, TINY_GRID), "--out", _mkdirs(
         t, "results/dmg", {"configs.parquet": b"junk"}), "--quiet"], "configs.parquet", "damaged"),
+    C("exp_where_not_a_condition", lambda t: ["grid", exp(t, TINY_GRID, head='where = "seed + 1"\n'), "--dry-run"],
+      "exp.toml", "where", "condition"),
+    C("results_where_statement_separator", lambda t: ["results", SWEEP, "--where", "1=1; SELECT 1"], "--where"),
     C("validate_bad_trace", lambda t: ["validate", case_dir(t, trace_rows="0,2.0,100,4\n1,1.0,200,3\n"),
                                        "--out", "results/vout"], "trace.csv", "arrival_timestamp"),
 ]

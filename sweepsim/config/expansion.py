@@ -102,8 +102,13 @@ def expand(src, base, grid, zips, derived, where, excludes, includes):
         env = {a.ident: x for a, x in assign.items()}
         for a, expr in derived:
             assign[a] = env[a.ident] = evaluate(src, expr, env, f"derived.{a.key}", assign)
-        if where is not None and not evaluate(src, where, env, "where", assign):
-            continue
+        if where is not None:
+            keep = evaluate(src, where, env, "where", assign)
+            if not isinstance(keep, bool):
+                raise InputError(src, "where", f"{where.text!r} is not a condition (it gives {keep!r}); compare, "
+                                               "e.g. \"s > 10\"")
+            if not keep:
+                continue
         if any(all(_same(assign[a], v) for a, v in vals.items()) for _, _, vals in excludes):
             continue
         assigned.append(assign)

@@ -61,14 +61,16 @@ def pareto_front(df: pl.DataFrame, objectives: list[tuple[str, bool]]) -> pl.Dat
 
 
 def _balanced(text: str) -> bool:
-    """Parentheses outside quotes never close more than they opened, and all close: a condition cannot step
-    out of the ``WHERE (...)`` it is placed in."""
+    """Parentheses outside quotes never close more than they opened, and all close, and no ``;`` ends the
+    statement: a condition cannot step out of the ``WHERE (...)`` it is placed in."""
     depth, quote = 0, None
     for ch in text:
         if quote:
             quote = None if ch == quote else quote
         elif ch in "'\"":
             quote = ch
+        elif ch == ";":
+            return False
         elif ch == "(":
             depth += 1
         elif ch == ")":
@@ -82,8 +84,8 @@ def select(df: pl.DataFrame, where: str | None, source) -> pl.DataFrame:
     if not where:
         return df
     try:
-        if ";" in where or not _balanced(where):
-            raise ValueError("one condition, with balanced parentheses and without ';'")
+        if not _balanced(where):
+            raise ValueError("one condition, with balanced parentheses and no ';' outside quotes")
         return df.sql(f"SELECT * FROM self WHERE ({where})")  # parenthesised: a filter, never a new query
     except Exception as e:  # polars raises several error types for bad SQL
         msg = str(e).splitlines()[0]
