@@ -89,7 +89,7 @@ def flow_arrive_nb(sim, r, now):
     _try_start_nb(sim, r, now)
 
 
-@internal(inline="always")
+@internal()
 def flow_event_nb(sim, r, now):
     """A flow event fired: a retry of a waiting transfer, or the end of a running one."""
     rq = sim.rq

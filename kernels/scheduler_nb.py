@@ -113,7 +113,7 @@ def _mixed_pool_nb(sim, r):
     return p, t
 
 
-@internal(inline="always")
+@internal()
 def schedule_request_nb(sim, r, now):
     """Request r arrives: choose its instances and submit its prompt (and chained decode) task."""
     s = sim.prm.i[PI.scheduler]
