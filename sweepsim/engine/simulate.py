@@ -80,14 +80,18 @@ def kernel_params(cfg: RunConfig, debug: bool = False) -> dict:
             "network": NETWORK_CODES[cfg.network], "transfer_bandwidth": link_gib * GIB,
             "retry_delay": RETRY_DELAY_S, "end_time": cfg.end_time, "mixed_factor": MIXED_BATCH_FACTOR}
 
+def kv_room_tokens(cfg: RunConfig, placement: Placement) -> np.ndarray:
+    """KV tokens each instance holds beside the model weights when empty."""
+    return (placement.max_memory - placement.weights) // get_model(cfg.model, cfg.source).kv_bytes_per_token
+
+
 def oversized_requests(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray:
     """Mask of the requests that can never run on this cluster: their KV cache does not fit beside the model
     weights on an instance the scheduler may send them to, even with the instance empty. A request's KV is
     ``prompt_size + token_size`` tokens where it decodes (prompt: KV(prompt_size + 1), decode:
     KV(token_size - 1)) and ``prompt_size + 1`` tokens on a prompt-pool instance of a KV scheduler.
     Co-located schedulers and mixed_pool (whose pools change) may use any instance for both."""
-    kv = get_model(cfg.model, cfg.source).kv_bytes_per_token
-    room = (placement.max_memory - placement.weights) // kv          # KV tokens an empty instance holds
+    room = kv_room_tokens(cfg, placement)
     big = 1 << 61                                                    # sizes beyond this never fit (no overflow)
     prompt = np.minimum(trace.prompt_size, big)
     total = prompt + np.minimum(trace.token_size, big)
@@ -108,8 +112,7 @@ def admitted(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray |
     if cfg.oversized_requests == "reject":
         return ~bad
     k = int(np.flatnonzero(bad)[0])
-    kv = get_model(cfg.model, cfg.source).kv_bytes_per_token
-    room = int(((placement.max_memory - placement.weights) // kv).min())
+    room = int(kv_room_tokens(cfg, placement).min())
     raise InputError(trace.path, "prompt_size", f"{int(bad.sum())} request(s) can never fit in an instance's KV "
                      f"cache, first request_id {int(trace.request_id[k])} (prompt {int(trace.prompt_size[k])} + output "
                      f"{int(trace.token_size[k])} tokens; the smallest instance of {cfg.model} holds {room} tokens "
@@ -124,22 +127,25 @@ def largest_batch_tokens(cfg: RunConfig, placement: Placement, trace: Trace) -> 
     always admitted; each decode adds one token."""
     biggest = int(trace.prompt_size.max()) + 1 if len(trace) else 1
     mbs = cfg.instance.max_batch_size
-    kv = get_model(cfg.model, cfg.source).kv_bytes_per_token
-    room = int(((placement.max_memory - placement.weights) // kv).max())
+    room = int(kv_room_tokens(cfg, placement).max())
     prompts = mbs * biggest if cfg.start_state == "orca" else max(cfg.instance.max_batch_tokens, biggest)
     return min(prompts, room) + mbs
 
 
-def check_runnable(cfg: RunConfig, trace: Trace) -> Placement:
+def prepare(cfg: RunConfig, trace: Trace) -> tuple[Placement, np.ndarray | None]:
     """Everything that can fail before a configuration's kernel runs (placement, performance data and its
     times over the batch sizes the configuration can form, requests that can never fit), raising
-    ``InputError``; returns the placement."""
+    ``InputError``; returns the placement and the admitted requests (``admitted``)."""
     placement = place_instances(cfg)
     build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
     check_positive_times(cfg.performance_model, placement.perf_keys, largest_batch_tokens(cfg, placement, trace),
                          cfg.source)
-    admitted(cfg, placement, trace)
-    return placement
+    return placement, admitted(cfg, placement, trace)
+
+
+def check_runnable(cfg: RunConfig, trace: Trace) -> Placement:
+    """``prepare``'s checks alone; returns the placement."""
+    return prepare(cfg, trace)[0]
 
 
 def _expand(res: RunResult, trace: Trace, keep: np.ndarray) -> RunResult:
@@ -174,8 +180,9 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
 def simulate(cfgs: list[RunConfig], trace: Trace, debug: bool = False) -> list[RunResult]:
     """The results of every configuration, in order. Configurations with requests that can never fit
     (``admitted``) run on their own sub-trace; the others share one kernel call."""
-    placements = [check_runnable(c, trace) for c in cfgs]
-    keeps = [admitted(c, p, trace) for c, p in zip(cfgs, placements)]
+    if not cfgs:
+        return []
+    placements, keeps = zip(*(prepare(c, trace) for c in cfgs))
     out: dict[int, RunResult] = {}
     plain = [c for c, k in enumerate(keeps) if k is None]
     if plain:
@@ -204,8 +211,7 @@ def _call(cfgs, placements, trace, draws, debug) -> list[RunResult]:
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:  # the kernel releases the GIL
                 logs = list(pool.map(lambda c: simulate_one_nb(c, inp, perf, out), range(len(cfgs))))
-    log = logs[0].copy()
-    return unpack(cfgs, placements, trace, inp, out, log if debug else np.empty((0, len(ITERATION_LOG))))
+    return unpack(cfgs, placements, trace, inp, out, logs[0].copy() if debug else np.empty((0, len(ITERATION_LOG))))
 
 
 def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):

@@ -71,9 +71,8 @@ class Store:
             try:
                 cols = pl.read_parquet_schema(out / "configs.parquet") if (out / "configs.parquet").exists() else {}
             except Exception:  # noqa: BLE001 - a damaged file, of whatever kind
-                raise InputError(out / "configs.parquet", "--out", "is damaged: the directory's results cannot be "
-                                                                   "matched to this experiment; --force replaces them") \
-                    from None
+                raise InputError(out / "configs.parquet", "--out", "is damaged: the directory's results cannot "
+                                 "be matched to this experiment; --force replaces them") from None
             have = {"name": identity["name"], "axes": [c for c in cols if c not in ("config_hash", "config_json")]}
         if have is not None and (have.get("name"), have.get("axes")) != (identity["name"], identity["axes"]):
             if not replace:
@@ -103,15 +102,16 @@ class Store:
                 kind = "failures" if f.name.endswith(".failures.parquet") else "summary"
                 if kind not in kinds:
                     continue
-                try:
-                    df = pl.read_parquet(f)
+                if kind == "failures" and retry_failed:
+                    continue
+                need = ["config_hash"] + (["permanent"] if kind == "failures" else [])
+                try:  # only the columns needed: summary parts are wide
+                    if not set(need) <= set(pl.read_parquet_schema(f)):
+                        continue      # a failure without ``permanent`` (older parts) is retried
+                    df = pl.read_parquet(f, columns=need)
                 except Exception:  # an unreadable part is rerun
                     continue
-                if "config_hash" not in df.columns:
-                    continue
                 if kind == "failures":
-                    if retry_failed or "permanent" not in df.columns:
-                        continue
                     df = df.filter(pl.col("permanent"))
                 done |= set(df["config_hash"].to_list())
         return done
