@@ -1,4 +1,4 @@
-"""``sweepsim trace``: import real traces and generate synthetic ones (see sweepsim.workload.sampling, trace_import)."""
+"""``sweepsim trace``: import real traces and generate synthetic ones (see sweepsim.workload.sampling and sweepsim.workload.azure)."""
 from pathlib import Path
 
 import click
