@@ -9,6 +9,7 @@
 3. `runs_vs_grid`: the same 20 configurations as 20 separate `sweepsim run` processes vs one `sweepsim grid`.
 
     python -m benchmarks.bench_sweep [--case grid1000|isocost_ha|runs_vs_grid] [--backend local|ray|both]
+                                     [--event-order reference|by_kind|both]
 """
 import argparse
 import json
@@ -65,9 +66,10 @@ def isocost_ha(tmp):
     return points, varied, total / len(points)
 
 
-def time_sweep(name, points, varied, mean_requests, backend, tmp):
+def time_sweep(name, points, varied, mean_requests, backend, tmp, order="reference"):
+    points = [dict(p, event_order=order) for p in points]
     jobs = make_jobs(points, [from_dict(p) for p in points], varied)
-    out = tmp / f"{name}-{backend}"
+    out = tmp / f"{name}-{backend}-{order}"
     t0 = time.perf_counter()
     stats = run_sweep(jobs, out, backend=backend, quiet=True)
     wall = time.perf_counter() - t0
@@ -75,7 +77,7 @@ def time_sweep(name, points, varied, mean_requests, backend, tmp):
     fails = len(pl.read_parquet(out / "failures.parquet"))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"{name} [{backend}]: {n} configurations ({fails} failed) in {wall:.1f} s = {n / wall:.2f} configs/s, "
+    print(f"{name} [{backend}, {order} order]: {n} configurations ({fails} failed) in {wall:.1f} s = {n / wall:.2f} configs/s, "
           f"{n * mean_requests / wall:,.0f} simulated requests/s; peak RSS {rss:.0f} MB (children {child:.0f} MB)",
           flush=True)
     return out
@@ -111,17 +113,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", choices=("grid1000", "isocost_ha", "runs_vs_grid"))
     ap.add_argument("--backend", choices=("local", "ray", "both"), default="both")
+    ap.add_argument("--event-order", choices=("reference", "by_kind", "both"), default="both",
+                    help="order of simultaneous events (default: both; the Ray backend runs the first only)")
     a = ap.parse_args()
     backends = ("local", "ray") if a.backend == "both" else (a.backend,)
+    orders = ("reference", "by_kind") if a.event_order == "both" else (a.event_order,)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ.setdefault("SWEEPSIM_TRACE_CACHE", str(tmp / "cache"))
         if a.case in (None, "grid1000"):
             pts = grid1000(tmp)
-            for b in backends:
-                time_sweep("grid1000", *pts, b, tmp)
+            for order in orders:
+                if "local" in backends:
+                    time_sweep("grid1000", *pts, "local", tmp, order)
+            if "ray" in backends:
+                time_sweep("grid1000", *pts, "ray", tmp, orders[0])
         if a.case in (None, "isocost_ha"):
-            time_sweep("isocost_ha", *isocost_ha(tmp), "local", tmp)
+            pts = isocost_ha(tmp)
+            for order in orders:
+                time_sweep("isocost_ha", *pts, "local", tmp, order)
         if a.case in (None, "runs_vs_grid"):
             runs_vs_grid(tmp)
 

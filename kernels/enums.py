@@ -44,7 +44,6 @@ class _Scheduler(NamedTuple):
 Scheduler = _Scheduler()
 
 
-
 class _PerfKind(NamedTuple):
     DB: int = 0
     CONSTANT: int = 1
@@ -61,3 +60,11 @@ class _FlowState(NamedTuple):
 
 
 FlowState = _FlowState()
+
+
+class _EventOrder(NamedTuple):
+    BY_KIND: int = 0     # run ends, then KV events, then arrivals; lower id first
+    REFERENCE: int = 1   # SplitwiseSim's time-only heapq order (kernels.event_order_nb)
+
+
+EventOrder = _EventOrder()

@@ -114,3 +114,83 @@ def heap_pop_nb(h):
     ident = h.ids[0]
     heap_remove_nb(h, ident)
     return ident
+
+
+#: The reference's event heap (``event_order = "reference"``): CPython's ``heapq`` algorithm over entries
+#: compared by time only, so simultaneous events pop in the order SplitwiseSim's heap leaves them. An entry is
+#: (time, key) with key = version << 32 | id << 2 | kind; moving or cancelling an event pushes a new entry
+#: with the next version and leaves the old one in the heap (stale: skipped when popped), as the reference's
+#: ``reschedule`` does. ``inst_ver`` / ``flow_ver``: the live version of each instance's / request's event.
+RefHeap = namedtuple("RefHeap", ["time", "key", "size", "inst_ver", "flow_ver"])
+EV_INSTANCE = 0
+EV_FLOW = 1
+EV_ARRIVAL = 2
+
+
+@internal(nrt=True)
+def ref_heap_new_nb(capacity, n_instances, n_requests):
+    return RefHeap(np.empty(capacity, np.float64), np.empty(capacity, np.int64), np.zeros(1, np.int64),
+                   np.zeros(n_instances, np.int64), np.zeros(n_requests, np.int64))
+
+
+@internal(nrt=True)
+def ref_heap_grow_nb(h, capacity):
+    g = RefHeap(np.empty(capacity, np.float64), np.empty(capacity, np.int64), h.size, h.inst_ver, h.flow_ver)
+    n = h.size[0]
+    g.time[:n] = h.time[:n]
+    g.key[:n] = h.key[:n]
+    return g
+
+
+@internal()
+def ref_key_nb(kind, ident, ver):
+    return (ver << 32) | (ident << 2) | kind
+
+
+@internal()
+def _ref_sift_down_nb(h, start, p, t, key):
+    """heapq._siftdown: the entry (t, key) moves up from p while strictly earlier than its parent."""
+    while p > start:
+        parent = (p - 1) >> 1
+        tp = h.time[parent]
+        if t < tp:
+            h.time[p] = tp
+            h.key[p] = h.key[parent]
+            p = parent
+        else:
+            break
+    h.time[p] = t
+    h.key[p] = key
+
+
+@internal()
+def ref_push_nb(h, t, key):
+    """heapq.heappush."""
+    p = h.size[0]
+    h.size[0] = p + 1
+    _ref_sift_down_nb(h, 0, p, t, key)
+
+
+@internal()
+def ref_pop_nb(h):
+    """heapq.heappop: returns the root's (time, key). The last entry fills the root: the smaller child (the
+    right one unless the left is strictly earlier) moves up, down to a leaf, then the entry sifts back up."""
+    t0 = h.time[0]
+    k0 = h.key[0]
+    n = h.size[0] - 1
+    h.size[0] = n
+    if n > 0:
+        t = h.time[n]
+        key = h.key[n]
+        p = 0
+        child = 1
+        while child < n:
+            right = child + 1
+            if right < n and not h.time[child] < h.time[right]:
+                child = right
+            h.time[p] = h.time[child]
+            h.key[p] = h.key[child]
+            p = child
+            child = 2 * p + 1
+        _ref_sift_down_nb(h, 0, p, t, key)
+    return t0, k0

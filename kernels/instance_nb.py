@@ -13,7 +13,8 @@ task waits, ``np_acc`` otherwise, so no loop over waiting tasks is needed per it
 """
 from kernels.layout import LOG, PF, PI
 from kernels.enums import InstanceType, TaskState
-from kernels.event_queue_nb import heap_remove_nb, heap_set_nb
+from kernels.event_order_nb import schedule_run_end_nb
+from kernels.event_queue_nb import heap_remove_nb
 from kernels.floats_nb import py_floordiv_nb
 from kernels.jit import internal
 from kernels.perf_nb import iteration_duration_nb
@@ -415,7 +416,7 @@ def start_iteration_nb(sim, i, now):
     st.iter_start[i] = now
     e = now + d * n_iter
     st.iter_end[i] = e
-    heap_set_nb(sim.iheap, i, e)
+    schedule_run_end_nb(sim, i, e)
 
 
 @internal()
@@ -445,7 +446,7 @@ def pause_nb(sim, i, now):
     e = now + remaining
     st.iter_n[i] = int(n_new)
     st.iter_end[i] = e
-    heap_set_nb(sim.iheap, i, e)
+    schedule_run_end_nb(sim, i, e)
 
 
 @internal(inline="always")

@@ -14,7 +14,7 @@ Network models (``prm.i[PI.network]``):
 """
 from kernels.layout import PF, PI
 from kernels.enums import FlowState
-from kernels.event_queue_nb import heap_set_nb
+from kernels.event_order_nb import schedule_flow_event_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
 from kernels.jit import internal
 from kernels.state_nb import CTR_RUNNING_FLOWS
@@ -54,7 +54,7 @@ def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
         if s == a or s == b or d == a or d == b:
             rate = min(cl.nic_bw[s] / net.egress[s], cl.nic_bw[d] / net.ingress[d])
             rq.flow_rate[f] = rate
-            heap_set_nb(sim.fheap, f, now + max(rq.flow_left[f], 0.0) / rate)
+            schedule_flow_event_nb(sim, f, now + max(rq.flow_left[f], 0.0) / rate)
 
 
 @internal()
@@ -68,18 +68,18 @@ def _try_start_nb(sim, r, now):
         sim.st.memory[dest] += rq.memory[r]
         size = sim.prm.i[PI.kv_bytes_per_token] * sim.wl.prompt_size[r]
         if sim.prm.i[PI.network] == 0:
-            heap_set_nb(sim.fheap, r, now + size / sim.prm.f[PF.transfer_bandwidth])
+            schedule_flow_event_nb(sim, r, now + size / sim.prm.f[PF.transfer_bandwidth])
             return
         a = sim.cl.server[rq.prompt_inst[r]]
         b = sim.cl.server[dest]
         if a == b:
-            heap_set_nb(sim.fheap, r, now + size / sim.cl.nvlink_bw[a])
+            schedule_flow_event_nb(sim, r, now + size / sim.cl.nvlink_bw[a])
             return
         rq.flow_left[r] = float(size)
         rq.flow_t[r] = now
         _reshare_nb(sim, a, b, now, 1, r, -1)
     else:
-        heap_set_nb(sim.fheap, r, now + sim.prm.f[PF.retry_delay])
+        schedule_flow_event_nb(sim, r, now + sim.prm.f[PF.retry_delay])
 
 
 @internal()

@@ -26,6 +26,7 @@ PARAM_INT = (
     "prompt_max_pending_tokens",  # mixed_pool: pending prompt tokens above which it borrows
     "debug",                      # 1: keep the iteration log
     "network",                    # KV transfers: 0 dedicated links, 1 shared NICs
+    "event_order",                # EventOrder: how simultaneous events are ordered
 )
 #: Float parameters of a configuration.
 PARAM_FLOAT = (

@@ -1,8 +1,9 @@
 """The event loop of one configuration.
 
 Events: the end of a run of iterations (one per instance), a KV-transfer end or retry (one per request)
-and request arrivals (trace order). The next event is the earliest; simultaneous events are ordered
-iteration ends (lower instance first), then KV-transfer events (lower request first), then arrivals.
+and request arrivals (trace order). The next event is the earliest; simultaneous events are ordered by
+``prm.i[PI.event_order]`` (``kernels.event_order_nb``): by kind (iteration ends, lower instance first, then
+KV-transfer events, lower request first, then arrivals) or in SplitwiseSim's own heap order.
 Everything an event triggers at the same instant happens inside its handler (zero-delay cascades).
 The loop stops when no event is left or once the clock has reached ``end_time`` (the first event at or
 after ``end_time`` still runs).
@@ -14,7 +15,10 @@ import numpy as np
 from numba import njit
 
 from kernels.layout import ITERATION_LOG, PF, PI
-from kernels.event_queue_nb import heap_new_nb, heap_pop_nb, heap_top_time_nb
+from kernels.enums import EventOrder
+from kernels.event_queue_nb import (EV_ARRIVAL, EV_INSTANCE, heap_new_nb, heap_pop_nb, heap_remove_nb,
+                                    heap_top_time_nb, ref_heap_grow_nb, ref_heap_new_nb, ref_key_nb, ref_pop_nb,
+                                    ref_push_nb)
 from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
@@ -27,6 +31,7 @@ N_LOG_COLUMNS = len(ITERATION_LOG)
 DONE = 0
 NEED_QUEUE_ROOM = 1
 NEED_LOG_ROOM = 2
+NEED_EVENT_ROOM = 3
 
 
 @internal()
@@ -40,6 +45,17 @@ def any_flow_can_start_nb(sim):
         if sim.st.memory[dest] + rq.memory[r] <= sim.cl.max_memory[dest]:
             return True
     return False
+
+
+@internal()
+def event_room_nb(sim):
+    """Most entries one event can push onto the reference heap: a run end finishing every prompt of a batch
+    starts that many KV transfers (each moving every shared-network transfer) and a new run; an arrival or a
+    transfer's end starts or truncates at most two runs."""
+    m = sim.ctr[CTR_MAX_RESIDENT] + 2
+    if sim.prm.i[PI.network] != 0:
+        m *= sim.net.n_active[0] + m
+    return m + 8
 
 
 @internal()
@@ -67,7 +83,27 @@ def run_events_nb(sim):
             return NEED_QUEUE_ROOM
         if sim.prm.i[PI.debug] and ctr[CTR_LOG_LEN] + 1 > sim.log.shape[0]:
             return NEED_LOG_ROOM
-        if t_inst <= t_flow and t_inst <= t_arr:
+        if sim.prm.i[PI.event_order] == EventOrder.REFERENCE:
+            if sim.eheap.size[0] + event_room_nb(sim) > sim.eheap.time.shape[0]:
+                return NEED_EVENT_ROOM
+            t, key = ref_pop_nb(sim.eheap)
+            kind = key & 3
+            ident = (key >> 2) & 0x3FFFFFFF
+            ver = key >> 32
+            if kind == EV_INSTANCE:
+                if ver == sim.eheap.inst_ver[ident]:
+                    sim.clock[0] = t
+                    complete_iteration_nb(sim, ident, t)
+            elif kind == EV_ARRIVAL:
+                sim.clock[0] = t
+                ctr[CTR_NEXT_ARRIVAL] = nxt + 1   # arrivals done so far
+                schedule_request_nb(sim, ident, t)
+            elif ver == sim.eheap.flow_ver[ident]:
+                sim.clock[0] = t
+                heap_remove_nb(sim.fheap, ident)
+                flow_event_nb(sim, ident, t)
+            # else: a moved event's old entry, skipped (the clock stays)
+        elif t_inst <= t_flow and t_inst <= t_arr:
             sim.clock[0] = t_inst
             # the instance's entry stays in the heap: the run that starts next moves it (or removes it)
             complete_iteration_nb(sim, sim.iheap.ids[0], t_inst)
@@ -89,21 +125,30 @@ def simulate_1d_nb(wl, prm, cl, perf):
     ctr = np.zeros(N_CTR, np.int64)
     ctr[CTR_CAP] = cap
     log = np.empty((1024 if prm.i[PI.debug] else 1, N_LOG_COLUMNS), np.float64)
+    reference = prm.i[PI.event_order] == EventOrder.REFERENCE
+    eheap = ref_heap_new_nb(2 * n_req + 4 * n_inst + 64 if reference else 1, n_inst, n_req)
+    if reference:  # the reference pushes every arrival before the run starts, in trace order
+        for r in range(n_req):
+            ref_push_nb(eheap, wl.arrival[r], ref_key_nb(EV_ARRIVAL, r, 0))
     sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size), new_requests_nb(n_req), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
-              heap_new_nb(max(n_req, 1)), log, np.zeros(1), new_net_nb(n_req, cl.nic_bw.shape[0]))
+              heap_new_nb(max(n_req, 1)), eheap, log, np.zeros(1), new_net_nb(n_req, cl.nic_bw.shape[0]))
     while True:
         status = run_events_nb(sim)
         if status == NEED_QUEUE_ROOM:
             cap = 2 * ctr[CTR_CAP]
             ctr[CTR_CAP] = cap
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, grow_queues_nb(sim.qu, sim.st, cap),
-                      sim.pools, ctr, sim.iheap, sim.fheap, sim.log, sim.clock, sim.net)
+                      sim.pools, ctr, sim.iheap, sim.fheap, sim.eheap, sim.log, sim.clock, sim.net)
         elif status == NEED_LOG_ROOM:
             bigger = np.empty((2 * sim.log.shape[0], N_LOG_COLUMNS), np.float64)
             bigger[:sim.log.shape[0]] = sim.log
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, bigger, sim.clock, sim.net)
+                      sim.iheap, sim.fheap, sim.eheap, bigger, sim.clock, sim.net)
+        elif status == NEED_EVENT_ROOM:
+            eheap = ref_heap_grow_nb(sim.eheap, 2 * (sim.eheap.size[0] + event_room_nb(sim)))
+            sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
+                      sim.iheap, sim.fheap, eheap, sim.log, sim.clock, sim.net)
         else:
             break
     return sim.tk, sim.rq, sim.st, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]

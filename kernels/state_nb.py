@@ -155,7 +155,7 @@ Net = namedtuple("Net", ["active", "n_active", "egress", "ingress"])
 
 #: Everything one configuration's event handlers read or write, passed as one argument.
 Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "pools", "ctr",
-                         "iheap", "fheap", "log", "clock", "net"])
+                         "iheap", "fheap", "eheap", "log", "clock", "net"])
 
 
 @internal(nrt=True)

@@ -5,9 +5,11 @@ engine in differential tests against the Numba kernel.  It implements
 ``../shared/spec/SEMANTICS.md`` (the SplitwiseSim behavioural specification) sections 1-6 (section numbers are cited in the
 docstrings below as "spec X.Y") with the deliberate sweepsim deviations listed here:
 
-D1. Event ordering: a heap keyed ``(time, kind, id, seq)`` with lazy deletion instead of the
-    reference's time-only heap.  kind 0 = iteration completion (id = instance id), kind 1 =
-    KV flow event, completion or retry (id = request index), kind 2 = request arrival
+D1. Event ordering, ``params["event_order"]``: ``"reference"`` is the reference's own heap:
+    ``heapq`` over entries compared by time only, every arrival pushed up front in trace order,
+    a moved event's old entry left in the heap and skipped when popped. ``"by_kind"``: a heap
+    keyed ``(time, kind, id, seq)`` instead.  kind 0 = iteration completion (id = instance id),
+    kind 1 = KV flow event, completion or retry (id = request index), kind 2 = request arrival
     (id = request index).  At most one live event exists per ``(kind, id)``.  Zero-delay
     actions still run synchronously inside their caller (all overheads are 0).
 D2. Requests with ``token_size == 1`` have no token task and no KV flow: the request
@@ -30,6 +32,17 @@ NONE, QUEUED, RUNNING, BLOCKED, COMPLETED = "none", "queued", "running", "blocke
 
 # Event kinds (deviation D1); the kind is the second component of the heap key.
 EV_ITERATION, EV_FLOW, EV_ARRIVAL = 0, 1, 2
+
+
+class TimeOnlyEntry:
+    """A heap entry that compares by time only, as the reference's ``Event.__lt__`` (D1, "reference")."""
+    __slots__ = ("time", "kind", "ident", "seq")
+
+    def __init__(self, time, kind, ident, seq):
+        self.time, self.kind, self.ident, self.seq = time, kind, ident, seq
+
+    def __lt__(self, other):
+        return self.time < other.time
 
 CO_LOCATED_SCHEDULERS = ("round_robin", "random", "jsq", "token_jsq")
 KV_SCHEDULERS = ("kv_round_robin", "kv_round_robin_ethernet", "kv_jsq", "overlap_kv_jsq",
@@ -775,6 +788,7 @@ class Simulator:
         self.live_count = {EV_ITERATION: 0, EV_FLOW: 0, EV_ARRIVAL: 0}
         self.running_flows = 0                # KV transfers in flight
         self.seq = 0
+        self.time_only = params.get("event_order", "by_kind") == "reference"
         kv = int(params["kv_bytes_per_token"])
         n = len(requests["arrival"])
         uniform = requests.get("uniform")
@@ -802,7 +816,10 @@ class Simulator:
         if (kind, ident) not in self.live:
             self.live_count[kind] += 1
         self.live[(kind, ident)] = self.seq
-        heapq.heappush(self.heap, (time, kind, ident, self.seq))
+        if self.time_only:
+            heapq.heappush(self.heap, TimeOnlyEntry(time, kind, ident, self.seq))
+        else:
+            heapq.heappush(self.heap, (time, kind, ident, self.seq))
 
     def any_flow_fits(self):
         """Whether a waiting KV transfer fits at its destination now."""
@@ -823,7 +840,11 @@ class Simulator:
             if (self.live_count[EV_ITERATION] == 0 and self.live_count[EV_ARRIVAL] == 0 and self.running_flows == 0
                     and not self.any_flow_fits()):
                 break   # only KV transfers waiting for memory nothing can free: a deadlock (sweepsim stops)
-            time, kind, ident, seq = heapq.heappop(self.heap)
+            entry = heapq.heappop(self.heap)
+            if self.time_only:
+                time, kind, ident, seq = entry.time, entry.kind, entry.ident, entry.seq
+            else:
+                time, kind, ident, seq = entry
             if self.live.get((kind, ident)) != seq:
                 continue                      # cancelled: skipped, clock unchanged
             del self.live[(kind, ident)]

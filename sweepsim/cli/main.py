@@ -93,7 +93,10 @@ def run(config, trace_path, out_dir, overrides, debug):
 @click.option("--tol", default=1e-6, show_default=True, type=FiniteFloat(min=0.0),
               help="Tolerance in seconds on ttft and e2e.")
 @click.option("--strict", is_flag=True, help="Count known mismatches (known_mismatches.toml) as failures.")
-def validate(case_dirs, out_dir, tol, strict):
+@click.option("--event-order", type=click.Choice(["reference", "by_kind"]), default=None,
+              help="Order of simultaneous events, overriding the cases' (default: reference, SplitwiseSim's "
+                   "heap order; by_kind differs from the reference wherever events tie).")
+def validate(case_dirs, out_dir, tol, strict, event_order):
     """Run reference cases and compare with the reference simulator's per-request results.
 
     Each CASE_DIR holds case.toml, trace.csv and expected_requests.csv (one row per trace request); a
@@ -119,7 +122,7 @@ def validate(case_dirs, out_dir, tol, strict):
     checked = [(d, check_case(d), known_mismatch(d)) for d in cases]
     failed = False
     for d, chk, reason in checked:
-        rep = run_case(d, out_dir, tol, chk)
+        rep = run_case(d, out_dir, tol, chk, event_order)
         status, note = verdict(rep, reason, strict)
         failed |= status == "FAIL"
         click.echo(f"{status} {rep.name}: {rep.matched}/{rep.n} requests within {tol:g} s "
@@ -129,6 +132,7 @@ def validate(case_dirs, out_dir, tol, strict):
         if rep.fraction < 1.0:
             for rid, a, b in rep.worst:
                 click.echo(f"    request {rid}: |d ttft| {a:.3g} s, |d e2e| {b:.3g} s")
+            click.echo(f"    {rep.first_divergence}")
     sys.exit(1 if failed else 0)
 
 

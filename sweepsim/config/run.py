@@ -21,6 +21,8 @@ START_STATES = ("orca", "baseline", "splitwise", "splitwise_hhcap")
 SCHEDULERS = tuple(SCHEDULER_TABLE)
 SPLIT_TYPES = ("homogeneous", "heterogeneous")
 NETWORKS = ("dedicated", "shared")
+#: reference: simultaneous events in SplitwiseSim's heap order; by_kind: run ends, KV events, arrivals, by id
+EVENT_ORDERS = ("reference", "by_kind")
 OVERSIZED = ("error", "reject")
 CLUSTERS_DIR = PROJECT_ROOT / "configs" / "clusters"
 
@@ -53,6 +55,7 @@ class RunConfig:
     token_sku: str = "dgx-a100"
     transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
     network: str = "dedicated"    # dedicated: a private link per KV transfer (SplitwiseSim); shared: NIC contention
+    event_order: str = "reference"  # simultaneous events: SplitwiseSim's heap order, or by kind then id
     oversized_requests: str = "error"   # a request that can never fit: error before the run, or reject (drop)
     trace_spec: object = field(default=None, compare=False, repr=False)  # workload.spec.TraceSpec of a generated trace
 
@@ -62,7 +65,8 @@ class RunConfig:
                "scheduler": self.scheduler, "seed": self.seed, "performance_model": self.performance_model.kind,
                "max_batch_size": self.instance.max_batch_size, "max_batch_tokens": self.instance.max_batch_tokens,
                "max_preemptions": self.instance.max_preemptions, "tensor_parallel": self.instance.tensor_parallel,
-               "network": self.network, "oversized_requests": self.oversized_requests}
+               "network": self.network, "event_order": self.event_order,
+               "oversized_requests": self.oversized_requests}
         if self.start_state.startswith("splitwise"):
             out.update(split_type=self.split_type, prompt_servers=self.prompt_servers,
                        token_servers=self.token_servers, prompt_sku=self.prompt_sku, token_sku=self.token_sku)
@@ -137,6 +141,7 @@ SCALARS = {
     "name": _as_str,
     "end_time": _as_end_time,
     "network": lambda s, k, v: _choice(s, k, v, NETWORKS),
+    "event_order": lambda s, k, v: _choice(s, k, v, EVENT_ORDERS),
     "oversized_requests": lambda s, k, v: _choice(s, k, v, OVERSIZED),
     "transfer_bandwidth_gib": _as_bandwidth,
     "split_type": lambda s, k, v: _choice(s, k, v, SPLIT_TYPES),

@@ -92,7 +92,8 @@ def check_positive_times(cfg: "PerfModelConfig", keys, largest_batch_tokens: int
         if c is None:
             continue
         for what, y in (("prompt_time", c.prompt_s), ("token_time", c.token_s)):
-            v = interp_extrapolate_nb(c.knots, y, len(c.knots), float(largest_batch_tokens))
+            # the kernel's own arithmetic, run as Python: no compiled kernel to load for a sign check
+            v = interp_extrapolate_nb.py_func(c.knots, y, len(c.knots), float(largest_batch_tokens))
             if not v > 0:
                 raise InputError(cfg.path or DEFAULT_DB, "performance_model.path",
                                  f"{key[0]}/{key[1]}/tp{key[2]}: {what} extrapolates to {v * 1000:.3g} ms at "

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from kernels.batch_nb import simulate_one_nb
-from kernels.enums import InstanceType, Tag
+from kernels.enums import EventOrder, InstanceType, Tag
 from kernels.layout import INSTANCE_FLOAT, INSTANCE_INT, ITERATION_LOG, PARAM_FLOAT, PARAM_INT, REQUEST_FLOAT, \
     REQUEST_INT
 from kernels.state_nb import Inputs, Outputs
@@ -27,6 +27,7 @@ from sweepsim.workload.trace import Trace
 
 GIB = 1024 ** 3
 NETWORK_CODES = {"dedicated": 0, "shared": 1}
+EVENT_ORDER_CODES = {"reference": EventOrder.REFERENCE, "by_kind": EventOrder.BY_KIND}
 UNLIMITED_TOKENS = 2 ** 62
 RETRY_DELAY_S = 1.0
 PROMPT_MAX_PENDING_TOKENS = 8192
@@ -77,7 +78,8 @@ def kernel_params(cfg: RunConfig, debug: bool = False) -> dict:
             "max_preemptions": cfg.instance.max_preemptions,
             "kv_bytes_per_token": get_model(cfg.model, cfg.source).kv_bytes_per_token,
             "prompt_max_pending_tokens": PROMPT_MAX_PENDING_TOKENS, "debug": int(debug),
-            "network": NETWORK_CODES[cfg.network], "transfer_bandwidth": link_gib * GIB,
+            "network": NETWORK_CODES[cfg.network], "event_order": EVENT_ORDER_CODES[cfg.event_order],
+            "transfer_bandwidth": link_gib * GIB,
             "retry_delay": RETRY_DELAY_S, "end_time": cfg.end_time, "mixed_factor": MIXED_BATCH_FACTOR}
 
 def kv_room_tokens(cfg: RunConfig, placement: Placement) -> np.ndarray:

@@ -6,7 +6,7 @@ shipped with the project are in ``tests/oracle/`` (see its README). A ``known_mi
 directories (``case name = "reason"``) lists cases that do not match yet: they are reported as XFAIL (XPASS
 if they match after all) instead of failing.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import polars as pl
 
 from sweepsim import PROJECT_ROOT
 from sweepsim.config.run import load_config, with_trace
-from sweepsim.engine.simulate import check_runnable, run
+from sweepsim.engine.simulate import RETRY_DELAY_S, check_runnable, run
 from sweepsim.errors import InputError, read_toml
 from sweepsim.results.tables import requests_table, write_parquet_atomic
 from sweepsim.workload.trace import load_trace
@@ -38,6 +38,8 @@ class CaseReport:
     p50_rel_diff: float
     p99_rel_diff: float
     worst: list[tuple[int, float, float]]   # (request_id, ttft diff, e2e diff)
+    first_divergence: str = ""               # where the first mismatching request diverges (empty: none)
+    event_order: str = field(default="reference")
 
     @property
     def fraction(self):
@@ -207,11 +209,75 @@ def check_case(case_dir):
     return cfg, trace, exp
 
 
-def run_case(case_dir, out_dir=None, tol=1e-6, checked=None) -> CaseReport:
-    """Run a case and compare per request; with ``out_dir``, then write ``out_dir/<case>/requests.parquet``."""
+def _simultaneous_events(res, trace, until: float) -> list[tuple[float, str]]:
+    """Exact-time ties among the events visible in a run's results up to ``until``: (time, description) of
+    every instant at which two or more distinct events happened (arrivals; run ends, one per instance and
+    instant, from prompt and decode ends; KV-transfer starts, retries and ends)."""
+    events: dict[float, set] = {}
+
+    def add(t, what):
+        if np.isfinite(t) and t <= until:
+            events.setdefault(float(t), set()).add(what)
+
+    rid = trace.request_id
+    for k in range(len(rid)):
+        add(trace.arrival[k], f"arrival of request {rid[k]}")
+        add(res.prompt_end[k], f"run end on instance {res.prompt_instance[k]}")
+        add(res.token_end[k], f"run end on instance {res.token_instance[k]}")
+        if np.isfinite(res.kv_start[k]):
+            t = res.prompt_end[k]
+            while t < res.kv_start[k]:   # waited for destination memory: retried every second (float sums)
+                t = t + RETRY_DELAY_S
+                add(t, f"KV transfer retry of request {rid[k]}")
+            add(res.kv_end[k], f"KV transfer end of request {rid[k]}")
+    return sorted((t, "; ".join(sorted(w))) for t, w in events.items() if len(w) > 1)
+
+
+def _first_divergence(res, trace, j, ok, tol) -> str:
+    """The mismatching request whose results diverge earliest (a ttft mismatch is visible by the earlier of
+    the two prompt ends, an e2e one by the earlier of the two request ends), and the latest exact-time tie
+    among sweepsim's events up to then."""
+    arr = np.asarray(trace.arrival)
+    pos = {int(r): k for k, r in enumerate(trace.request_id)}
+    best = None
+    for m in np.flatnonzero(~ok):
+        row = {c: j[c][int(m)] for c in ("request_id", "ttft", "exp_ttft", "e2e", "exp_e2e")}
+        a = arr[pos[int(row["request_id"])]]
+        got_t, exp_t = row["ttft"], row["exp_ttft"]
+        if got_t is None or exp_t is None or abs(got_t - exp_t) > tol:
+            cands = [x for x in (got_t, exp_t) if x is not None and np.isfinite(x)]
+        else:
+            cands = [x for x in (row["e2e"], row["exp_e2e"]) if x is not None and np.isfinite(x)]
+        bound = a + (min(cands) if cands else np.inf)
+        if best is None or bound < best[0]:
+            best = (bound, row, a)
+    if best is None:
+        return ""
+    bound, row, a = best
+
+    def fmt(x):
+        return "never" if x is None or not np.isfinite(x) else f"{x:.6f} s"
+    text = (f"first divergence: request {row['request_id']} (arrival {a:.6f} s): ttft {fmt(row['ttft'])} vs "
+            f"{fmt(row['exp_ttft'])} expected, e2e {fmt(row['e2e'])} vs {fmt(row['exp_e2e'])}; visible by "
+            f"{fmt(bound)}")
+    ties = _simultaneous_events(res, trace, bound)
+    if ties:
+        t, what = ties[-1]
+        text += f"; latest exact-time tie before it: {t:.6f} s ({what})"
+    else:
+        text += "; no exact-time tie among sweepsim's events before it"
+    return text
+
+
+def run_case(case_dir, out_dir=None, tol=1e-6, checked=None, event_order=None) -> CaseReport:
+    """Run a case and compare per request; with ``out_dir``, then write ``out_dir/<case>/requests.parquet``.
+    ``event_order`` overrides the case's (default: the reference's heap order)."""
     case_dir = Path(case_dir)
     cfg, trace, exp = checked or check_case(case_dir)
-    req = requests_table(run(cfg, trace))
+    if event_order is not None:
+        cfg = replace(cfg, event_order=event_order)
+    res = run(cfg, trace)
+    req = requests_table(res)
     got = req.select("request_id", "completed", "ttft", "e2e")
     j = exp.select("request_id", pl.col("completed").alias("exp_completed"),
                    pl.col("ttft").alias("exp_ttft"), pl.col("e2e").alias("exp_e2e")).join(
@@ -230,7 +296,8 @@ def run_case(case_dir, out_dir=None, tol=1e-6, checked=None) -> CaseReport:
                      float(np.nanmax(d_e2e, initial=0.0)),
                      float(np.percentile(rel, 50)) if len(rel) else 0.0,
                      float(np.percentile(rel, 99)) if len(rel) else 0.0,
-                     [(int(rid[k]), float(d_ttft[k]), float(d_e2e[k])) for k in order])
+                     [(int(rid[k]), float(d_ttft[k]), float(d_e2e[k])) for k in order],
+                     _first_divergence(res, trace, j, ok, tol) if not ok.all() else "", cfg.event_order)
     if out_dir is not None:   # only after the comparison: a failure above leaves nothing behind
         write_parquet_atomic(req, Path(out_dir) / rep.name / "requests.parquet")
     return rep

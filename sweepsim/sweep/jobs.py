@@ -30,12 +30,13 @@ def config_json(raw: dict) -> str:
 
 def config_hash(raw: dict, cfg: RunConfig) -> str:
     """Hash of the resolved configuration and of the content of the files it reads: the trace and the
-    performance database."""
+    performance database. The event order is hashed as resolved (its default changed once: results of the
+    other order must not be taken for this one's when a sweep resumes)."""
     from sweepsim.engine.performance import DEFAULT_DB
     files = [cfg.trace] if cfg.trace else []
     if cfg.performance_model.kind == "db":
         files.append(cfg.performance_model.path or DEFAULT_DB)
-    doc = config_json(raw) + "|" + "|".join(file_digest(f) for f in files)
+    doc = config_json(raw) + f"|event_order={cfg.event_order}|" + "|".join(file_digest(f) for f in files)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from sweepsim.errors import InputError, check_input_file
 from sweepsim.workload.azure import AZURE_COLUMNS, convert, is_azure
-from sweepsim.workload.limits import MAX_ARRIVAL_S, MAX_ID, MAX_TOKENS
+from sweepsim.workload.limits import MAX_ARRIVAL_S, MAX_ID, MAX_REQUESTS, MAX_TOKENS
 
 REQUIRED = ("request_id", "arrival_timestamp", "prompt_size", "token_size")
 ANNOTATIONS = ("workload", "slo_ttft", "slo_e2e", "model", "region")
@@ -150,6 +150,8 @@ def load_trace(path) -> Trace:
         bs = _whole(path, "batch_size", t["batch_size"])
         if np.any(bs != 1):
             raise InputError(path, "batch_size", "only 1 is supported")
+    if len(arrival) > MAX_REQUESTS:
+        raise InputError(path, None, f"{len(arrival):,} requests; a trace holds at most {MAX_REQUESTS:,}")
     if not np.all(np.isfinite(arrival)) or np.any(arrival < 0) or np.any(arrival > MAX_ARRIVAL_S):
         raise InputError(path, "arrival_timestamp", f"must be seconds from 0 to {MAX_ARRIVAL_S:g}")
     bad = np.flatnonzero(np.diff(arrival) < 0)
