@@ -84,7 +84,7 @@ def run_events_nb(sim):
         if sim.prm.i[PI.debug] and ctr[CTR_LOG_LEN] + 1 > sim.log.shape[0]:
             return NEED_LOG_ROOM
         if sim.prm.i[PI.event_order] == EventOrder.REFERENCE:
-            if sim.eheap.size[0] + event_room_nb(sim) > sim.eheap.time.shape[0]:
+            if 2 * (sim.eheap.size[0] + event_room_nb(sim)) > sim.eheap.time.shape[0]:
                 return NEED_EVENT_ROOM
             t, key = ref_pop_nb(sim.eheap)
             kind = key & 3

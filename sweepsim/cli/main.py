@@ -94,8 +94,8 @@ def run(config, trace_path, out_dir, overrides, debug):
               help="Tolerance in seconds on ttft and e2e.")
 @click.option("--strict", is_flag=True, help="Count known mismatches (known_mismatches.toml) as failures.")
 @click.option("--event-order", type=click.Choice(["reference", "by_kind"]), default=None,
-              help="Order of simultaneous events, overriding the cases' (default: reference, SplitwiseSim's "
-                   "heap order; by_kind differs from the reference wherever events tie).")
+              help="Order of simultaneous events (default: reference, SplitwiseSim's heap order, whatever the "
+                   "cases say; by_kind differs from the reference wherever events tie).")
 def validate(case_dirs, out_dir, tol, strict, event_order):
     """Run reference cases and compare with the reference simulator's per-request results.
 

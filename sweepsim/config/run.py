@@ -21,8 +21,8 @@ START_STATES = ("orca", "baseline", "splitwise", "splitwise_hhcap")
 SCHEDULERS = tuple(SCHEDULER_TABLE)
 SPLIT_TYPES = ("homogeneous", "heterogeneous")
 NETWORKS = ("dedicated", "shared")
-#: reference: simultaneous events in SplitwiseSim's heap order; by_kind: run ends, KV events, arrivals, by id
-EVENT_ORDERS = ("reference", "by_kind")
+#: by_kind: simultaneous events as run ends, KV events, arrivals, by id; reference: SplitwiseSim's heap order
+EVENT_ORDERS = ("by_kind", "reference")
 OVERSIZED = ("error", "reject")
 CLUSTERS_DIR = PROJECT_ROOT / "configs" / "clusters"
 
@@ -55,7 +55,7 @@ class RunConfig:
     token_sku: str = "dgx-a100"
     transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
     network: str = "dedicated"    # dedicated: a private link per KV transfer (SplitwiseSim); shared: NIC contention
-    event_order: str = "reference"  # simultaneous events: SplitwiseSim's heap order, or by kind then id
+    event_order: str = "by_kind"  # simultaneous events: by kind then id, or SplitwiseSim's heap order (reference)
     oversized_requests: str = "error"   # a request that can never fit: error before the run, or reject (drop)
     trace_spec: object = field(default=None, compare=False, repr=False)  # workload.spec.TraceSpec of a generated trace
 
