@@ -15,20 +15,21 @@ from kernels.layout import PI
 
 
 @internal()
-def _schedule_nb(sim, heap, versions, kind, ident, t):
+def _schedule_nb(order, heap, eheap, versions, kind, ident, t):
     heap_set_nb(heap, ident, t)
-    if sim.prm.i[PI.event_order] == EventOrder.REFERENCE:
+    if order == EventOrder.REFERENCE:
         versions[ident] += 1
-        ref_push_nb(sim.eheap, t, ref_key_nb(kind, ident, versions[ident]))
+        ref_push_nb(eheap, t, ref_key_nb(kind, ident, versions[ident]))
 
 
-@internal()
+# inlined: the out-of-line part takes only the arrays it touches, not the whole state tuple
+@internal(inline="always")
 def schedule_run_end_nb(sim, i, t):
     """The current run of instance i ends at t (a new run, or a truncated one)."""
-    _schedule_nb(sim, sim.iheap, sim.eheap.inst_ver, EV_INSTANCE, i, t)
+    _schedule_nb(sim.prm.i[PI.event_order], sim.iheap, sim.eheap, sim.eheap.inst_ver, EV_INSTANCE, i, t)
 
 
-@internal()
+@internal(inline="always")
 def schedule_flow_event_nb(sim, r, t):
     """The KV transfer of request r ends (or retries) at t."""
-    _schedule_nb(sim, sim.fheap, sim.eheap.flow_ver, EV_FLOW, r, t)
+    _schedule_nb(sim.prm.i[PI.event_order], sim.fheap, sim.eheap, sim.eheap.flow_ver, EV_FLOW, r, t)
