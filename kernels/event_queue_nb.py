@@ -108,14 +108,6 @@ def heap_top_time_nb(h):
     return h.time[0]
 
 
-@internal()
-def heap_pop_nb(h):
-    """Remove the earliest event and return its id."""
-    ident = h.ids[0]
-    heap_remove_nb(h, ident)
-    return ident
-
-
 #: The reference's event heap (``event_order = "reference"``): CPython's ``heapq`` algorithm over entries
 #: compared by time only, so simultaneous events pop in the order SplitwiseSim's heap leaves them. An entry is
 #: (time, key) with key = version << 32 | id << 2 | kind; moving or cancelling an event pushes a new entry

@@ -477,17 +477,18 @@ def task_arrival_nb(sim, i, t, now):
     if blen == 0:
         if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
-    elif sim.prm.i[PI.instance_type] == InstanceType.ORCA:
-        if blen < mbs:
-            pause_nb(sim, i, now)
+        return
+    # a busy instance truncates its run if the task could join the next iteration (one call site: inlined)
+    if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
+        fits = blen < mbs
     else:
         mbt = sim.prm.i[PI.max_batch_tokens]
-        if blen < mbs and st.batch_tokens[i] + tokens_per_iteration_nb(sim, t) <= mbt:
-            pause_nb(sim, i, now)
-        elif is_prompt:
+        fits = blen < mbs and st.batch_tokens[i] + tokens_per_iteration_nb(sim, t) <= mbt
+        if not fits and is_prompt:
             bpt = st.batch_tokens[i] - (blen - st.n_prompts[i])
-            if st.n_prompts[i] < blen and bpt + sim.wl.prompt_size[r] <= mbt:
-                pause_nb(sim, i, now)
+            fits = st.n_prompts[i] < blen and bpt + sim.wl.prompt_size[r] <= mbt
+    if fits:
+        pause_nb(sim, i, now)
 
 
 @internal(inline="always")

@@ -138,6 +138,6 @@ def schedule_request_nb(sim, r, now):
                 st.sched_pending_tokens[t] += 1
     sim.rq.prompt_inst[r] = p
     sim.rq.token_inst[r] = t
-    task_arrival_nb(sim, p, 2 * r, now)
-    if has_token and t == p:
-        task_arrival_nb(sim, p, 2 * r + 1, now)
+    # the prompt arrives, then, on a co-located instance, its decode (one call site: it is inlined)
+    for task in range(2 * r, 2 * r + (2 if has_token and t == p else 1)):
+        task_arrival_nb(sim, p, task, now)

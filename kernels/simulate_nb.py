@@ -16,7 +16,7 @@ from numba import njit
 
 from kernels.layout import ITERATION_LOG, PF, PI
 from kernels.enums import EventOrder
-from kernels.event_queue_nb import (EV_ARRIVAL, EV_INSTANCE, heap_new_nb, heap_pop_nb, heap_remove_nb,
+from kernels.event_queue_nb import (EV_ARRIVAL, EV_FLOW, EV_INSTANCE, heap_new_nb, heap_remove_nb,
                                     heap_top_time_nb, ref_heap_grow_nb, ref_heap_new_nb, ref_key_nb, ref_pop_nb,
                                     ref_push_nb)
 from kernels.executor_nb import complete_iteration_nb
@@ -83,6 +83,7 @@ def run_events_nb(sim):
             return NEED_QUEUE_ROOM
         if sim.prm.i[PI.debug] and ctr[CTR_LOG_LEN] + 1 > sim.log.shape[0]:
             return NEED_LOG_ROOM
+        # the next event: (kind, id, time)
         if sim.prm.i[PI.event_order] == EventOrder.REFERENCE:
             if 2 * (sim.eheap.size[0] + event_room_nb(sim)) > sim.eheap.time.shape[0]:
                 return NEED_EVENT_ROOM
@@ -90,30 +91,26 @@ def run_events_nb(sim):
             kind = key & 3
             ident = (key >> 2) & 0x3FFFFFFF
             ver = key >> 32
-            if kind == EV_INSTANCE:
-                if ver == sim.eheap.inst_ver[ident]:
-                    sim.clock[0] = t
-                    complete_iteration_nb(sim, ident, t)
-            elif kind == EV_ARRIVAL:
-                sim.clock[0] = t
-                ctr[CTR_NEXT_ARRIVAL] = nxt + 1   # arrivals done so far
-                schedule_request_nb(sim, ident, t)
-            elif ver == sim.eheap.flow_ver[ident]:
-                sim.clock[0] = t
-                heap_remove_nb(sim.fheap, ident)
-                flow_event_nb(sim, ident, t)
-            # else: a moved event's old entry, skipped (the clock stays)
+            if kind == EV_INSTANCE and ver != sim.eheap.inst_ver[ident]:
+                continue   # a moved event's old entry: skipped, the clock stays
+            if kind == EV_FLOW and ver != sim.eheap.flow_ver[ident]:
+                continue
         elif t_inst <= t_flow and t_inst <= t_arr:
-            sim.clock[0] = t_inst
-            # the instance's entry stays in the heap: the run that starts next moves it (or removes it)
-            complete_iteration_nb(sim, sim.iheap.ids[0], t_inst)
+            kind, ident, t = EV_INSTANCE, sim.iheap.ids[0], t_inst
         elif t_flow <= t_arr:
-            sim.clock[0] = t_flow
-            flow_event_nb(sim, heap_pop_nb(sim.fheap), t_flow)
+            kind, ident, t = EV_FLOW, sim.fheap.ids[0], t_flow
         else:
-            sim.clock[0] = t_arr
-            ctr[CTR_NEXT_ARRIVAL] = nxt + 1
-            schedule_request_nb(sim, nxt, t_arr)
+            kind, ident, t = EV_ARRIVAL, nxt, t_arr
+        sim.clock[0] = t
+        if kind == EV_INSTANCE:
+            # the instance's entry stays in its heap: the run that starts next moves it (or removes it)
+            complete_iteration_nb(sim, ident, t)
+        elif kind == EV_FLOW:
+            heap_remove_nb(sim.fheap, ident)
+            flow_event_nb(sim, ident, t)
+        else:
+            ctr[CTR_NEXT_ARRIVAL] = nxt + 1   # (reference order: the number of arrivals so far)
+            schedule_request_nb(sim, ident, t)
 
 
 @njit(cache=True)
