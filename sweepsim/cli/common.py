@@ -1,5 +1,6 @@
 """Click helpers shared by the command groups."""
 import math
+from pathlib import Path
 
 import click
 
@@ -37,3 +38,20 @@ class OutputPath(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail("is empty: give a path.", param, ctx)
         return super().convert(value, param, ctx)
+
+
+def experiment_options(verb: str):
+    """--out, --small, --backend and --address of the commands that run an experiment (grid, search)."""
+    def wrap(f):
+        for opt in reversed((
+                click.option("--out", "out_dir", type=OutputPath(file_okay=False, path_type=Path),
+                             help="Results directory (default: the experiment's out, else results/<name>/)."),
+                click.option("--small", is_flag=True, help=f"{verb} the experiment's quick [small] variant."),
+                click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                             help="local: this process, Numba threads over configurations; ray: Ray tasks over "
+                                  "chunks."),
+                click.option("--address", help="Ray cluster address (auto or HOST:PORT); without it a local Ray "
+                                               "is started."))):
+            f = opt(f)
+        return f
+    return wrap

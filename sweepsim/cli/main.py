@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli.common import FiniteFloat, OneLineErrorGroup, OutputPath
+from sweepsim.cli.common import FiniteFloat, OneLineErrorGroup, OutputPath, experiment_options
 from sweepsim.errors import InputError, check_output_dir, read_parquet
 
 #: Default of ``sweepsim grid --max-configs``.
@@ -139,12 +139,7 @@ def validate(case_dirs, out_dir, tol, strict, event_order):
 
 @main.command()
 @click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=OutputPath(file_okay=False, path_type=Path),
-              help="Results directory (default: the experiment's out, else results/<name>/).")
-@click.option("--small", is_flag=True, help="Run the experiment's quick [small] variant.")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: this process, Numba threads over configurations; ray: Ray tasks over chunks.")
-@click.option("--address", help="Ray cluster address (auto or HOST:PORT); without it a local Ray is started.")
+@experiment_options("Run")
 @click.option("--force", is_flag=True, help="Rerun configurations whose results are already committed.")
 @click.option("--keep-requests", is_flag=True, help="Also write per-request results under requests/config=<hash>/.")
 @click.option("--dry-run", is_flag=True, help="Print the number of configurations and the first few; run nothing.")
@@ -265,3 +260,6 @@ from sweepsim.cli.plot import plot_group, report_cmd  # noqa: E402
 
 main.add_command(plot_group)
 main.add_command(report_cmd)
+from sweepsim.cli.search import search_cmd  # noqa: E402
+
+main.add_command(search_cmd)

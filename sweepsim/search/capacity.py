@@ -1,0 +1,304 @@
+"""Capacity search: for every configuration of an experiment at once, the highest arrival rate that meets the
+SLOs (``max_rate_search``), or, at a target rate, the cheapest configuration that meets them
+(``cheapest_search``, in ``sweepsim.search.cheapest``).
+
+Loads. A search varies the rate of the experiment's generated trace (``[trace]`` generator table: its sizes,
+seed and duration stay; every application's rate is scaled so that they sum to the probed rate), so every
+configuration sees the same arrivals at a given rate. Rates lie on a geometric grid ``lo x (1 + tol)^k`` up
+to ``hi``, so a bisection over grid indices finds the capacity within the relative tolerance.
+
+Bisection. Each configuration keeps the highest grid index known to meet the SLOs (``lo``, -1 below the
+grid) and the lowest known to miss them (``hi``, past the grid), and probes the middle until they are
+adjacent: at most ceil(log2(n + 1)) probes for n grid rates. It assumes that the SLOs, once missed at a rate, are
+missed at every higher one. Every round simulates the current probe of every unfinished configuration
+together: one kernel call per distinct trace (``sweepsim.sweep`` backends, local threads or Ray).
+
+Probes are kept in ``probes.parquet`` of the results directory (one row per configuration x rate with its
+summary rows): a rerun, even with other SLOs, reuses them (a search resumes like a sweep).
+"""
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from sweepsim.config.run import RunConfig
+from sweepsim.errors import InputError
+from sweepsim.search.slo import meets, worst
+from sweepsim.sweep.jobs import Job, config_json
+from sweepsim.workload.cache import ensure_trace, spec_path
+
+RATE_AXIS = "trace.rate"
+PROBES_FILE = "probes.parquet"
+CAPACITY_FILE = "capacity.parquet"
+
+
+def rate_grid(lo: float, hi: float, tol: float) -> np.ndarray:
+    """Rates lo, lo (1 + tol), ... up to and including hi (the last step may be shorter)."""
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise InputError(None, "--rate-range", f"needs 0 < LO <= HI, got {lo:g}:{hi:g}")
+    if not 0 < tol < 1:
+        raise InputError(None, "--tol", f"must be in (0, 1), got {tol:g}")
+    n = int(math.floor(math.log(hi / lo) / math.log1p(tol) + 1e-9))
+    rates = lo * (1.0 + tol) ** np.arange(n + 1)
+    if rates[-1] < hi * (1 - 1e-12):
+        rates = np.append(rates, hi)
+    return rates
+
+
+@dataclass
+class Candidate:
+    """One configuration of the search: its parameters without the trace rate."""
+    key: str
+    config: RunConfig
+    varied: dict
+    raw: dict
+
+
+def candidates(points: list[dict], configs: list[RunConfig], varied: list[dict], source) -> list[Candidate]:
+    """The experiment's configurations with the trace rate left out (points differing only by it are one
+    candidate), each checked to have a generated trace with a rate and a duration."""
+    out: dict[str, Candidate] = {}
+    for raw, cfg, var in zip(points, configs, varied):
+        spec = cfg.trace_spec
+        if spec is None:
+            raise InputError(source, "trace", "a capacity search varies the rate of a generated trace: give "
+                                              "[trace] as a generator table (sizes, rate, duration, seed), not a file")
+        if spec.duration is None or spec.count is not None:
+            raise InputError(source, "trace.duration", "a capacity search compares rates over one duration: give "
+                                                       "trace.duration and no trace.count")
+        if any(a.rate is None for a in spec.apps):
+            raise InputError(source, "trace.rate", "every application of the trace needs a rate (replayed or "
+                                                   "profile-driven arrivals cannot be scaled to a probed rate)")
+        doc = dict(raw)
+        trace = dict(doc.get("trace") or {})
+        trace.pop("rate", None)
+        doc["trace"] = trace
+        key = hashlib.sha256(f"{config_json(doc)}|{cfg.event_order}".encode()).hexdigest()[:16]
+        if key not in out:
+            out[key] = Candidate(key, cfg, {k: v for k, v in var.items() if k != RATE_AXIS}, doc)
+    return list(out.values())
+
+
+def at_rate(cfg: RunConfig, rate: float) -> RunConfig:
+    """The configuration with its generated trace at ``rate`` requests/s in total."""
+    spec = cfg.trace_spec
+    total = sum(a.rate for a in spec.apps)
+    apps = tuple(dataclasses.replace(a, rate=a.rate * rate / total) for a in spec.apps)
+    spec = dataclasses.replace(spec, apps=apps)
+    return dataclasses.replace(cfg, trace_spec=spec, trace=str(spec_path(spec, cfg.source)))
+
+
+class ProbeRunner:
+    """Simulates probes (candidate, rate) in rounds, keeping every result in ``probes.parquet``."""
+
+    def __init__(self, out: Path, backend: str = "local", address: str | None = None, quiet: bool = True):
+        self.out = Path(out)
+        self.backend, self.address, self.quiet = backend, address, quiet
+        self.results: dict[tuple[str, float], dict] = {}
+        self.simulated_probes = 0
+        self.simulated_requests = 0
+        path = self.out / PROBES_FILE
+        if path.exists():
+            from sweepsim.errors import read_parquet
+            df = read_parquet(path, "probes")
+            for row in df.iter_rows(named=True):
+                self.results[(row["key"], row["rate"])] = {"rows": json.loads(row["rows"]), "error": row["error"],
+                                                           "requests": row["requests"]}
+
+    def run(self, probes: list[tuple[Candidate, float]]) -> None:
+        """Simulate the probes not done yet (one batch per distinct trace) and record them."""
+        todo = [(c, r) for c, r in dict(((c.key, r), (c, r)) for c, r in probes).values()
+                if (c.key, r) not in self.results]
+        if not todo:
+            return
+        jobs = []
+        for c, r in todo:
+            cfg = at_rate(c.config, r)
+            ensure_trace(cfg)
+            jobs.append(Job(f"{c.key}@{r!r}", cfg, {}, c.raw))
+        by_hash = {j.hash: (c.key, r) for j, (c, r) in zip(jobs, todo)}
+        if self.backend == "ray":
+            from sweepsim.sweep.ray_backend import run_chunks_ray as run_chunks
+        else:
+            from sweepsim.sweep.local import run_chunks_local as run_chunks
+        for chunk, tables, n_requests in run_chunks(jobs, False, None, self.address):
+            self.simulated_requests += n_requests
+            summary = tables["summary"]
+            if summary is not None:
+                for h, part in summary.partition_by("config_hash", as_dict=True).items():
+                    h = h[0] if isinstance(h, tuple) else h
+                    rows = part.drop("config_hash").to_dicts()
+                    self.results[by_hash[h]] = {"rows": rows, "error": None,
+                                                "requests": int(part["requests"].sum())}
+            for f in tables["failures"].iter_rows(named=True):
+                self.results[by_hash[f["config_hash"]]] = {"rows": [], "error": f["error"], "requests": 0}
+        self.simulated_probes += len(todo)
+        self._save()
+
+    def _save(self):
+        from sweepsim.results.tables import write_parquet_atomic
+        keys = list(self.results)
+        df = pl.DataFrame({"key": [k for k, _ in keys], "rate": [r for _, r in keys],
+                           "rows": [json.dumps(self.results[k]["rows"], default=_json_value) for k in keys],
+                           "error": [self.results[k]["error"] for k in keys],
+                           "requests": [self.results[k]["requests"] for k in keys]},
+                          schema={"key": pl.String, "rate": pl.Float64, "rows": pl.String, "error": pl.String,
+                                  "requests": pl.Int64})
+        write_parquet_atomic(df, self.out / PROBES_FILE)
+
+    def outcome(self, key: str, rate: float, objectives) -> bool:
+        res = self.results[(key, rate)]
+        return res["error"] is None and meets(res["rows"], objectives)
+
+
+def _json_value(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return str(v)
+
+
+@dataclass
+class Capacity:
+    candidate: Candidate
+    max_rate: float          # requests/s; 0 when the lowest rate misses the SLOs
+    at_range_max: bool       # the highest rate of the range meets them: the capacity may be higher
+    probes: int
+    note: str = ""
+
+
+SHAPE_PARAMS = ("prompt_servers", "token_servers")
+
+
+def shape(cfg: RunConfig) -> tuple[tuple, dict]:
+    """(the rest of the configuration, its server counts by kind: per SKU, and the prompt / token servers of a
+    homogeneous split)."""
+    params = cfg.params()
+    counts = {k: v for k, v in params.items() if k.startswith("cluster.") or (k in SHAPE_PARAMS and v is not None)}
+    rest = tuple(sorted((k, str(v)) for k, v in params.items() if k not in counts and k != "name"))
+    return rest, counts
+
+
+def covers(a: dict, b: dict) -> bool:
+    """Shape a has at least as many servers of every kind as shape b."""
+    return all(a.get(k, 0) >= b.get(k, 0) for k in set(a) | set(b))
+
+
+def _shape_matrix(cands: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+    """(server counts per candidate and kind, group of otherwise identical configurations)."""
+    shapes = [shape(c.config) for c in cands]
+    kinds = sorted({k for _, counts in shapes for k in counts})
+    m = np.array([[counts.get(k, 0) for k in kinds] for _, counts in shapes], dtype=np.int64)
+    _, group = np.unique(np.array([hash(rest) for rest, _ in shapes]), return_inverse=True)
+    return m.reshape(len(cands), len(kinds)), group
+
+
+def dominance(cands: list[Candidate]) -> np.ndarray:
+    """``D[i, j]``: candidate i has at least as many servers of every kind as candidate j, and is otherwise the
+    same configuration."""
+    m, group = _shape_matrix(cands)
+    return (m[:, None, :] >= m[None, :, :]).all(axis=2) & (group[:, None] == group[None, :])
+
+
+def lattice_levels(cands: list[Candidate]) -> np.ndarray:
+    """Coarse-to-fine order over the shapes: per kind of server, the rank of a shape's count among the counts
+    its group uses; a shape's level is the largest k with every rank a multiple of 2^k (rank 0 counts as any).
+    Shapes of the highest level are searched first, and each finer level lies between shapes already known."""
+    m, group = _shape_matrix(cands)
+    level = np.full(len(cands), 62, np.int64)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        for k in range(m.shape[1]):
+            rank = np.searchsorted(np.unique(m[rows, k]), m[rows, k])
+            tz = np.where(rank == 0, 62, np.array([(int(r) & -int(r)).bit_length() - 1 if r else 62 for r in rank]))
+            level[rows] = np.minimum(level[rows], tz)
+    return level
+
+
+def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runner: ProbeRunner,
+                    progress=None, prune: bool = True) -> list[Capacity]:
+    """Bisection over the rate grid, candidates advancing together (one round = one probe each).
+
+    With ``prune`` (the same monotonicity as ``cheapest``): a shape serves at least what any shape with fewer
+    servers of every kind serves and at most what any shape with more of every kind serves, so the shapes are
+    searched coarse to fine (``lattice_levels``) and each starts from the bracket the shapes known so far give
+    it. Without it every shape bisects the whole range on its own."""
+    n = len(rates)
+    lo = np.full(len(cands), -1)
+    hi = np.full(len(cands), n)
+    probes = np.zeros(len(cands), np.int64)
+    dom = dominance(cands) if prune else None
+    levels = lattice_levels(cands) if prune else np.zeros(len(cands), np.int64)
+    rounds = 0
+    for level in sorted(set(levels.tolist()), reverse=True):
+        wave = levels >= level
+        while True:
+            if dom is not None:   # lo from the shapes it covers, hi from those covering it; never past its own
+                lo = np.maximum(lo, np.minimum(np.where(dom, lo[None, :], -1).max(axis=1), hi - 1))
+                hi = np.minimum(hi, np.maximum(np.where(dom.T, hi[None, :], n).min(axis=1), lo + 1))
+            todo = [(i, (lo[i] + hi[i]) // 2) for i in np.flatnonzero(wave) if hi[i] - lo[i] > 1]
+            if not todo:
+                break
+            rounds += 1
+            runner.run([(cands[i], float(rates[k])) for i, k in todo])
+            for i, k in todo:
+                probes[i] += 1
+                if runner.outcome(cands[i].key, float(rates[k]), objectives):
+                    lo[i] = k
+                else:
+                    hi[i] = k
+            if progress:
+                progress(rounds, len(todo))
+    out = []
+    for i, c in enumerate(cands):
+        k = int(lo[i])
+        note = ""
+        if k < 0:
+            res = runner.results.get((c.key, float(rates[0])))
+            err = res["error"] if res else None
+            note = f"fails: {err}" if err else f"the SLOs are not met even at {rates[0]:g} req/s"
+        out.append(Capacity(c, float(rates[k]) if k >= 0 else 0.0, k == n - 1, int(probes[i]), note))
+    return out
+
+
+def cost_per_hour(cfg: RunConfig) -> float:
+    """Dollars per hour of the configuration's servers (the SKUs' prices)."""
+    from sweepsim.config.catalog import get_sku
+    return float(sum(get_sku(sku).cost_per_hour * n for sku, n in cfg.cluster))
+
+
+def gpus(cfg: RunConfig) -> int:
+    from sweepsim.config.catalog import get_sku
+    return int(sum(get_sku(sku).num_processors * n for sku, n in cfg.cluster))
+
+
+def capacity_table(caps: list[Capacity], objectives, runner: ProbeRunner) -> pl.DataFrame:
+    """capacity.parquet: one row per configuration (columns documented in docs/search.md)."""
+    rows = []
+    for cap in caps:
+        c = cap.candidate
+        row = {"config_key": c.key, **c.varied, "max_rate_rps": cap.max_rate, "at_range_max": cap.at_range_max,
+               "probes": cap.probes, "cost_per_hour_usd": cost_per_hour(c.config), "gpus": gpus(c.config),
+               "note": cap.note}
+        res = runner.results.get((c.key, cap.max_rate)) if cap.max_rate > 0 else None
+        summ = res["rows"] if res else []
+        for o in objectives:
+            row[o.metric] = worst(summ, o) if summ else math.nan
+        if summ:
+            energy = float(summ[0].get("energy_j") or math.nan)
+            done = sum(int(r.get("completed") or 0) for r in summ)
+            row["throughput_rps"] = sum(float(r.get("throughput_rps") or 0.0) for r in summ)
+            row["mean_power_w"] = float(summ[0].get("mean_power_w") or math.nan)
+            row["energy_per_request_j"] = energy / done if done else math.nan
+        else:
+            row["throughput_rps"] = row["mean_power_w"] = row["energy_per_request_j"] = math.nan
+        rate = cap.max_rate
+        row["cost_per_hour_per_rps_usd"] = row["cost_per_hour_usd"] / rate if rate > 0 else math.nan
+        row["power_per_rps_w"] = row["mean_power_w"] / rate if rate > 0 else math.nan
+        row.update({k: v for k, v in c.config.params().items() if k not in row})
+        rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None)

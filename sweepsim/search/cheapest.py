@@ -1,0 +1,96 @@
+"""Cheapest configuration for a target load: every configuration of the experiment is a candidate shape,
+simulated at the target rate (one probe each, same arrivals for all), cheapest first, and the cheapest one that
+meets the SLOs is the answer.
+
+Objectives: ``cost`` (dollars per hour of the servers, from the SKU prices) and ``gpus`` are known before a
+shape is simulated; ``energy`` (joules per completed request at the target rate) is simulated.
+
+Pruning (``prune=True``; without it every shape is simulated) assumes that adding servers never breaks the SLOs. Among shapes that differ only in
+their server counts (per SKU, and prompt/token servers of a homogeneous split):
+- a shape with at least as many servers of every kind as a shape known to meet the SLOs is never cheaper: it
+  is not simulated (``pruned_costlier``);
+- a shape with at most as many servers of every kind as one known to miss them misses them too
+  (``pruned_infeasible``);
+and, for the objectives known in advance, once a shape meets the SLOs every shape that costs at least as much
+is not simulated (``pruned_bound``). Rounds simulate the cheapest unresolved shapes together.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from sweepsim.search.capacity import Candidate, ProbeRunner, cost_per_hour, covers, gpus, shape
+from sweepsim.search.slo import worst
+
+OBJECTIVES = ("cost", "gpus", "energy")
+@dataclass
+class Verdict:
+    candidate: Candidate
+    status: str              # feasible, infeasible, pruned_costlier, pruned_infeasible, pruned_bound, failed
+    objective: float         # dollars/h, GPUs, or J per request (NaN until simulated for energy)
+    note: str = ""
+
+
+def cheapest_search(cands: list[Candidate], rate: float, objectives, runner: ProbeRunner, minimize: str = "cost",
+                    prune: bool = True, batch: int = 8, progress=None) -> list[Verdict]:
+    static = {"cost": cost_per_hour, "gpus": gpus, "energy": cost_per_hour}[minimize]
+    order = sorted(cands, key=lambda c: (static(c.config), c.key))
+    shapes = {c.key: shape(c.config) for c in cands}
+    verdict = {c.key: Verdict(c, "", float(static(c.config)) if minimize != "energy" else np.nan) for c in cands}
+    feasible, infeasible = [], []
+    best = None
+    rounds = 0
+    while True:
+        open_ = [c for c in order if not verdict[c.key].status]
+        if prune and minimize != "energy" and best is not None:
+            for c in open_:
+                if verdict[c.key].objective >= verdict[best.key].objective:
+                    verdict[c.key].status = "pruned_bound"
+            open_ = [c for c in open_ if not verdict[c.key].status]
+        if not open_:
+            break
+        todo = open_[:batch]
+        rounds += 1
+        runner.run([(c, rate) for c in todo])
+        for c in todo:
+            res = runner.results[(c.key, rate)]
+            v = verdict[c.key]
+            if res["error"] is not None:
+                v.status, v.note = "failed", res["error"]
+                continue
+            ok = runner.outcome(c.key, rate, objectives)
+            v.status = "feasible" if ok else "infeasible"
+            (feasible if ok else infeasible).append(c)
+            if minimize == "energy":
+                rows = res["rows"]
+                done = sum(int(r.get("completed") or 0) for r in rows)
+                v.objective = float(rows[0]["energy_j"]) / done if rows and done else np.nan
+            if ok and (best is None or v.objective < verdict[best.key].objective):
+                best = c
+        if prune:
+            for c in [c for c in order if not verdict[c.key].status]:
+                rest, counts = shapes[c.key]
+                if any(shapes[f.key][0] == rest and covers(counts, shapes[f.key][1]) for f in feasible):
+                    verdict[c.key].status = "pruned_costlier"
+                elif any(shapes[f.key][0] == rest and covers(shapes[f.key][1], counts) for f in infeasible):
+                    verdict[c.key].status = "pruned_infeasible"
+        if progress:
+            progress(rounds, len(todo))
+    return [verdict[c.key] for c in order]
+
+
+def cheapest_table(verdicts: list[Verdict], objectives, runner: ProbeRunner, rate: float,
+                   minimize: str) -> pl.DataFrame:
+    rows = []
+    for v in verdicts:
+        c = v.candidate
+        res = runner.results.get((c.key, rate))
+        summ = res["rows"] if res else []
+        row = {"config_key": c.key, **c.varied, "status": v.status, "objective": minimize,
+               "objective_value": v.objective, "cost_per_hour_usd": cost_per_hour(c.config), "gpus": gpus(c.config),
+               "simulated": res is not None, "note": v.note}
+        for o in objectives:
+            row[o.metric] = worst(summ, o) if summ else np.nan
+        row.update({k: val for k, val in c.config.params().items() if k not in row})
+        rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None)

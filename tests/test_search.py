@@ -1,0 +1,158 @@
+"""Capacity search (``sweepsim search``): a capacity known by construction, agreement with an exhaustive rate
+grid, pruning that never drops the cheapest feasible shape, an SLO no rate meets, resume, bad input."""
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sweepsim import PROJECT_ROOT
+from sweepsim.config.experiment import load_experiment, validate_points
+from sweepsim.search.capacity import ProbeRunner, candidates, max_rate_search, rate_grid
+from sweepsim.search.cheapest import cheapest_search
+from sweepsim.search.slo import parse_slos
+from tests.cli_helpers import assert_input_error, invoke, ok
+
+SERVICE_S = 0.1 + 10 * 0.01   # prompt iteration + 10 decode iterations (token_size 11), one request at a time
+
+
+@pytest.fixture(autouse=True)
+def trace_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEPSIM_TRACE_CACHE", str(tmp_path / "trace-cache"))
+
+
+def single_server_experiment(path, duration=60):
+    """One instance serving one request at a time (max_batch_size 1), constant iteration times, fixed sizes and
+    (nearly) deterministic arrivals: with arrivals every 1/rate s the e2e stays SERVICE_S exactly as long as
+    1/rate >= SERVICE_S, and grows without bound beyond: the capacity is 1 / SERVICE_S = 5 requests/s."""
+    path.write_text(f'''name = "single"
+[config]
+model = "llama2-70b"
+start_state = "orca"
+scheduler = "round_robin"
+cluster = {{ dgx-h100 = 1 }}
+performance_model = {{ kind = "constant", prompt_time = 0.1, token_time = 0.01 }}
+instance = {{ max_batch_size = 1, tensor_parallel = 8 }}
+[trace]
+sizes = "fixed:100,11"
+rate = 1
+cv = 0.000001
+duration = {duration}
+seed = 3
+''')
+    return path
+
+
+#: 3 x 3 Splitwise-HA shapes (its --small variant), 30-second conversation traces
+SHAPES = PROJECT_ROOT / "configs" / "experiments" / "splitwise_ha_search.toml"
+
+
+def load(path, small=True):
+    exp = load_experiment(path, small=small)
+    return candidates(exp.points, validate_points(exp), exp.varied, exp.source)
+
+
+def test_capacity_known_by_construction(tmp_path):
+    exp = single_server_experiment(tmp_path / "exp.toml")
+    r = ok(invoke("search", exp, "--slo", "e2e_max<=0.25", "--rate-range", "1:20", "--tol", "0.02",
+                  "--out", tmp_path / "out", "--quiet"))
+    cap = pl.read_parquet(tmp_path / "out" / "capacity.parquet")
+    assert cap.height == 1
+    rate = cap["max_rate_rps"][0]
+    assert 1 / SERVICE_S / 1.02 <= rate <= 1 / SERVICE_S, rate
+    assert cap["e2e_max"][0] == pytest.approx(SERVICE_S, abs=1e-9)
+    # at most ceil(log2(n + 1)) probes for n grid rates
+    n = len(rate_grid(1, 20, 0.02))
+    assert math.floor(math.log2(n + 1)) <= cap["probes"][0] <= math.ceil(math.log2(n + 1))
+    assert "capacity.parquet" in r.stdout
+    # resume: everything comes from probes.parquet
+    r = ok(invoke("search", exp, "--slo", "e2e_max<=0.25", "--rate-range", "1:20", "--tol", "0.02",
+                  "--out", tmp_path / "out", "--quiet"))
+    assert "(0 simulated now" in r.stdout
+    assert pl.read_parquet(tmp_path / "out" / "capacity.parquet")["max_rate_rps"][0] == rate
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_bisection_agrees_with_an_exhaustive_rate_grid(tmp_path, prune):
+    """With prune, shapes are searched coarse to fine and start from the brackets of the shapes they lie between."""
+    cands = load(SHAPES)
+    slos = parse_slos("ttft_p90<=1.5,tbt_p90<=0.2")
+    rates = rate_grid(2, 60, 0.2)
+    runner = ProbeRunner(tmp_path / "out")
+    caps = max_rate_search(cands, rates, slos, runner, prune=prune)
+    ran = runner.simulated_probes
+    runner.run([(c, float(r)) for c in cands for r in rates])   # the whole grid
+    for c, cap in zip(cands, caps):
+        ok_ = np.array([runner.outcome(c.key, float(r), slos) for r in rates])
+        assert ok_[0], c.varied                                    # the case is meaningful:
+        assert not ok_[-1], c.varied                               # a boundary inside the range
+        assert np.all(np.diff(ok_.astype(int)) <= 0), (c.varied, ok_)   # and monotone
+        assert cap.max_rate == rates[np.flatnonzero(ok_)[-1]]
+    assert ran < len(cands) * len(rates) / 2   # bisection simulated less than half of the grid's probes
+    assert len({c.max_rate for c in caps}) > 2
+    if prune:   # the shapes between known ones need fewer probes than a bisection of their own
+        assert ran < sum(math.ceil(math.log2(len(rates) + 1)) for _ in cands) * 0.8
+
+
+@pytest.mark.parametrize("rate, minimize", [(6.0, "cost"), (14.0, "cost"), (14.0, "gpus"), (10.0, "energy")])
+def test_pruning_never_drops_the_cheapest_feasible_shape(tmp_path, rate, minimize):
+    cands = load(SHAPES)
+    slos = parse_slos("ttft_p90<=1.5,tbt_p90<=0.2")
+    pruned_runner = ProbeRunner(tmp_path / "a")
+    pruned = cheapest_search(cands, rate, slos, pruned_runner, minimize, prune=True, batch=2)
+    full = cheapest_search(cands, rate, slos, ProbeRunner(tmp_path / "b"), minimize, prune=False, batch=2)
+    assert {v.status for v in full} <= {"feasible", "infeasible"}
+    best_full = min((v for v in full if v.status == "feasible"), key=lambda v: v.objective)
+    best_pruned = min((v for v in pruned if v.status == "feasible"), key=lambda v: v.objective)
+    assert best_pruned.candidate.key == best_full.candidate.key
+    assert best_pruned.objective == best_full.objective
+    # pruning is consistent with the exhaustive answers and saves simulations
+    truth = {v.candidate.key: v.status for v in full}
+    for v in pruned:
+        if v.status in ("feasible", "infeasible"):
+            assert truth[v.candidate.key] == v.status
+        elif v.status == "pruned_infeasible":
+            assert truth[v.candidate.key] == "infeasible"
+    if minimize != "energy":
+        assert pruned_runner.simulated_probes < len(cands)
+
+
+def test_cli_target_rate_reports_the_cheapest_and_what_was_pruned(tmp_path):
+    r = ok(invoke("search", SHAPES, "--small", "--slo", "ttft_p90<=1.5,tbt_p90<=0.2", "--target-rate", "14", "--out",
+                  tmp_path / "out", "--quiet"))
+    df = pl.read_parquet(tmp_path / "out" / "cheapest.parquet")
+    assert df.height == 9
+    assert "cheapest meeting the SLOs at 14 req/s" in r.stdout
+    assert set(df["status"]) <= {"feasible", "infeasible", "pruned_costlier", "pruned_infeasible", "pruned_bound"}
+    assert (df["status"].str.starts_with("pruned")).sum() > 0
+    assert df.filter(pl.col("simulated"))["status"].is_in(["feasible", "infeasible"]).all()
+
+
+def test_an_slo_no_rate_meets_gives_rate_zero_with_a_message(tmp_path):
+    exp = single_server_experiment(tmp_path / "exp.toml", duration=20)
+    r = ok(invoke("search", exp, "--slo", "e2e_max<=0.1", "--rate-range", "1:10", "--out", tmp_path / "out",
+                  "--quiet"))
+    cap = pl.read_parquet(tmp_path / "out" / "capacity.parquet")
+    assert cap["max_rate_rps"][0] == 0.0
+    assert "not met even at 1 req/s" in cap["note"][0]
+    assert "meet the SLOs at no rate of the range" in r.stderr
+
+
+def test_bad_search_input_is_one_line(tmp_path):
+    exp = single_server_experiment(tmp_path / "exp.toml")
+    out = tmp_path / "out"
+    assert_input_error(invoke("search", exp, "--slo", "latency<=1", "--out", out), "--slo", "unknown metric")
+    assert_input_error(invoke("search", exp, "--slo", "e2e_max=1", "--out", out), "--slo", "METRIC<=VALUE")
+    assert_input_error(invoke("search", exp, "--slo", "e2e_max<=1", "--rate-range", "9:3", "--out", out),
+                       "--rate-range")
+    assert_input_error(invoke("search", exp, "--slo", "e2e_max<=1", "--rate-range", "fast", "--out", out),
+                       "--rate-range", "LO:HI")
+    fixed = tmp_path / "file.toml"
+    fixed.write_text(exp.read_text().replace('[trace]\nsizes = "fixed:100,11"\nrate = 1\ncv = 0.000001\n'
+                                             'duration = 60\nseed = 3\n', '[trace]\npath = "traces/test_trace.csv"\n'))
+    assert "path" in fixed.read_text()
+    assert_input_error(invoke("search", fixed, "--slo", "e2e_max<=1", "--out", out), "generator table")
+    counted = tmp_path / "count.toml"
+    counted.write_text(exp.read_text().replace("duration = 60", "count = 100"))
+    assert_input_error(invoke("search", counted, "--slo", "e2e_max<=1", "--out", out), "trace.duration")
+    assert not out.exists()
