@@ -27,8 +27,10 @@ SPLITWISE_CASE = ORACLE / "splitwise_ha"
 REQUEST_COLUMNS = [
     "request_id", "application_id", "arrival", "prompt_size", "token_size", "completed", "rejected", "stalled", "prompt_instance",
     "token_instance", "queue_time", "ttft", "tbt", "tpot", "e2e", "nth_token_overhead", "kv_transfer_time",
-    "completion_time", "prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end"]
-LATENCY_METRICS = ["ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e"]
+    "completion_time", "prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end",
+    "ttft_slowdown", "tbt_slowdown", "e2e_slowdown"]
+LATENCY_METRICS = ["ttft", "tbt", "tpot", "e2e", "queue_time", "normalized_e2e", "ttft_slowdown", "tbt_slowdown",
+                   "e2e_slowdown"]
 STATS = ["mean", "p50", "p90", "p99", "p999", "max"]
 SUMMARY_COLUMNS = (["application_id", "requests", "completed", "duration", "throughput_rps", "throughput_tps"]
                    + [f"{m}_{s}" for m in LATENCY_METRICS for s in STATS]

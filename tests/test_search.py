@@ -155,4 +155,13 @@ def test_bad_search_input_is_one_line(tmp_path):
     counted = tmp_path / "count.toml"
     counted.write_text(exp.read_text().replace("duration = 60", "count = 100"))
     assert_input_error(invoke("search", counted, "--slo", "e2e_max<=1", "--out", out), "trace.duration")
+    db = tmp_path / "no_a100.csv"
+    db.write_text("\n".join(line for line in (PROJECT_ROOT / "data" / "perf_model.csv").read_text().splitlines()
+                            if "a100-80gb" not in line) + "\n")
+    dbexp = tmp_path / "db.toml"
+    dbexp.write_text(exp.read_text().replace('model = "llama2-70b"', 'model = "llama2-70b"\nperformance_model = '
+                                             f'{{ kind = "db", path = "{db}" }}').replace(
+        'performance_model = { kind = "constant", prompt_time = 0.1, token_time = 0.01 }\n', ''))
+    assert_input_error(invoke("search", dbexp, "--slo", "ttft_slowdown_p99<=6", "--out", out), "slowdown_hardware",
+                       "a100-80gb/tp8")
     assert not out.exists()

@@ -71,7 +71,7 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
     exp = load_experiment(experiment, small=small)
     out = Path(out_dir or exp.out)
     check_output_dir(out)
-    cands = candidates(exp.points, validate_points(exp), exp.varied, exp.source)
+    cands = candidates(exp.points, validate_points(exp), exp.varied, exp.source, objectives)
     store = Store(out)
     store.claim({"name": exp.name, "axes": list(exp.axes)})
     started_ray = False

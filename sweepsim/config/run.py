@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, allowed, read_toml
-from sweepsim.config.catalog import get_model, get_sku, skus
+from sweepsim.config.catalog import get_model, get_sku, processors, skus
 from sweepsim.engine.performance import PerfModelConfig
 from sweepsim.config.schedulers import CO_LOCATED
 from sweepsim.config.schedulers import SCHEDULERS as SCHEDULER_TABLE
@@ -55,6 +55,8 @@ class RunConfig:
     token_sku: str = "dgx-a100"
     transfer_bandwidth_gib: float | None = None   # override of the scheduler's KV link bandwidth (GiB/s)
     network: str = "dedicated"    # dedicated: a private link per KV transfer (SplitwiseSim); shared: NIC contention
+    slowdown_hardware: str = "a100-80gb"   # slowdowns: latency / the same request alone on this GPU
+    slowdown_tensor_parallel: int = 8       # ... with this tensor parallelism (the Splitwise paper's DGX-A100)
     event_order: str = "by_kind"  # simultaneous events: by kind then id, or SplitwiseSim's heap order (reference)
     oversized_requests: str = "error"   # a request that can never fit: error before the run, or reject (drop)
     trace_spec: object = field(default=None, compare=False, repr=False)  # workload.spec.TraceSpec of a generated trace
@@ -66,6 +68,7 @@ class RunConfig:
                "max_batch_size": self.instance.max_batch_size, "max_batch_tokens": self.instance.max_batch_tokens,
                "max_preemptions": self.instance.max_preemptions, "tensor_parallel": self.instance.tensor_parallel,
                "network": self.network, "event_order": self.event_order,
+               "slowdown_hardware": self.slowdown_hardware, "slowdown_tensor_parallel": self.slowdown_tensor_parallel,
                "oversized_requests": self.oversized_requests}
         if self.start_state.startswith("splitwise"):
             out.update(split_type=self.split_type, prompt_servers=self.prompt_servers,
@@ -142,6 +145,8 @@ SCALARS = {
     "end_time": _as_end_time,
     "network": lambda s, k, v: _choice(s, k, v, NETWORKS),
     "event_order": lambda s, k, v: _choice(s, k, v, EVENT_ORDERS),
+    "slowdown_hardware": lambda s, k, v: _choice(s, k, v, tuple(sorted(processors()))),
+    "slowdown_tensor_parallel": lambda s, k, v: _choice(s, k, v, (1, 2, 4, 8)),
     "oversized_requests": lambda s, k, v: _choice(s, k, v, OVERSIZED),
     "transfer_bandwidth_gib": _as_bandwidth,
     "split_type": lambda s, k, v: _choice(s, k, v, SPLIT_TYPES),

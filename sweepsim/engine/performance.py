@@ -101,6 +101,50 @@ def check_positive_times(cfg: "PerfModelConfig", keys, largest_batch_tokens: int
                                  "form; give profiled data up to that size or lower the batch limits")
 
 
+def _interp_extrapolate(knots: np.ndarray, ys: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``kernels.perf_nb.interp_extrapolate_nb`` vectorised over x (the same segment choice and arithmetic)."""
+    n = len(knots)
+    i = np.clip(np.searchsorted(knots, x, side="left"), 1, n - 1)
+    lo = i - 1
+    slope = (ys[i] - ys[lo]) / (knots[i] - knots[lo])
+    return slope * (x - knots[lo]) + ys[lo]
+
+
+def uncontended_latencies(cfg, prompt_size: np.ndarray, token_size: np.ndarray):
+    """(ttft, tbt, e2e) [s] of each request served alone on the slowdown reference machine (the config's model on
+    ``slowdown_hardware`` x ``slowdown_tensor_parallel``), after the Splitwise paper: ttft = prompt time at
+    bt = prompt_size, tbt = token time at bt = prompt_size (the paper's choice, not bt = 1), e2e = ttft + tbt x
+    (token_size - 1). With the constant model, its prompt and token times. NaN when the performance database
+    has no data for the reference machine (``slowdown_curve`` says why)."""
+    pm = cfg.performance_model
+    p = np.asarray(prompt_size, dtype=np.float64)
+    if pm.kind == "constant":
+        ttft = np.full(len(p), float(pm.prompt_time))
+        tbt = np.full(len(p), float(pm.token_time))
+    else:
+        try:
+            curve = slowdown_curve(cfg)
+        except InputError:
+            nan = np.full(len(p), np.nan)
+            return nan, nan, nan
+        ttft = _interp_extrapolate(curve.knots, curve.prompt_s, p)
+        tbt = _interp_extrapolate(curve.knots, curve.token_s, p)
+    return ttft, tbt, ttft + tbt * (np.asarray(token_size, dtype=np.float64) - 1)
+
+
+def slowdown_curve(cfg) -> PerfCurve:
+    """The profiled curve of the slowdown reference machine, or a clear error naming what is available."""
+    pm = cfg.performance_model
+    db = load_db(Path(pm.path) if pm.path else DEFAULT_DB)
+    key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel)
+    if key not in db:
+        have = sorted(f"{h}/tp{t}" for m, h, t in db if m == cfg.model)
+        raise InputError(cfg.source, "slowdown_hardware", f"no profiled data for {cfg.model} on "
+                                                          f"{key[1]}/tp{key[2]} (the slowdown reference machine); "
+                                                          f"available for {cfg.model}: {', '.join(have) or 'none'}")
+    return db[key]
+
+
 @dataclass(frozen=True)
 class PerfModelConfig:
     kind: str = "db"                 # "db" or "constant"

@@ -10,6 +10,7 @@ import polars as pl
 
 from kernels.layout import ITERATION_LOG
 from sweepsim.atomic import atomic_write
+from sweepsim.engine.performance import uncontended_latencies
 from sweepsim.engine.placement import TAG_NAMES
 from sweepsim.engine.simulate import RunResult
 from sweepsim.results.columns import LATENCY_METRICS, STATS
@@ -25,6 +26,7 @@ def requests_table(res: RunResult) -> pl.DataFrame:
     rejected = res.rejected if res.rejected is not None else np.zeros(len(tr), bool)
     ttft = res.prompt_end - arrival
     e2e = res.token_end - arrival
+    base_ttft, base_tbt, base_e2e = uncontended_latencies(res.config, tr.prompt_size, tr.token_size)
     with np.errstate(invalid="ignore", divide="ignore"):
         tbt = (e2e - ttft) / tr.token_size
         tpot = np.where(tr.token_size > 1, (e2e - ttft) / (tr.token_size - 1), np.nan)
@@ -38,6 +40,7 @@ def requests_table(res: RunResult) -> pl.DataFrame:
         "nth_token_overhead": res.token_start - res.prompt_end, "kv_transfer_time": res.kv_end - res.kv_start,
         "completion_time": res.token_end, "prompt_start": res.prompt_start, "prompt_end": res.prompt_end,
         "token_start": res.token_start, "token_end": res.token_end, "kv_start": res.kv_start, "kv_end": res.kv_end,
+        "ttft_slowdown": ttft / base_ttft, "tbt_slowdown": tbt / base_tbt, "e2e_slowdown": e2e / base_e2e,
     }, nan_to_null=False)
 
 

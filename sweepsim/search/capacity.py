@@ -59,11 +59,17 @@ class Candidate:
     raw: dict
 
 
-def candidates(points: list[dict], configs: list[RunConfig], varied: list[dict], source) -> list[Candidate]:
+def candidates(points: list[dict], configs: list[RunConfig], varied: list[dict], source,
+               objectives=()) -> list[Candidate]:
     """The experiment's configurations with the trace rate left out (points differing only by it are one
-    candidate), each checked to have a generated trace with a rate and a duration."""
+    candidate), each checked to have a generated trace with a rate and a duration (and, for slowdown
+    objectives, profiled data for the slowdown reference machine)."""
+    from sweepsim.engine.performance import slowdown_curve
+    slowdowns = any("slowdown" in o.metric for o in objectives)
     out: dict[str, Candidate] = {}
     for raw, cfg, var in zip(points, configs, varied):
+        if slowdowns and cfg.performance_model.kind == "db":
+            slowdown_curve(cfg)
         spec = cfg.trace_spec
         if spec is None:
             raise InputError(source, "trace", "a capacity search varies the rate of a generated trace: give "
