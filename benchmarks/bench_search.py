@@ -1,6 +1,7 @@
 """Capacity-search benchmark (issue: capacity search). The capacity of the 500 cluster shapes of
 configs/experiments/splitwise_ha_search.toml (Splitwise-HA-like: 1-25 DGX-H100 prompt servers x 1-20 DGX-A100
-token servers, bloom-176b, mixed_pool) on 2-minute conversation traces, for SLOs ttft_p90 <= 2 s and tbt_p90 <= 0.2 s, over a 14-rate grid (2..150 req/s, geometric):
+token servers, bloom-176b, mixed_pool) on 2-minute conversation traces, for SLOs ttft_p90 <= 2 s and
+tbt_p90 <= 0.2 s, over a 14-rate grid (2..150 req/s, geometric):
 1. `sweepsim search`'s bisection over the 14 rates, every shape advancing together;
 2. the plain grid: every shape at every rate (what the Splitwise paper's rate sweeps do).
 Prints wall time, probes per shape, simulated requests, and whether both give the same capacity for every shape.

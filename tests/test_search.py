@@ -138,6 +138,24 @@ def test_an_slo_no_rate_meets_gives_rate_zero_with_a_message(tmp_path):
     assert "meet the SLOs at no rate of the range" in r.stderr
 
 
+def test_shapes_of_different_workloads_are_not_compared(tmp_path):
+    """Pruning compares server counts only between configurations that are otherwise identical, workload
+    included: the same cluster serving another trace is another group."""
+    from sweepsim.search.capacity import dominance
+    exp = tmp_path / "two.toml"
+    exp.write_text(SHAPES.read_text().replace('[grid]\n', '[grid]\n"trace.sizes" = ["azure-conv", "azure-code"]\n')
+                   .replace('[small.grid]\n', '[small.grid]\n"trace.sizes" = ["azure-conv", "azure-code"]\n'))
+    cands = load(exp)
+    assert len(cands) == 18
+    dom = dominance(cands)
+    sizes = [c.varied["trace.sizes"] for c in cands]
+    for i in range(18):
+        for j in range(18):
+            if sizes[i] != sizes[j]:
+                assert not dom[i, j]
+    assert dom.sum() == 2 * 36     # within each workload: 3 x 3 shapes, 36 ordered pairs (i covers j, i == j too)
+
+
 def test_bad_search_input_is_one_line(tmp_path):
     exp = single_server_experiment(tmp_path / "exp.toml")
     out = tmp_path / "out"

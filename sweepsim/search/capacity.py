@@ -181,11 +181,16 @@ SHAPE_PARAMS = ("prompt_servers", "token_servers")
 
 
 def shape(cfg: RunConfig) -> tuple[tuple, dict]:
-    """(the rest of the configuration, its server counts by kind: per SKU, and the prompt / token servers of a
-    homogeneous split)."""
+    """(the rest of the configuration: its parameters and its workload, the trace spec at any rate; its server
+    counts by kind: per SKU, and the prompt / token servers of a homogeneous split)."""
+    from sweepsim.workload.spec import spec_json
     params = cfg.params()
     counts = {k: v for k, v in params.items() if k.startswith("cluster.") or (k in SHAPE_PARAMS and v is not None)}
     rest = tuple(sorted((k, str(v)) for k, v in params.items() if k not in counts and k != "name"))
+    spec = cfg.trace_spec
+    if spec is not None:
+        spec = dataclasses.replace(spec, apps=tuple(dataclasses.replace(a, rate=1.0) for a in spec.apps))
+        rest += (("trace", spec_json(spec)),)
     return rest, counts
 
 
@@ -232,7 +237,8 @@ def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runne
     With ``prune`` (the same monotonicity as ``cheapest``): a shape serves at least what any shape with fewer
     servers of every kind serves and at most what any shape with more of every kind serves, so the shapes are
     searched coarse to fine (``lattice_levels``) and each starts from the bracket the shapes known so far give
-    it. Without it every shape bisects the whole range on its own."""
+    it; an answer inferred that way is then simulated (and searched again below if it misses the SLOs). Without
+    it every shape bisects the whole range on its own."""
     n = len(rates)
     lo = np.full(len(cands), -1)
     hi = np.full(len(cands), n)
@@ -240,15 +246,16 @@ def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runne
     dom = dominance(cands) if prune else None
     levels = lattice_levels(cands) if prune else np.zeros(len(cands), np.int64)
     rounds = 0
-    for level in sorted(set(levels.tolist()), reverse=True):
-        wave = levels >= level
+
+    def bisect(wave, dom):
+        nonlocal lo, hi, rounds
         while True:
             if dom is not None:   # lo from the shapes it covers, hi from those covering it; never past its own
                 lo = np.maximum(lo, np.minimum(np.where(dom, lo[None, :], -1).max(axis=1), hi - 1))
                 hi = np.minimum(hi, np.maximum(np.where(dom.T, hi[None, :], n).min(axis=1), lo + 1))
             todo = [(i, (lo[i] + hi[i]) // 2) for i in np.flatnonzero(wave) if hi[i] - lo[i] > 1]
             if not todo:
-                break
+                return
             rounds += 1
             runner.run([(cands[i], float(rates[k])) for i, k in todo])
             for i, k in todo:
@@ -259,6 +266,24 @@ def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runne
                     hi[i] = k
             if progress:
                 progress(rounds, len(todo))
+
+    for level in sorted(set(levels.tolist()), reverse=True):
+        bisect(levels >= level, dom)
+    # an answer inferred from other shapes is simulated, so that its metrics are real; where it misses the SLOs
+    # (the monotonicity assumed does not hold there) the shape bisects below it on its own
+    while prune:
+        unseen = [i for i in range(len(cands))
+                  if lo[i] >= 0 and (cands[i].key, float(rates[lo[i]])) not in runner.results]
+        if not unseen:
+            break
+        runner.run([(cands[i], float(rates[lo[i]])) for i in unseen])
+        wrong = np.zeros(len(cands), bool)
+        for i in unseen:
+            probes[i] += 1
+            if not runner.outcome(cands[i].key, float(rates[lo[i]]), objectives):
+                wrong[i] = True
+                hi[i], lo[i] = lo[i], -1
+        bisect(wrong, None)
     out = []
     for i, c in enumerate(cands):
         k = int(lo[i])

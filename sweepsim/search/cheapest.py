@@ -5,8 +5,9 @@ meets the SLOs is the answer.
 Objectives: ``cost`` (dollars per hour of the servers, from the SKU prices) and ``gpus`` are known before a
 shape is simulated; ``energy`` (joules per completed request at the target rate) is simulated.
 
-Pruning (``prune=True``; without it every shape is simulated) assumes that adding servers never breaks the SLOs. Among shapes that differ only in
-their server counts (per SKU, and prompt/token servers of a homogeneous split):
+Pruning (``prune=True``; without it every shape is simulated) assumes that adding servers never breaks the
+SLOs. Among shapes that differ only in their server counts (per SKU, and prompt/token servers of a homogeneous
+split; same parameters and workload otherwise):
 - a shape with at least as many servers of every kind as a shape known to meet the SLOs is never cheaper: it
   is not simulated (``pruned_costlier``);
 - a shape with at most as many servers of every kind as one known to miss them misses them too
