@@ -183,3 +183,21 @@ def test_bad_search_input_is_one_line(tmp_path):
     assert_input_error(invoke("search", dbexp, "--slo", "ttft_slowdown_p99<=6", "--out", out), "slowdown_hardware",
                        "a100-80gb/tp8")
     assert not out.exists()
+
+
+def test_capacity_front_plot_and_results_table(tmp_path):
+    out = tmp_path / "out"
+    ok(invoke("search", SHAPES, "--small", "--slo", "ttft_p90<=1.5,tbt_p90<=0.2", "--out", out, "--quiet"))
+    png = tmp_path / "front.png"
+    ok(invoke("plot", "sweep", out, "--table", "capacity", "--x", "cost_per_hour_usd", "--y", "max_rate_rps",
+              "--hue", "cluster.dgx-h100", "--pareto", "-o", png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = ok(invoke("results", out, "--table", "capacity", "--sort", "max_rate_rps", "--desc", "--top", "3"))
+    lines = r.stdout.splitlines()
+    assert "cluster.dgx-h100" in lines[0] and "max_rate_rps" in lines[0]
+    cap = pl.read_parquet(out / "capacity.parquet").sort("max_rate_rps", descending=True)
+    assert f"{cap['max_rate_rps'][0]:.4f}" in lines[2]
+    # the front's objectives default to the right directions: capacity up, cost down
+    r = ok(invoke("results", out, "--table", "capacity", "--pareto", "cost_per_hour_usd,max_rate_rps"))
+    assert "max_rate_rps" in r.stdout
+    assert_input_error(invoke("results", out), "summary.parquet", "sweepsim grid")

@@ -208,16 +208,18 @@ def grid(experiment, out_dir, small, backend, address, force, keep_requests, dry
                                "throughput/completed default to max, others to min).")
 @click.option("--columns", help="Comma-separated columns to show (default: varied parameters and key metrics).")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1, max=1_000_000), help="Rows to show.")
-def results(results_dir, sort_by, desc, where, pareto, columns, top):
+@click.option("--table", type=click.Choice(["summary", "capacity", "cheapest"]), default="summary", show_default=True,
+              help="summary.parquet of `sweepsim grid`, or capacity.parquet / cheapest.parquet of `sweepsim search`.")
+def results(results_dir, sort_by, desc, where, pareto, columns, top, table):
     """Print a compact table of a sweep's results: best configurations, filters, Pareto fronts."""
     import polars as pl
 
-    from sweepsim.results.query import (DEFAULT_METRICS, check_columns, load_summary, pareto_front,
-                                       parse_objectives, select, varied_columns)
+    from sweepsim.results.query import (DEFAULT_METRICS, DEFAULT_SEARCH_COLUMNS, TABLES, check_columns, load_summary,
+                                       pareto_front, parse_objectives, select, varied_columns)
 
-    df = load_summary(results_dir)
-    src = Path(results_dir) / "summary.parquet"
-    failed = _failures(results_dir)  # read (and checked) before anything is printed
+    df = load_summary(results_dir, table)
+    src = Path(results_dir) / TABLES[table][0]
+    failed = _failures(results_dir) if table == "summary" else None  # read and checked before anything prints
     df = select(df, where, src)
     if pareto:
         df = pareto_front(df, parse_objectives(pareto, df, src))
@@ -228,7 +230,8 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top):
         cols = list(dict.fromkeys(c.strip() for c in columns.split(",")))  # each once, in order
         check_columns(df, cols, src, "--columns")
     else:
-        cols = [c for c in varied_columns(results_dir, df) + list(DEFAULT_METRICS) if c in df.columns]
+        shown = DEFAULT_METRICS if table == "summary" else DEFAULT_SEARCH_COLUMNS[table]
+        cols = [c for c in varied_columns(results_dir, df) + list(shown) if c in df.columns]
     with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40,
                    tbl_width_chars=400, float_precision=4, tbl_formatting="ASCII_MARKDOWN",
                    tbl_hide_column_data_types=True):

@@ -101,8 +101,11 @@ def latency_cmd(run_dirs, log_x, slo_ttft, slo_tbt, slo_e2e, labels, title, size
 @click.option("--spec", type=click.Path(dir_okay=False, path_type=Path),
               help="Plot spec (.plot.toml: x, y, hue, facet, where, agg, pareto, title, ...); options given on "
                    "the command line override it.")
-@click.option("--x", "x", help="Column of summary.parquet on the x axis.")
-@click.option("--y", "y", help="Column of summary.parquet on the y axis.")
+@click.option("--table", type=click.Choice(["summary", "capacity", "cheapest"]),
+              help="Which table of RESULTS_DIR: summary.parquet of `sweepsim grid` (default), capacity.parquet or "
+                   "cheapest.parquet of `sweepsim search` (e.g. --x cost_per_hour_usd --y max_rate_rps --pareto).")
+@click.option("--x", "x", help="Column of the table on the x axis.")
+@click.option("--y", "y", help="Column of the table on the y axis.")
 @click.option("--hue", help="Colour by this column (e.g. a varied parameter; none: no hue).")
 @click.option("--facet", help="One panel per value of this column (none: one panel).")
 @click.option("--where", help="SQL filter, e.g. \"ttft_p99 < 2 AND scheduler = 'mixed_pool'\" "
@@ -121,16 +124,19 @@ def latency_cmd(run_dirs, log_x, slo_ttft, slo_tbt, slo_e2e, labels, title, size
 @click.option("--title", help="Figure title.")
 @_size_option
 @_out_option
-def sweep_cmd(results_dir, spec, x, y, hue, facet, where, agg, pareto, style, log_x, log_y, title, size, out):
+def sweep_cmd(results_dir, spec, table, x, y, hue, facet, where, agg, pareto, style, log_x, log_y, title, size,
+              out):
     """Any two columns of a sweep's summary.parquet (RESULTS_DIR of `sweepsim grid`) against each other,
     coloured by --hue, one panel per --facet value, optionally filtered, aggregated and with the Pareto front.
 
     Example: sweepsim plot sweep results/baseline_h100 --x cost_usd --y throughput_rps --hue cluster.dgx-h100
-    --facet trace.sizes --pareto -o front.png
+    --facet trace.sizes --pareto -o front.png; after `sweepsim search`, the capacity-vs-cost front:
+    sweepsim plot sweep results/splitwise_ha_search --table capacity --x cost_per_hour_usd --y max_rate_rps
+    --pareto -o capacity.png
     """
     from sweepsim.plots.common import check_output, parse_size
     from sweepsim.plots.sweep import read_spec, sweep_figure
-    from sweepsim.results.query import load_summary, varied_columns
+    from sweepsim.results.query import TABLES, load_summary, varied_columns
 
     check_output(out)
     opts = read_spec(spec) if spec is not None else {}
@@ -141,7 +147,7 @@ def sweep_cmd(results_dir, spec, x, y, hue, facet, where, agg, pareto, style, lo
         opts.pop("ylabel", None)
     if any(v is not None for v in (x, y, hue, facet, where, agg)):
         opts.pop("title", None)
-    given = {"x": x, "y": y, "hue": hue, "facet": facet, "where": where, "agg": agg, "pareto": pareto,
+    given = {"table": table, "x": x, "y": y, "hue": hue, "facet": facet, "where": where, "agg": agg, "pareto": pareto,
              "style": style, "log_x": log_x or None, "log_y": log_y or None, "title": title, "size": size}
     opts.update({k: v for k, v in given.items() if v is not None})
     for k in ("hue", "facet", "where", "agg", "pareto"):  # `none` on the command line drops a spec's value
@@ -156,12 +162,15 @@ def sweep_cmd(results_dir, spec, x, y, hue, facet, where, agg, pareto, style, lo
     for k in ("x", "y"):
         if k not in opts:
             raise InputError(spec, f"--{k}", "missing: the column to plot on the " + k + " axis")
-    df = load_summary(results_dir)
+    table = opts.get("table", "summary")
+    if table not in TABLES:
+        raise InputError(spec, "table", f"unknown table {table!r}; allowed: {', '.join(TABLES)}")
+    df = load_summary(results_dir, table)
     fig = sweep_figure(df, opts["x"], opts["y"], hue=opts.get("hue"), facet=opts.get("facet"),
                        where=opts.get("where"), agg=opts.get("agg"), pareto=opts.get("pareto"),
                        style=opts.get("style", "auto"), title=opts.get("title"), xlabel=opts.get("xlabel"),
                        ylabel=opts.get("ylabel"), log_x=bool(opts.get("log_x")), log_y=bool(opts.get("log_y")),
-                       size=parse_size(opts.get("size")), source=Path(results_dir) / "summary.parquet",
+                       size=parse_size(opts.get("size")), source=Path(results_dir) / TABLES[table][0],
                        varied=varied_columns(results_dir, df))
     _save(fig, out)
 

@@ -28,7 +28,7 @@ from sweepsim.results.query import check_columns, pareto_front, parse_objectives
 
 AGGS = ("max", "min", "mean", "median")
 STYLES = ("auto", "lines", "points")
-SPEC_KEYS = {"results": str, "title": str, "x": str, "y": str, "hue": str, "facet": str, "where": str,
+SPEC_KEYS = {"results": str, "table": str, "title": str, "x": str, "y": str, "hue": str, "facet": str, "where": str,
              "agg": str, "pareto": (bool, str), "style": str, "xlabel": str, "ylabel": str, "log_x": bool,
              "log_y": bool, "size": str, "description": str}
 MAX_FACETS = 24

@@ -1,28 +1,46 @@
 """Reading a sweep's merged results: filter, sort, Pareto fronts (``sweepsim results``)."""
+import json
 from pathlib import Path
 
 import polars as pl
 
 from sweepsim.errors import InputError, read_parquet
 
-MAXIMIZE_PREFIXES = ("throughput", "completed", "requests")
+MAXIMIZE_PREFIXES = ("throughput", "completed", "requests", "max_rate")
+#: Tables of a results directory that the queries and sweep plots read: a sweep's summary, a search's answers.
+TABLES = {"summary": ("summary.parquet", "config_hash", "sweepsim grid"),
+          "capacity": ("capacity.parquet", "config_key", "sweepsim search"),
+          "cheapest": ("cheapest.parquet", "config_key", "sweepsim search --target-rate")}
 DEFAULT_METRICS = ("application_id", "completed", "throughput_rps", "ttft_p50", "ttft_p99", "tbt_p99", "e2e_p99",
                    "cost_usd", "energy_kwh")
+#: The columns shown by default for a search's tables (after the varied parameters).
+DEFAULT_SEARCH_COLUMNS = {"capacity": ("max_rate_rps", "at_range_max", "probes", "cost_per_hour_usd",
+                                       "cost_per_hour_per_rps_usd", "power_per_rps_w", "note"),
+                          "cheapest": ("status", "objective", "objective_value", "cost_per_hour_usd", "gpus")}
 
 
-def load_summary(results_dir) -> pl.DataFrame:
-    path = Path(results_dir) / "summary.parquet"
+def load_summary(results_dir, table: str = "summary") -> pl.DataFrame:
+    """A results directory's table (``TABLES``): the sweep's summary, or a capacity search's answers."""
+    name, key, made_by = TABLES[table]
+    path = Path(results_dir) / name
     if not path.exists():
-        raise InputError(path, None, "no summary (run `sweepsim grid` first, or give a results directory)")
-    return read_parquet(path, None, ("config_hash",))
+        raise InputError(path, None, f"no {table} table (run `{made_by}` first, or give a results directory)")
+    return read_parquet(path, None, (key,))
 
 
 def varied_columns(results_dir, df: pl.DataFrame) -> list[str]:
+    """The experiment's varied parameters among ``df``'s columns (from configs.parquet, or the experiment
+    manifest of a directory that only holds a search)."""
     path = Path(results_dir) / "configs.parquet"
-    if not path.exists():
+    if path.exists():
+        cols = read_parquet(path, None, ("config_hash",)).columns
+        return [c for c in cols if c not in ("config_hash", "config_json") and c in df.columns]
+    manifest = Path(results_dir) / "experiment.json"
+    try:
+        axes = json.loads(manifest.read_text()).get("axes", [])
+    except (OSError, ValueError, AttributeError):
         return []
-    cols = read_parquet(path, None, ("config_hash",)).columns
-    return [c for c in cols if c not in ("config_hash", "config_json") and c in df.columns]
+    return [c for c in axes if isinstance(c, str) and c in df.columns]
 
 
 def check_columns(df: pl.DataFrame, cols, source, option):
