@@ -201,3 +201,28 @@ def test_capacity_front_plot_and_results_table(tmp_path):
     r = ok(invoke("results", out, "--table", "capacity", "--pareto", "cost_per_hour_usd,max_rate_rps"))
     assert "max_rate_rps" in r.stdout
     assert_input_error(invoke("results", out), "summary.parquet", "sweepsim grid")
+
+
+def test_screening_on_short_traces(tmp_path):
+    """--screen: a first pass on traces a quarter as long bounds each capacity from above; the full-length
+    search starts just below it, and every reported answer is simulated at full length."""
+    exp = single_server_experiment(tmp_path / "exp.toml")
+    ok(invoke("search", exp, "--slo", "e2e_max<=0.25", "--rate-range", "1:20", "--screen", "0.25",
+              "--out", tmp_path / "out", "--quiet"))
+    cap = pl.read_parquet(tmp_path / "out" / "capacity.parquet")
+    assert 1 / SERVICE_S / 1.02 <= cap["max_rate_rps"][0] <= 1 / SERVICE_S
+    probes = pl.read_parquet(tmp_path / "out" / "probes.parquet")
+    full = probes.filter(~pl.col("key").str.contains("~"))
+    assert full["rate"].max() <= cap["max_rate_rps"][0] * 1.03   # nothing simulated at full length far above it
+    assert cap["max_rate_rps"][0] in full["rate"].to_list()      # the answer itself was
+    # target rate: hopeless shapes are screened out; the cheapest feasible shape is the same as without screening
+    cands = load(SHAPES)
+    slos = parse_slos("ttft_p90<=1.5,tbt_p90<=0.2")
+    plain = cheapest_search(cands, 14.0, slos, ProbeRunner(tmp_path / "a"), prune=False)
+    screened = cheapest_search(cands, 14.0, slos, ProbeRunner(tmp_path / "b"), prune=False, screen=0.25)
+    assert any(v.status == "screened_out" for v in screened)
+    truth = {v.candidate.key: v.status for v in plain}
+    assert all(truth[v.candidate.key] == "infeasible" for v in screened if v.status == "screened_out")
+    best = [min((v for v in vs if v.status == "feasible"), key=lambda v: v.objective).candidate.key
+            for vs in (plain, screened)]
+    assert best[0] == best[1]

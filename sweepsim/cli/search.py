@@ -39,11 +39,14 @@ def _table(df, cols, top):
 @click.option("--no-prune", is_flag=True, help="Do not use one shape's results for another (assumed: more servers of "
                                                "every kind never serve less); with --target-rate, simulate every "
                                                "configuration.")
+@click.option("--screen", type=FiniteFloat(min=0.01, max=0.99),
+              help="Screen on traces this fraction as long first (e.g. 0.25): a rate or configuration missing the SLOs "
+                   "there is taken to miss them at full length; every answer is still simulated at full length.")
 @experiment_options("Search")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to print.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune, out_dir, small, backend, address,
-               top, quiet):
+def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune, screen, out_dir, small, backend,
+               address, top, quiet):
     """Capacity search over an experiment's configurations (its [grid]; the trace must be a generator table).
 
     Without --target-rate: for every configuration, the highest arrival rate in --rate-range at which every
@@ -59,7 +62,7 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
     from sweepsim.config.experiment import load_experiment, validate_points
     from sweepsim.results.tables import write_parquet_atomic
     from sweepsim.search.capacity import (CAPACITY_FILE, ProbeRunner, candidates, capacity_table, max_rate_search,
-                                          rate_grid)
+                                          rate_grid, screened_max_rate_search)
     from sweepsim.search.slo import parse_slos
     from sweepsim.sweep.store import Store
 
@@ -88,7 +91,10 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
     runner = ProbeRunner(out, backend, address)
     try:
         if target_rate is None:
-            caps = max_rate_search(cands, rates, objectives, runner, progress, prune=not no_prune)
+            if screen:
+                caps = screened_max_rate_search(cands, rates, objectives, runner, screen, progress, not no_prune)
+            else:
+                caps = max_rate_search(cands, rates, objectives, runner, progress, prune=not no_prune)
             df = capacity_table(caps, objectives, runner).sort("max_rate_rps", descending=True)
             write_parquet_atomic(df, out / CAPACITY_FILE)
             keys = [k for k in cands[0].varied] if cands else []
@@ -105,7 +111,7 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
         else:
             from sweepsim.search.cheapest import cheapest_search, cheapest_table
             verdicts = cheapest_search(cands, float(target_rate), objectives, runner, minimize, not no_prune,
-                                       progress=progress)
+                                       progress=progress, screen=screen)
             df = cheapest_table(verdicts, objectives, runner, float(target_rate), minimize)
             write_parquet_atomic(df, out / "cheapest.parquet")
             counts = df.group_by("status").len().sort("status")

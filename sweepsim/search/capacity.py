@@ -231,17 +231,22 @@ def lattice_levels(cands: list[Candidate]) -> np.ndarray:
 
 
 def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runner: ProbeRunner,
-                    progress=None, prune: bool = True) -> list[Capacity]:
+                    progress=None, prune: bool = True, upper: np.ndarray | None = None) -> list[Capacity]:
     """Bisection over the rate grid, candidates advancing together (one round = one probe each).
 
     With ``prune`` (the same monotonicity as ``cheapest``): a shape serves at least what any shape with fewer
     servers of every kind serves and at most what any shape with more of every kind serves, so the shapes are
     searched coarse to fine (``lattice_levels``) and each starts from the bracket the shapes known so far give
     it; an answer inferred that way is then simulated (and searched again below if it misses the SLOs). Without
-    it every shape bisects the whole range on its own."""
+    it every shape bisects the whole range on its own.
+
+    ``upper`` (per candidate, a grid index known to miss the SLOs, e.g. from a screening pass on a shorter
+    trace): the search starts just below it and gallops down (1, 2, 4, ... steps) to a rate that meets them,
+    then bisects."""
     n = len(rates)
     lo = np.full(len(cands), -1)
-    hi = np.full(len(cands), n)
+    hi = np.full(len(cands), n) if upper is None else np.asarray(upper, np.int64).copy()
+    gallop = np.zeros(len(cands), np.int64) if upper is None else np.where(hi < n, 1, 0)
     probes = np.zeros(len(cands), np.int64)
     dom = dominance(cands) if prune else None
     levels = lattice_levels(cands) if prune else np.zeros(len(cands), np.int64)
@@ -253,7 +258,8 @@ def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runne
             if dom is not None:   # lo from the shapes it covers, hi from those covering it; never past its own
                 lo = np.maximum(lo, np.minimum(np.where(dom, lo[None, :], -1).max(axis=1), hi - 1))
                 hi = np.minimum(hi, np.maximum(np.where(dom.T, hi[None, :], n).min(axis=1), lo + 1))
-            todo = [(i, (lo[i] + hi[i]) // 2) for i in np.flatnonzero(wave) if hi[i] - lo[i] > 1]
+            todo = [(i, max(lo[i] + 1, hi[i] - gallop[i]) if gallop[i] else (lo[i] + hi[i]) // 2)
+                    for i in np.flatnonzero(wave) if hi[i] - lo[i] > 1]
             if not todo:
                 return
             rounds += 1
@@ -262,8 +268,10 @@ def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runne
                 probes[i] += 1
                 if runner.outcome(cands[i].key, float(rates[k]), objectives):
                     lo[i] = k
+                    gallop[i] = 0
                 else:
                     hi[i] = k
+                    gallop[i] *= 2
             if progress:
                 progress(rounds, len(todo))
 
@@ -294,6 +302,33 @@ def max_rate_search(cands: list[Candidate], rates: np.ndarray, objectives, runne
             note = f"fails: {err}" if err else f"the SLOs are not met even at {rates[0]:g} req/s"
         out.append(Capacity(c, float(rates[k]) if k >= 0 else 0.0, k == n - 1, int(probes[i]), note))
     return out
+
+
+def screening(cands: list[Candidate], fraction: float) -> list[Candidate]:
+    """The candidates on a trace of ``fraction`` of their duration (same seed, sizes and rates)."""
+    out = []
+    for c in cands:
+        spec = dataclasses.replace(c.config.trace_spec, duration=c.config.trace_spec.duration * fraction)
+        out.append(Candidate(f"{c.key}~{fraction!r}", dataclasses.replace(c.config, trace_spec=spec), c.varied,
+                             c.raw))
+    return out
+
+
+def screened_max_rate_search(cands, rates, objectives, runner, fraction: float, progress=None,
+                             prune: bool = True) -> list[Capacity]:
+    """A first search on traces ``fraction`` as long, then the full-length one starting below each screened
+    capacity (``upper``): a short run builds less queueing than a long one, so a rate that misses the SLOs on
+    the short trace is taken to miss them on the full one. Every reported capacity is simulated at full
+    length."""
+    short = max_rate_search(screening(cands, fraction), rates, objectives, runner, progress, prune)
+    upper = np.array([int(np.searchsorted(rates, cap.max_rate)) + 1 if cap.max_rate > 0 else 0 for cap in short])
+    upper = np.minimum(upper, len(rates))
+    caps = max_rate_search(cands, rates, objectives, runner, progress, prune, upper=upper)
+    for cap, s in zip(caps, short):
+        cap.probes += s.probes
+        if cap.max_rate == 0 and (cap.candidate.key, float(rates[0])) not in runner.results:
+            cap.note = f"screened out: the SLOs are not met even at {rates[0]:g} req/s on the short trace"
+    return caps
 
 
 def cost_per_hour(cfg: RunConfig) -> float:

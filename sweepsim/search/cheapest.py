@@ -20,20 +20,23 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sweepsim.search.capacity import Candidate, ProbeRunner, cost_per_hour, covers, gpus, shape
+from sweepsim.search.capacity import Candidate, ProbeRunner, cost_per_hour, covers, gpus, screening, shape
 from sweepsim.search.slo import worst
 
 OBJECTIVES = ("cost", "gpus", "energy")
 @dataclass
 class Verdict:
     candidate: Candidate
-    status: str              # feasible, infeasible, pruned_costlier, pruned_infeasible, pruned_bound, failed
+    status: str              # feasible, infeasible, screened_out, pruned_costlier, pruned_infeasible, pruned_bound,
+    #                          failed
     objective: float         # dollars/h, GPUs, or J per request (NaN until simulated for energy)
     note: str = ""
 
 
 def cheapest_search(cands: list[Candidate], rate: float, objectives, runner: ProbeRunner, minimize: str = "cost",
-                    prune: bool = True, batch: int = 8, progress=None) -> list[Verdict]:
+                    prune: bool = True, batch: int = 8, progress=None, screen: float | None = None) -> list[Verdict]:
+    """``screen``: each round first simulates its shapes on a trace ``screen`` times as long; a shape missing
+    the SLOs there is taken to miss them at full length (``screened_out``: a short run builds less queueing)."""
     static = {"cost": cost_per_hour, "gpus": gpus, "energy": cost_per_hour}[minimize]
     order = sorted(cands, key=lambda c: (static(c.config), c.key))
     shapes = {c.key: shape(c.config) for c in cands}
@@ -52,6 +55,14 @@ def cheapest_search(cands: list[Candidate], rate: float, objectives, runner: Pro
             break
         todo = open_[:batch]
         rounds += 1
+        if screen:
+            short = dict(zip((c.key for c in todo), screening(todo, screen)))
+            runner.run([(short[c.key], rate) for c in todo])
+            for c in todo:
+                if not runner.outcome(short[c.key].key, rate, objectives):
+                    verdict[c.key].status = "screened_out"
+                    infeasible.append(c)
+            todo = [c for c in todo if not verdict[c.key].status]
         runner.run([(c, rate) for c in todo])
         for c in todo:
             res = runner.results[(c.key, rate)]
