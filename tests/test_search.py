@@ -226,3 +226,13 @@ def test_screening_on_short_traces(tmp_path):
     best = [min((v for v in vs if v.status == "feasible"), key=lambda v: v.objective).candidate.key
             for vs in (plain, screened)]
     assert best[0] == best[1]
+
+
+def test_ray_backend_gives_the_same_capacities(tmp_path):
+    pytest.importorskip("ray")
+    for backend in ("local", "ray"):
+        ok(invoke("search", SHAPES, "--small", "--slo", "ttft_p90<=1.5,tbt_p90<=0.2", "--rate-range", "2:60",
+                  "--tol", "0.1", "--backend", backend, "--out", tmp_path / backend, "--quiet"))
+    a, b = (pl.read_parquet(tmp_path / k / "capacity.parquet").sort("config_key") for k in ("local", "ray"))
+    assert a["max_rate_rps"].to_list() == b["max_rate_rps"].to_list()
+    assert a["probes"].to_list() == b["probes"].to_list()
