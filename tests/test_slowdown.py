@@ -63,3 +63,21 @@ def test_another_reference_machine_and_missing_profiles(tmp_path):
     cfg = from_dict({**base, "performance_model": {"kind": "db", "path": str(db)}})
     r = requests_table(run(cfg, one(1500, 40)))
     assert r["completed"][0] and np.isnan(r["ttft_slowdown"][0])
+
+
+def test_goodput_counts_requests_within_their_own_slos():
+    cfg = from_dict({"cluster": {"dgx-h100": 1}, "model": "llama2-70b", "start_state": "baseline",
+                     "performance_model": {"kind": "constant", "prompt_time": 0.5, "token_time": 0.125}})
+    # the two requests of test_constant_model_slowdowns_are_latency_over_the_constant_times: ttft 0.5 and 1.0 s,
+    # e2e 1.125 and 1.5 s, from the first arrival (1 s) to the last completion (2.5 s): 1.5 s
+    trace = Trace("two", np.array([0, 1]), np.zeros(2, np.int64), np.array([1.0, 1.0]), np.array([100, 200]),
+                  np.array([3, 5]),
+                  annotations={"slo_ttft": np.array([0.75, 0.75]), "slo_e2e": np.array([np.nan, 2.0])})
+    s = summary_table(run(cfg, trace))
+    assert s["throughput_rps"][0] == 2 / 1.5
+    assert s["goodput_rps"][0] == 1 / 1.5                  # request 1 misses its 0.75 s TTFT
+    none = Trace("two", trace.request_id, trace.application_id, trace.arrival, trace.prompt_size, trace.token_size)
+    assert summary_table(run(cfg, none))["goodput_rps"][0] == 2 / 1.5   # no per-request SLOs: every completion
+    tight = Trace("two", trace.request_id, trace.application_id, trace.arrival, trace.prompt_size, trace.token_size,
+                  annotations={"slo_e2e": np.array([1.0, 2.0])})
+    assert summary_table(run(cfg, tight))["goodput_rps"][0] == 1 / 1.5  # request 0 misses its 1.0 s e2e

@@ -9,7 +9,8 @@ STATS = (("mean", None), ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 9
 #: Columns of summary.parquet besides the latency statistics and the configuration's parameters.
 SUMMARY_COUNTS = ("config_hash", "config_json", "application_id", "requests", "completed", "rejected", "stalled",
                   "duration",
-                  "throughput_rps", "throughput_tps", "energy_j", "energy_kwh", "mean_power_w", "energy_per_token_j",
+                  "throughput_rps", "throughput_tps", "goodput_rps", "energy_j", "energy_kwh", "mean_power_w",
+                  "energy_per_token_j",
                   "cost_usd", "cost_per_1m_tokens_usd", "servers")
 
 

@@ -155,6 +155,20 @@ def group_stats(values: np.ndarray, codes: np.ndarray, n_groups: int) -> dict[st
     return out
 
 
+def meets_own_slos(res: RunResult, req: pl.DataFrame) -> np.ndarray:
+    """Per request: completed within its own SLOs, the trace's ``slo_ttft`` / ``slo_e2e`` columns [s] (a
+    missing column or value sets no bound): what goodput counts."""
+    ok = req["completed"].to_numpy().copy()
+    ann = res.trace.annotations or {}
+    for metric, col in (("ttft", "slo_ttft"), ("e2e", "slo_e2e")):
+        bound = ann.get(col)
+        if bound is not None:
+            bound = np.asarray(bound, dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                ok &= np.isnan(bound) | (req[metric].to_numpy() <= bound)
+    return ok
+
+
 def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per application (ascending id): counts, throughput and latency statistics over its completed
     requests, then the cluster's energy and cost and the config's parameters."""
@@ -171,11 +185,13 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
     end = agg["end"].fill_null(np.nan).to_numpy()
     span = np.where(np.isnan(end), 0.0, end - start)
     done_n = agg["n_done"].to_numpy()
+    good_n = np.bincount(codes, weights=meets_own_slos(res, req), minlength=len(apps))
     with np.errstate(invalid="ignore", divide="ignore"):
         cols = {"application_id": apps, "requests": agg["requests"].to_numpy(), "completed": done_n,
                 "rejected": agg["rejected"].to_numpy(), "stalled": agg["stalled"].to_numpy(), "duration": span,
                 "throughput_rps": np.where(span > 0, done_n / span, np.nan),
-                "throughput_tps": np.where(span > 0, agg["tokens"].to_numpy().astype(np.float64) / span, np.nan)}
+                "throughput_tps": np.where(span > 0, agg["tokens"].to_numpy().astype(np.float64) / span, np.nan),
+                "goodput_rps": np.where(span > 0, good_n / span, np.nan)}
     done = req["completed"].to_numpy()
     dcodes = codes[done]
     metrics = {m: req[m].to_numpy()[done] for m in LATENCY_METRICS if m != "normalized_e2e"}
