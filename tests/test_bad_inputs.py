@@ -227,7 +227,7 @@ CASES = [
                                     "--out", PREV], "latin1.toml", "UTF-8"),
     C("config_is_a_directory", lambda t: ["run", _mkdirs(t, "adir.toml", {}), "--out", PREV], "adir.toml"),
     C("config_unknown_top_level_key", run_cfg(colour=q("red")), "cfg.toml", "colour", "unknown key"),
-    C("config_unknown_sku", run_cfg(cluster="dgx-b200 = 1"), "cfg.toml", "cluster.dgx-b200", "dgx-h100"),
+    C("config_unknown_sku", run_cfg(cluster="dgx-z900 = 1"), "cfg.toml", "cluster.dgx-z900", "dgx-h100"),
     C("config_unknown_cluster_name", lambda t: ["run", _write(t, "cl.toml", f'model = "bloom-176b"\ncluster = '
                                                                       f'"atlantis"\n[trace]\npath = {q(TRACE)}\n'
                                                                       .encode()), "--out", PREV],

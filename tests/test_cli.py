@@ -274,8 +274,8 @@ def _case_unknown_top_level_key(tmp):
 
 
 def _case_unknown_sku(tmp):
-    write_config(tmp / "sku.toml", cluster="dgx-b200 = 1")
-    return ["run", "sku.toml"], ["sku.toml", "cluster.dgx-b200", "dgx-b200", "dgx-a100", "dgx-h100", "dgx-h100-pcap"]
+    write_config(tmp / "sku.toml", cluster="dgx-z900 = 1")
+    return ["run", "sku.toml"], ["sku.toml", "cluster.dgx-z900", "dgx-z900", "dgx-a100", "dgx-h100", "dgx-h100-pcap"]
 
 
 def _case_unknown_model(tmp):

@@ -266,3 +266,6 @@ main.add_command(report_cmd)
 from sweepsim.cli.search import search_cmd  # noqa: E402
 
 main.add_command(search_cmd)
+from sweepsim.cli.perf import perf_group  # noqa: E402
+
+main.add_command(perf_group)

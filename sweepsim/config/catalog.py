@@ -1,4 +1,5 @@
 """Hardware and model tables (TOML under configs/hardware and configs/models)."""
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +18,9 @@ class Processor:
     power_idle_w: float
     power_prompt_w: float
     power_token_w: float
+    peak_tflops: float | None = None    # dense FP16/BF16 tensor-core TFLOP/s (roofline model)
+    hbm_gbs: float | None = None        # HBM bandwidth [GB/s]
+    nvlink_gbs: float | None = None     # NVLink bandwidth per GPU [GB/s]
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class Sku:
 
 @dataclass(frozen=True)
 class Model:
-    """A model architecture with fp16 weights; KV bytes per token as SplitwiseSim (no GQA unless kv_heads)."""
+    """A model architecture (configs/models/models.toml); KV bytes per token as SplitwiseSim counts them unless
+    ``kv_heads`` (grouped-query attention) or an explicit ``kv_bytes_per_token`` says otherwise."""
     name: str
     num_layers: int
     hidden_size: int
@@ -43,12 +48,42 @@ class Model:
     dtype_bytes: int
     weight_bytes: int
     kv_heads: int | None = None
+    intermediate_size: int | None = None
+    vocab_size: int | None = None
+    mlp: str = "gated"
+    num_experts: int = 1
+    experts_active: int = 1
+    param_bytes: int = 2
+    tied_embeddings: bool = False
+    kv_bytes_override: int | None = None
 
     @property
     def kv_bytes_per_token(self) -> int:
+        if self.kv_bytes_override is not None:
+            return self.kv_bytes_override
         if self.kv_heads is None:
             return 2 * self.num_layers * self.hidden_size * self.dtype_bytes
         return 2 * self.num_layers * self.hidden_size * self.kv_heads // self.num_heads * self.dtype_bytes
+
+    def layer_params(self, active: bool = True) -> tuple[float, float]:
+        """(attention, MLP) parameters of one layer (the MLP of the experts used per token, or of all)."""
+        h = self.hidden_size
+        kv = h * (self.kv_heads or self.num_heads) / self.num_heads
+        attention = 2 * h * h + 2 * h * kv
+        mats = 3 if self.mlp == "gated" else 2
+        experts = self.experts_active if active else self.num_experts
+        return attention, mats * h * (self.intermediate_size or 4 * h) * experts
+
+    def params(self, active: bool = True) -> float:
+        """Parameters: layers plus embeddings (input and output unless tied)."""
+        attention, mlp = self.layer_params(active)
+        emb = (self.vocab_size or 0) * self.hidden_size * (1 if self.tied_embeddings else 2)
+        return self.num_layers * (attention + mlp) + emb
+
+
+MODEL_KEYS = ("num_layers", "hidden_size", "num_heads", "dtype_bytes", "weight_bytes", "kv_heads",
+              "intermediate_size", "vocab_size", "mlp", "num_experts", "experts_active", "param_bytes",
+              "tied_embeddings", "kv_bytes_per_token")
 
 
 def _load_toml(path):
@@ -61,8 +96,9 @@ def processors() -> dict[str, Processor]:
     path = HARDWARE_DIR / "processors.toml"
     out = {}
     for name, d in _load_toml(path).items():
+        opt = {k: float(d[k]) for k in ("peak_tflops", "hbm_gbs", "nvlink_gbs") if k in d}
         out[name] = Processor(name, int(d["memory_bytes"]), float(d["power_idle_w"]),
-                              float(d["power_prompt_w"]), float(d["power_token_w"]))
+                              float(d["power_prompt_w"]), float(d["power_token_w"]), **opt)
     return out
 
 
@@ -84,8 +120,17 @@ def skus() -> dict[str, Sku]:
 def models() -> dict[str, Model]:
     out = {}
     for name, d in _load_toml(MODELS_FILE).items():
-        out[name] = Model(name, int(d["num_layers"]), int(d["hidden_size"]), int(d["num_heads"]),
-                          int(d["dtype_bytes"]), int(d["weight_bytes"]), d.get("kv_heads"))
+        bad = sorted(set(d) - set(MODEL_KEYS))
+        if bad:
+            raise InputError(MODELS_FILE, f"{name}.{bad[0]}", f"unknown key; {allowed(MODEL_KEYS)}")
+        if d.get("mlp", "gated") not in ("gated", "gelu"):
+            raise InputError(MODELS_FILE, f"{name}.mlp", f"{d['mlp']!r}; allowed: gated, gelu")
+        m = Model(name, int(d["num_layers"]), int(d["hidden_size"]), int(d["num_heads"]), int(d["dtype_bytes"]),
+                  0, d.get("kv_heads"), d.get("intermediate_size"), d.get("vocab_size"), d.get("mlp", "gated"),
+                  int(d.get("num_experts", 1)), int(d.get("experts_active", 1)), int(d.get("param_bytes", 2)),
+                  bool(d.get("tied_embeddings", False)), d.get("kv_bytes_per_token"))
+        weights = int(d["weight_bytes"]) if "weight_bytes" in d else int(round(m.params(active=False) * m.param_bytes))
+        out[name] = dataclasses.replace(m, weight_bytes=weights)
     return out
 
 

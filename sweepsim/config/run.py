@@ -183,6 +183,23 @@ def _parse_cluster(src, v):
     return tuple(out)
 
 
+MAX_TOKENS_CONTEXT = 10_000_000
+
+
+def _as_fraction(src, key, v):
+    x = _as_float(src, key, v)
+    if not 0 < x <= 1:
+        raise InputError(src, key, f"must be a fraction in (0, 1], got {v!r}")
+    return x
+
+
+def _as_scale(src, key, v):
+    x = _as_float(src, key, v)
+    if not 0.01 <= x <= 100:
+        raise InputError(src, key, f"must be a factor from 0.01 to 100 on every iteration time, got {v!r}")
+    return x
+
+
 def _parse_table(src, key, v, cls, converters):
     if not isinstance(v, dict):
         raise InputError(src, key, "must be a table")
@@ -244,9 +261,13 @@ def from_dict(d: dict, src=None) -> RunConfig:
     if isinstance(pm, str):
         pm = {"kind": pm}
     kw["performance_model"] = _parse_table(src, "performance_model", pm, PerfModelConfig, {
-        "kind": lambda s, k, v: _choice(s, k, v, ("db", "constant")),
+        "kind": lambda s, k, v: _choice(s, k, v, ("db", "constant", "roofline")),
         "path": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
-        "prompt_time": _as_time, "token_time": _as_time})
+        "prompt_time": _as_time, "token_time": _as_time,
+        "efficiency": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
+        "context_tokens": lambda s, k, v: _as_int(s, k, v, 0, MAX_TOKENS_CONTEXT),
+        "compute_efficiency": _as_fraction, "memory_efficiency": _as_fraction,
+        "scale": _as_scale})
     if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
                                                           and kw["performance_model"].token_time > 0):
         raise InputError(src, "performance_model", "constant model needs prompt_time and token_time > 0 (seconds)")

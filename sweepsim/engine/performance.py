@@ -7,6 +7,7 @@ token(bt), extrapolated linearly outside the knots. A prompt-only batch takes pr
 batch token(bt), a mixed batch prompt(bt) x 1.1, where bt = prompt sizes + 1 per decode.
 ``constant``: fixed prompt-iteration and token-iteration times (mixed batch = prompt time).
 """
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -135,8 +136,10 @@ def uncontended_latencies(cfg, prompt_size: np.ndarray, token_size: np.ndarray):
 def slowdown_curve(cfg) -> PerfCurve:
     """The profiled curve of the slowdown reference machine, or a clear error naming what is available."""
     pm = cfg.performance_model
-    db = load_db(Path(pm.path) if pm.path else DEFAULT_DB)
     key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel)
+    if pm.kind == "roofline":
+        return roofline_curve(dataclasses.replace(pm, scale=1.0), key, cfg.source)
+    db = load_db(Path(pm.path) if pm.path else DEFAULT_DB)
     if key not in db:
         have = sorted(f"{h}/tp{t}" for m, h, t in db if m == cfg.model)
         raise InputError(cfg.source, "slowdown_hardware", f"no profiled data for {cfg.model} on "
@@ -147,10 +150,26 @@ def slowdown_curve(cfg) -> PerfCurve:
 
 @dataclass(frozen=True)
 class PerfModelConfig:
-    kind: str = "db"                 # "db" or "constant"
+    kind: str = "db"                 # "db", "constant" or "roofline"
     path: str | None = None          # db: CSV path (default data/perf_model.csv)
     prompt_time: float = 0.0         # constant: seconds per prompt (or mixed) iteration
     token_time: float = 0.0          # constant: seconds per decode iteration
+    efficiency: str | None = None    # roofline: fitted factors (default configs/perf/roofline.toml)
+    context_tokens: int = 1024       # roofline: context of each decoding sequence (KV read per iteration)
+    compute_efficiency: float | None = None   # roofline: overrides of the fitted factors (sweep axes)
+    memory_efficiency: float | None = None
+    scale: float = 1.0               # every iteration time x this ("what if the model is 15% off": 1.15)
+
+
+def roofline_curve(cfg: PerfModelConfig, key: tuple[str, str, int], source=None) -> PerfCurve:
+    """The roofline model's times over batch tokens for (model, GPU, TP) (``sweepsim.engine.roofline``)."""
+    from sweepsim.config.catalog import get_model, processors
+    from sweepsim.engine import roofline
+    model, gpu, tp = key
+    eff = roofline.efficiency_for(gpu, cfg.efficiency, cfg.compute_efficiency, cfg.memory_efficiency, source)
+    knots, prompt, token = roofline.curve(get_model(model, source), processors()[gpu], tp, eff,
+                                          cfg.context_tokens, cfg.scale)
+    return PerfCurve(knots, prompt, token)
 
 
 def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=None) -> PerfTables:
@@ -158,8 +177,10 @@ def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=
     n = len(keys)
     if cfg.kind == "constant":
         return PerfTables(np.full(n, PerfKind.CONSTANT, np.int64), np.zeros((n, 2)), np.full(n, 2, np.int64),
-                          np.zeros((n, 2)), np.zeros((n, 2)), np.full(n, float(cfg.prompt_time)),
-                          np.full(n, float(cfg.token_time)))
+                          np.zeros((n, 2)), np.zeros((n, 2)), np.full(n, float(cfg.prompt_time) * cfg.scale),
+                          np.full(n, float(cfg.token_time) * cfg.scale))
+    if cfg.kind == "roofline":
+        return _tables([roofline_curve(cfg, key, source) for key in keys])
     db = load_db(Path(cfg.path) if cfg.path else DEFAULT_DB)
     curves = []
     for key in keys:
@@ -167,8 +188,15 @@ def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=
             have = sorted(f"{m}/{h}/tp{t}" for m, h, t in db)
             raise InputError(source, "performance_model",
                              f"no profiled data for model/hardware/tp {key[0]}/{key[1]}/tp{key[2]}; available: "
-                             + ", ".join(have))
-        curves.append(db[key])
+                             + ", ".join(have) + '; or performance_model = "roofline" for models and GPUs nobody '
+                             "profiled")
+        c = db[key]
+        curves.append(c if cfg.scale == 1.0 else PerfCurve(c.knots, c.prompt_s * cfg.scale, c.token_s * cfg.scale))
+    return _tables(curves)
+
+
+def _tables(curves: list[PerfCurve]) -> PerfTables:
+    n = len(curves)
     k = max(len(c.knots) for c in curves)
     knots = np.zeros((n, k))
     prompt = np.zeros((n, k))
