@@ -136,3 +136,23 @@ def test_perf_show_prints_and_plots(tmp_path):
     assert "prefill [s]" in r.stdout and png.exists()
     lines = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("512 ")]
     assert len(lines) == 1 and len(lines[0].split()) == 5      # predicted and profiled, both phases
+
+
+def test_a_sweep_varies_the_performance_model(tmp_path, monkeypatch):
+    """performance_model.kind and .scale as grid axes: a "what if the model is 15% off" sweep."""
+    monkeypatch.setenv("SWEEPSIM_TRACE_CACHE", str(tmp_path / "cache"))
+    exp = tmp_path / "pm.toml"
+    exp.write_text('name = "pm"\n[config]\nmodel = "llama2-70b"\nstart_state = "baseline"\ncluster = { dgx-h100 = 1 }\n'
+                   '[config.performance_model]\nkind = "db"\n[trace]\nsizes = "azure-conv"\nrate = 2\nduration = 20\n'
+                   'seed = 1\n[grid]\n"performance_model.kind" = ["db", "roofline"]\n'
+                   '"performance_model.scale" = [0.85, 1.0, 1.15]\n')
+    ok(invoke("grid", exp, "--out", tmp_path / "out", "--quiet"))
+    df = pl.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert df.height == 6
+    for kind in ("db", "roofline"):
+        ttft = {r["performance_model.scale"]: r["ttft_p50"]
+                for r in df.filter(pl.col("performance_model.kind") == kind).iter_rows(named=True)}
+        assert ttft[0.85] < ttft[1.0] < ttft[1.15]
+    db = df.filter(pl.col("performance_model.kind") == "db").sort("performance_model.scale")["e2e_p50"].to_list()
+    rf = df.filter(pl.col("performance_model.kind") == "roofline").sort("performance_model.scale")["e2e_p50"].to_list()
+    assert db != rf
