@@ -236,3 +236,89 @@ def test_ray_backend_gives_the_same_capacities(tmp_path):
     a, b = (pl.read_parquet(tmp_path / k / "capacity.parquet").sort("config_key") for k in ("local", "ray"))
     assert a["max_rate_rps"].to_list() == b["max_rate_rps"].to_list()
     assert a["probes"].to_list() == b["probes"].to_list()
+
+
+# ------------------------------------------------------------------------------------------ hostile inputs
+
+
+def test_energy_is_never_pruned_as_costlier(tmp_path):
+    """More servers cost more dollars and GPUs, not necessarily more joules per request."""
+    cands = load(SHAPES)
+    verdicts = cheapest_search(cands, 10.0, parse_slos("ttft_p90<=1.5"), ProbeRunner(tmp_path / "e"), "energy")
+    assert not any(v.status == "pruned_costlier" for v in verdicts)
+
+
+def test_probe_keys_follow_the_files_and_the_mix(tmp_path):
+    from sweepsim.search.capacity import candidate_key
+    sizes = tmp_path / "sz.csv"
+    sizes.write_text((PROJECT_ROOT / "traces" / "test_trace.csv").read_text())
+    exp = tmp_path / "f.toml"
+    exp.write_text(single_server_experiment(tmp_path / "base.toml").read_text().replace(
+        'sizes = "fixed:100,11"', f'sizes = "trace:{sizes}"'))
+    before = load(exp, small=False)[0].key
+    sizes.write_text(sizes.read_text().replace(",4096,", ",4000,"))
+    assert load(exp, small=False)[0].key != before              # the sizes file changed: no stale probes
+    mix = tmp_path / "mix.toml"
+    text = single_server_experiment(tmp_path / "b2.toml").read_text().split("[trace]")[0]
+    keys = []
+    for top in (1, 50):   # the second application inherits the top-level rate: the mix changes with it
+        mix.write_text(text + f'[trace]\nduration = 30\nseed = 1\nrate = {top}\n[[trace.apps]]\n'
+                              'sizes = "fixed:100,11"\nrate = 5\n[[trace.apps]]\nsizes = "fixed:50,5"\n')
+        keys.append(load(mix, small=False)[0].key)
+    assert keys[0] != keys[1]
+    assert candidate_key is not None
+
+
+@pytest.mark.parametrize("rows, error, needle", [
+    ('not json', None, "rows"), ('{"a": 1}', None, "rows"), ('[1, 2]', None, "rows"), ('[]', None, "rows"),
+    ('[{"ttft_p90": [1]}]', None, "rows")])
+def test_a_damaged_probes_file_is_a_one_line_error(tmp_path, rows, error, needle):
+    exp = single_server_experiment(tmp_path / "exp.toml", duration=20)
+    out = tmp_path / "out"
+    ok(invoke("search", exp, "--slo", "e2e_max<=0.25", "--rate-range", "1:10", "--out", out, "--quiet"))
+    probes = pl.read_parquet(out / "probes.parquet")
+    bad = probes.with_columns(pl.lit(rows).alias("rows"), pl.lit(error, dtype=pl.String).alias("error"))
+    bad.write_parquet(out / "probes.parquet")
+    snapshot = (out / "probes.parquet").read_bytes()
+    assert_input_error(invoke("search", exp, "--slo", "e2e_max<=0.25", "--rate-range", "1:10", "--out", out),
+                       "probes.parquet", needle, "delete it")
+    assert (out / "probes.parquet").read_bytes() == snapshot      # not overwritten
+    probes.drop("rows").write_parquet(out / "probes.parquet")
+    assert_input_error(invoke("search", exp, "--slo", "e2e_max<=0.25", "--rate-range", "1:10", "--out", out),
+                       "probes.parquet", "rows")
+    probes.with_columns(pl.col("rate").cast(pl.String)).write_parquet(out / "probes.parquet")
+    assert_input_error(invoke("search", exp, "--slo", "e2e_max<=0.25", "--rate-range", "1:10", "--out", out),
+                       "probes.parquet", "rate")
+
+
+def test_refused_searches_write_nothing(tmp_path):
+    exp = single_server_experiment(tmp_path / "exp.toml", duration=20)
+    out = tmp_path / "out"
+    cases = [
+        (["--slo", "throughput_rps>=10,e2e_max<=1"], ("--slo", "lower bound")),
+        (["--slo", "e2e_max<=1,e2e_max<=2"], ("--slo", "twice")),
+        (["--slo", "e2e_max<=1", "--rate-range", "0.001:10"], ("--rate-range", "no request")),
+        (["--slo", "e2e_max<=1", "--rate-range", "1e-300:1e300"], ("--rate-range", "million")),
+        (["--slo", "e2e_max<=1", "--target-rate", "0.001"], ("--target-rate", "no request")),
+        (["--slo", "e2e_max<=1", "--target-rate", "1e12"], ("--target-rate",)),
+        (["--slo", "e2e_max<=1", "--top", "1000000000000000000000"], ("--top",)),
+    ]
+    for args, needles in cases:
+        assert_input_error(invoke("search", exp, *args, "--out", out), *needles)
+        assert not out.exists(), args
+    named = tmp_path / "named.toml"
+    named.write_text(exp.read_text() + '[grid]\n"vars.max_rate_rps" = [1, 2]\n')
+    assert_input_error(invoke("search", named, "--slo", "e2e_max<=1", "--out", out), "max_rate_rps", "rename")
+    assert not out.exists()
+    # a lower bound is fine at one target rate
+    ok(invoke("search", exp, "--slo", "throughput_rps>=1,e2e_max<=1", "--target-rate", "3", "--out", out, "--quiet"))
+
+
+def test_force_replaces_another_experiments_results(tmp_path):
+    exp = single_server_experiment(tmp_path / "exp.toml", duration=20)
+    other = tmp_path / "other.toml"
+    other.write_text(exp.read_text().replace('name = "single"', 'name = "other"'))
+    out = tmp_path / "out"
+    ok(invoke("search", exp, "--slo", "e2e_max<=1", "--rate-range", "1:4", "--out", out, "--quiet"))
+    assert_input_error(invoke("search", other, "--slo", "e2e_max<=1", "--rate-range", "1:4", "--out", out), "--force")
+    ok(invoke("search", other, "--slo", "e2e_max<=1", "--rate-range", "1:4", "--out", out, "--force", "--quiet"))

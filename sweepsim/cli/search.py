@@ -43,10 +43,12 @@ def _table(df, cols, top):
               help="Screen on traces this fraction as long first (e.g. 0.25): a rate or configuration missing the SLOs "
                    "there is taken to miss them at full length; every answer is still simulated at full length.")
 @experiment_options("Search")
-@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to print.")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1, max=1_000_000),
+              help="Rows to print.")
+@click.option("--force", is_flag=True, help="Replace another experiment's results in the results directory.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune, screen, out_dir, small, backend,
-               address, top, quiet):
+               address, top, force, quiet):
     """Capacity search over an experiment's configurations (its [grid]; the trace must be a generator table).
 
     Without --target-rate: for every configuration, the highest arrival rate in --rate-range at which every
@@ -61,12 +63,14 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
 
     from sweepsim.config.experiment import load_experiment, validate_points
     from sweepsim.results.tables import write_parquet_atomic
-    from sweepsim.search.capacity import (CAPACITY_FILE, ProbeRunner, candidates, capacity_table, max_rate_search,
-                                          rate_grid, screened_max_rate_search)
-    from sweepsim.search.slo import parse_slos
+    from sweepsim.search.capacity import (CAPACITY_FILE, ProbeRunner, candidates, capacity_table, check_names,
+                                          check_rates, max_rate_search, rate_grid, screened_max_rate_search)
+    from sweepsim.search.slo import check_for_capacity, parse_slos
     from sweepsim.sweep.store import Store
 
     objectives = parse_slos(slo)
+    if target_rate is None:
+        check_for_capacity(objectives)
     lo, hi = _rate_range(rate_range)
     rates = rate_grid(lo, hi, tol)
     if address and backend != "ray":
@@ -75,8 +79,15 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
     out = Path(out_dir or exp.out)
     check_output_dir(out)
     cands = candidates(exp.points, validate_points(exp), exp.varied, exp.source, objectives)
+    check_names(cands, objectives, exp.source)
+    if target_rate is None:
+        check_rates(cands, float(rates[0]), float(rates[-1]), "--rate-range")
+        if screen:
+            check_rates(cands, float(rates[0]) * screen, float(rates[-1]), "--screen")
+    else:
+        check_rates(cands, float(target_rate) * (screen or 1.0), float(target_rate), "--target-rate")
     store = Store(out)
-    store.claim({"name": exp.name, "axes": list(exp.axes)})
+    store.claim({"name": exp.name, "axes": list(exp.axes)}, replace=force)
     started_ray = False
     if backend == "ray":
         from sweepsim.sweep.ray_backend import check_address, connect

@@ -43,7 +43,11 @@ def rate_grid(lo: float, hi: float, tol: float) -> np.ndarray:
         raise InputError(None, "--rate-range", f"needs 0 < LO <= HI, got {lo:g}:{hi:g}")
     if not 0 < tol < 1:
         raise InputError(None, "--tol", f"must be in (0, 1), got {tol:g}")
-    n = int(math.floor(math.log(hi / lo) / math.log1p(tol) + 1e-9))
+    steps = math.log(hi / lo) / math.log1p(tol) if math.isfinite(hi / lo) else math.inf
+    if not steps < 1_000_000:
+        raise InputError(None, "--rate-range", f"{lo:g}:{hi:g} in steps of {tol:g} is over a million rates; "
+                                               "narrow the range or raise --tol")
+    n = int(math.floor(steps + 1e-9))
     rates = lo * (1.0 + tol) ** np.arange(n + 1)
     if rates[-1] < hi * (1 - 1e-12):
         rates = np.append(rates, hi)
@@ -84,10 +88,64 @@ def candidates(points: list[dict], configs: list[RunConfig], varied: list[dict],
         trace = dict(doc.get("trace") or {})
         trace.pop("rate", None)
         doc["trace"] = trace
-        key = hashlib.sha256(f"{config_json(doc)}|{cfg.event_order}".encode()).hexdigest()[:16]
+        key = candidate_key(raw, cfg)
         if key not in out:
             out[key] = Candidate(key, cfg, {k: v for k, v in var.items() if k != RATE_AXIS}, doc)
     return list(out.values())
+
+
+def candidate_key(raw: dict, cfg: RunConfig) -> str:
+    """What a probe's result depends on besides its rate: the configuration without its trace, the trace spec
+    with the applications' rates as fractions of their sum (the mix), the event order, and the content of every
+    file either reads (sizes or profiles of the trace, performance database, roofline efficiencies)."""
+    from sweepsim.engine.performance import DEFAULT_DB
+    from sweepsim.engine.roofline import DEFAULT_EFFICIENCY
+    from sweepsim.workload.cache import file_digest
+    from sweepsim.workload.spec import spec_json
+    spec = cfg.trace_spec
+    total = sum(a.rate for a in spec.apps)
+    mix = dataclasses.replace(spec, apps=tuple(dataclasses.replace(a, rate=a.rate / total) for a in spec.apps))
+    doc = {k: v for k, v in raw.items() if k != "trace"}
+    files = [a.sizes[len("trace:"):] for a in spec.apps if a.sizes.startswith("trace:")]
+    files += [a.profile for a in spec.apps if a.profile]
+    pm = cfg.performance_model
+    if pm.kind == "db":
+        files.append(pm.path or DEFAULT_DB)
+    elif pm.kind == "roofline":
+        files.append(pm.efficiency or DEFAULT_EFFICIENCY)
+    digests = "|".join(file_digest(f) for f in files)
+    text = f"{config_json(doc)}|{spec_json(mix)}|{cfg.event_order}|{digests}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: Output columns of the search tables: a varied parameter of the same name would be overwritten.
+RESERVED = ("config_key", "max_rate_rps", "at_range_max", "probes", "cost_per_hour_usd", "gpus", "note",
+            "throughput_rps", "mean_power_w", "energy_per_request_j", "cost_per_hour_per_rps_usd",
+            "power_per_rps_w", "status", "objective", "objective_value", "simulated")
+
+
+def check_names(cands: list[Candidate], objectives, source):
+    """Varied parameters must not be named like the search's output columns or SLO metrics."""
+    taken = set(RESERVED) | {o.metric for o in objectives}
+    for c in cands[:1]:
+        for k in c.varied:
+            if k in taken or k.split(".", 1)[-1] in RESERVED:
+                raise InputError(source, k, "a varied parameter named like an output column of the search "
+                                            f"({', '.join(sorted(set(RESERVED)))}); rename it")
+
+
+def check_rates(cands: list[Candidate], lo: float, hi: float, field: str):
+    """Every candidate's trace at ``lo`` has at least one request and at ``hi`` stays within the trace size
+    limit: a clear error naming the option before anything is simulated."""
+    for c in cands:
+        dur = c.config.trace_spec.duration
+        if lo * dur < 1:
+            raise InputError(None, field, f"{lo:g} req/s over the trace's {dur:g} s gives no request: raise the "
+                                          "rate or trace.duration")
+        try:
+            at_rate(c.config, hi)
+        except InputError as e:
+            raise InputError(None, field, f"{hi:g} req/s: {e.message}") from None
 
 
 def at_rate(cfg: RunConfig, rate: float) -> RunConfig:
@@ -110,11 +168,7 @@ class ProbeRunner:
         self.simulated_requests = 0
         path = self.out / PROBES_FILE
         if path.exists():
-            from sweepsim.errors import read_parquet
-            df = read_parquet(path, "probes")
-            for row in df.iter_rows(named=True):
-                self.results[(row["key"], row["rate"])] = {"rows": json.loads(row["rows"]), "error": row["error"],
-                                                           "requests": row["requests"]}
+            self.results = read_probes(path)
 
     def run(self, probes: list[tuple[Candidate, float]]) -> None:
         """Simulate the probes not done yet (one batch per distinct trace) and record them."""
@@ -152,14 +206,41 @@ class ProbeRunner:
         df = pl.DataFrame({"key": [k for k, _ in keys], "rate": [r for _, r in keys],
                            "rows": [json.dumps(self.results[k]["rows"], default=_json_value) for k in keys],
                            "error": [self.results[k]["error"] for k in keys],
-                           "requests": [self.results[k]["requests"] for k in keys]},
-                          schema={"key": pl.String, "rate": pl.Float64, "rows": pl.String, "error": pl.String,
-                                  "requests": pl.Int64})
+                           "requests": [self.results[k]["requests"] for k in keys]}, schema=PROBE_SCHEMA)
         write_parquet_atomic(df, self.out / PROBES_FILE)
 
     def outcome(self, key: str, rate: float, objectives) -> bool:
         res = self.results[(key, rate)]
         return res["error"] is None and meets(res["rows"], objectives)
+
+
+PROBE_SCHEMA = {"key": pl.String, "rate": pl.Float64, "rows": pl.String, "error": pl.String, "requests": pl.Int64}
+
+
+def read_probes(path: Path) -> dict:
+    """probes.parquet, checked: a damaged or foreign file is a one-line error (delete it to search afresh)."""
+    from sweepsim.errors import read_parquet
+    df = read_parquet(path, "probes", tuple(PROBE_SCHEMA))
+    fix = "delete it to search afresh"
+    for col, dtype in PROBE_SCHEMA.items():
+        if df[col].dtype != dtype:
+            raise InputError(path, col, f"has type {df[col].dtype}, not {dtype}: not a probes file of sweepsim "
+                                        f"search; {fix}")
+    if df["key"].null_count() or df["rate"].null_count() or df["requests"].null_count():
+        raise InputError(path, "key", f"has empty keys, rates or request counts; {fix}")
+    out = {}
+    for row in df.iter_rows(named=True):
+        try:
+            rows = json.loads(row["rows"]) if row["rows"] is not None else None
+        except ValueError:
+            rows = None
+        ok = isinstance(rows, list) and all(isinstance(r, dict) for r in rows) and all(
+            v is None or isinstance(v, (int, float, str, bool)) for r in rows for v in r.values())
+        if not ok or (not rows and row["error"] is None):
+            raise InputError(path, "rows", f"probe {row['key']} at {row['rate']:g} req/s has no valid summary rows; "
+                                           f"{fix}")
+        out[(row["key"], row["rate"])] = {"rows": rows, "error": row["error"], "requests": row["requests"]}
+    return out
 
 
 def _json_value(v):

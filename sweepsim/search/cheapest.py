@@ -8,8 +8,8 @@ shape is simulated; ``energy`` (joules per completed request at the target rate)
 Pruning (``prune=True``; without it every shape is simulated) assumes that adding servers never breaks the
 SLOs. Among shapes that differ only in their server counts (per SKU, and prompt/token servers of a homogeneous
 split; same parameters and workload otherwise):
-- a shape with at least as many servers of every kind as a shape known to meet the SLOs is never cheaper: it
-  is not simulated (``pruned_costlier``);
+- a shape with at least as many servers of every kind as a shape known to meet the SLOs is never cheaper in
+  dollars or GPUs: it is not simulated (``pruned_costlier``; not for energy, which more servers may lower);
 - a shape with at most as many servers of every kind as one known to miss them misses them too
   (``pruned_infeasible``);
 and, for the objectives known in advance, once a shape meets the SLOs every shape that costs at least as much
@@ -82,7 +82,9 @@ def cheapest_search(cands: list[Candidate], rate: float, objectives, runner: Pro
         if prune:
             for c in [c for c in order if not verdict[c.key].status]:
                 rest, counts = shapes[c.key]
-                if any(shapes[f.key][0] == rest and covers(counts, shapes[f.key][1]) for f in feasible):
+                # more servers cost more dollars and GPUs, but not necessarily more joules per request
+                if minimize != "energy" and any(shapes[f.key][0] == rest and covers(counts, shapes[f.key][1])
+                                                for f in feasible):
                     verdict[c.key].status = "pruned_costlier"
                 elif any(shapes[f.key][0] == rest and covers(shapes[f.key][1], counts) for f in infeasible):
                     verdict[c.key].status = "pruned_infeasible"

@@ -59,8 +59,21 @@ def parse_slos(text: str, field: str = "--slo") -> tuple[Objective, ...]:
             bound = math.nan
         if not math.isfinite(bound):
             raise InputError(None, field, f"{term.strip()!r}: the bound must be a finite number")
+        if any(o.metric == metric for o in out):
+            raise InputError(None, field, f"{metric} appears twice; give each metric once")
         out.append(Objective(metric, op, bound))
     return tuple(out)
+
+
+def check_for_capacity(objectives, field: str = "--slo"):
+    """The highest-rate search needs objectives that, once missed, stay missed at every higher rate: upper
+    bounds. A lower bound (throughput_rps>=10) is met only from some rate up, the opposite; it is refused
+    there (it is fine with --target-rate)."""
+    for o in objectives:
+        if o.op in (">=", ">"):
+            raise InputError(None, field, f"{o}: a lower bound is met only above some rate, and the capacity search "
+                                          "looks for the highest rate meeting every objective; use upper bounds "
+                                          "(<=, <) here, or --target-rate")
 
 
 def meets(rows: list[dict], objectives) -> bool:
