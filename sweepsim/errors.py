@@ -77,6 +77,8 @@ def check_writable(path, field, is_dir: bool) -> Path:
             raise InputError(path, field, "is a file, not a directory")
         if not is_dir and path.is_dir():
             raise InputError(path, field, "is a directory")
+        if not is_dir and not path.is_file():   # a device or a FIFO: an atomic rename would replace it
+            raise InputError(path, field, "is not a regular file (a device or a pipe); give a file path")
     anc = path.absolute() if is_dir else path.absolute().parent
     while not anc.exists() and not anc.is_symlink():
         anc = anc.parent

@@ -161,3 +161,88 @@ def test_a_sweep_varies_the_performance_model(tmp_path, monkeypatch):
     db = df.filter(pl.col("performance_model.kind") == "db").sort("performance_model.scale")["e2e_p50"].to_list()
     rf = df.filter(pl.col("performance_model.kind") == "roofline").sort("performance_model.scale")["e2e_p50"].to_list()
     assert db != rf
+
+
+# ------------------------------------------------------------------------------------------ hostile inputs
+
+EFF = '["h100-80gb"]\ncompute = {c}\nmemory = {m}\nprompt_overhead_s = {po}\ntoken_overhead_s = {to}\n'
+
+
+@pytest.mark.parametrize("text, needle", [
+    (EFF.format(c=0.5, m=1.0, po="nan", to=0.0), "prompt_overhead_s"),
+    (EFF.format(c=0.5, m=1.0, po=-0.5, to=0.0), "prompt_overhead_s"),
+    (EFF.format(c=1e-8, m=1.0, po=0.0, to=0.0), "compute"),
+    (EFF.format(c="true", m=1.0, po=0.0, to=0.0), "compute"),
+    (EFF.format(c=0.5, m=1.0, po=0.0, to="inf"), "token_overhead_s"),
+    ("version = 1\n" + EFF.format(c=0.5, m=1.0, po=0.0, to=0.0), "version"),
+    ('["h100-80gb"]\nlike = ["a100-80gb"]\n', "like"),
+    ('["h100-80gb"]\nlike = "b"\n["b"]\nlike = "h100-80gb"\n', "loops"),
+    (EFF.format(c=0.5, m=1.0, po=0.0, to=0.0) + "bogus = 7\n", "bogus"),
+])
+def test_bad_efficiency_files_are_one_line_errors(tmp_path, text, needle):
+    f = tmp_path / "eff.toml"
+    f.write_text(text)
+    assert_input_error(invoke("run", "configs/examples/baseline_h100.toml", "--set", "performance_model.kind=roofline",
+                              "--set", f"performance_model.efficiency={f}", "--out", tmp_path / "x"), needle)
+    assert not (tmp_path / "x").exists()
+
+
+def test_efficiency_chains_resolve_in_any_order(tmp_path):
+    from sweepsim.engine.roofline import load_efficiency as load
+    f = tmp_path / "eff.toml"
+    f.write_text('["b200-180gb"]\nlike = "h200-141gb"\n["h200-141gb"]\nlike = "h100-80gb"\n'
+                 + EFF.format(c=0.5, m=0.9, po=0.01, to=0.02))
+    table = load(f)
+    assert table["b200-180gb"] == table["h200-141gb"] == table["h100-80gb"] == Efficiency(0.5, 0.9, 0.01, 0.02)
+
+
+def test_keys_of_another_kind_and_tiny_factors_are_refused(tmp_path):
+    run_ = ("run", "configs/examples/baseline_h100.toml", "--out", tmp_path / "x")
+    assert_input_error(invoke(*run_, "--set", "performance_model.compute_efficiency=0.5"),
+                       "performance_model.compute_efficiency", "roofline")
+    assert_input_error(invoke(*run_, "--set", "performance_model.kind=roofline", "--set",
+                              "performance_model.path=data/perf_model.csv"), "performance_model.path", "db")
+    assert_input_error(invoke(*run_, "--set", "performance_model.kind=roofline", "--set",
+                              "performance_model.memory_efficiency=1e-8"), "performance_model.memory_efficiency")
+
+
+def test_perf_fit_refuses_bad_tables_and_outputs_before_fitting(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text(DEFAULT_EFFICIENCY.read_text())
+    before = good.read_bytes()
+    db = DEFAULT_DB.read_text().splitlines()
+    for name, rows, needle in (("unknown_model.csv", [db[0]] + [r.replace("llama2-70b", "llama-9000b") for r in db[1:]],
+                                "llama-9000b"),
+                               ("tp3.csv", [db[0]] + [r[:-2] + ",3" if r.endswith(",8") else r for r in db[1:]],
+                                "tensor_parallel")):
+        bad = tmp_path / name
+        bad.write_text("\n".join(rows) + "\n")
+        assert_input_error(invoke("perf", "fit", "--db", bad, "--out", good), needle)
+        assert good.read_bytes() == before
+    assert_input_error(invoke("perf", "fit", "--out", tmp_path / "x.csv"), "--out", ".toml")
+    assert_input_error(invoke("perf", "fit", "--out", tmp_path), "--out")
+
+
+def test_sweep_resume_notices_a_changed_efficiency_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEPSIM_TRACE_CACHE", str(tmp_path / "cache"))
+    eff = tmp_path / "eff.toml"
+    eff.write_text(DEFAULT_EFFICIENCY.read_text())
+    exp = tmp_path / "e.toml"
+    exp.write_text('name = "e"\n[config]\nmodel = "llama2-70b"\nstart_state = "baseline"\ncluster = { dgx-h100 = 1 }\n'
+                   f'[config.performance_model]\nkind = "roofline"\nefficiency = "{eff}"\n[trace]\nsizes = "azure-conv"'
+                   '\nrate = 2\nduration = 10\nseed = 1\n[grid]\n"performance_model.scale" = [1.0, 1.15]\n')
+    ok(invoke("grid", exp, "--out", tmp_path / "o", "--quiet"))
+    r = ok(invoke("grid", exp, "--out", tmp_path / "o", "--quiet"))
+    assert "0 run, 2 already done" in r.stdout
+    eff.write_text(eff.read_text().replace("compute = 0.49", "compute = 0.29"))
+    r = ok(invoke("grid", exp, "--out", tmp_path / "o", "--quiet"))
+    assert "2 run, 0 already done" in r.stdout
+
+
+def test_slowdown_reference_ignores_what_if_factors():
+    from sweepsim.engine.performance import slowdown_curve
+    base = {"cluster": {"dgx-h100": 1}, "model": "llama2-70b", "start_state": "baseline"}
+    a = slowdown_curve(from_dict({**base, "performance_model": {"kind": "roofline"}}))
+    b = slowdown_curve(from_dict({**base, "performance_model": {"kind": "roofline", "compute_efficiency": 0.2,
+                                                                "scale": 1.3}}))
+    assert np.array_equal(a.prompt_s, b.prompt_s) and np.array_equal(a.token_s, b.token_s)

@@ -28,20 +28,24 @@ def fit_cmd(db_path, out, grid):
     from sweepsim.config.catalog import processors
     from sweepsim.engine.performance import DEFAULT_DB, load_db
     from sweepsim.engine.roofline import DEFAULT_EFFICIENCY, evaluate, write_efficiency
+    from sweepsim.errors import check_output_path
     db_path = db_path or DEFAULT_DB
+    out = out or DEFAULT_EFFICIENCY
+    check_output_path(out, (".toml",), "--out", "efficiency file")   # before the fit; a regular .toml file
+    if Path(out).exists() and (not Path(out).is_file() or Path(out).resolve() == Path(db_path).resolve()):
+        raise InputError(out, "--out", "must be a new or regular .toml file other than --db")
     load_db(db_path)   # the table's checks: a clear error before fitting
     fits, lines = evaluate(db_path, grid)
     for line in lines:
         click.echo(line)
     # unprofiled GPUs: the same family's profiled GPU (a100-40gb -> a100-80gb), else the H100 (H200, B200)
-    like = {}
+    like: dict[str, str] = {}
     for g in processors():
         if g not in fits:
             family = [f for f in fits if f.split("-")[0] == g.split("-")[0]]
             pick = family[0] if family else ("h100-80gb" if "h100-80gb" in fits else None)
             if pick:
                 like[g] = pick
-    out = out or DEFAULT_EFFICIENCY
     write_efficiency(fits, out, like, Path(db_path).name)
     for g, e in fits.items():
         click.echo(f"{g}: compute {e.compute:.3f}, memory {e.memory:.3f}, overheads prompt {e.prompt_overhead_s:.4f} s, "
@@ -53,7 +57,7 @@ def fit_cmd(db_path, out, grid):
 @click.argument("model")
 @click.argument("gpu")
 @click.option("--tp", default=8, show_default=True, type=click.Choice(["1", "2", "4", "8"]), help="Tensor parallelism.")
-@click.option("--context", default=1024, show_default=True, type=click.IntRange(min=0),
+@click.option("--context", default=1024, show_default=True, type=click.IntRange(min=0, max=10_000_000),
               help="Context tokens of each decoding sequence.")
 @click.option("-o", "--out", "out", type=OutputPath(dir_okay=False, path_type=Path), help="Also plot to this PNG.")
 def show_cmd(model, gpu, tp, context, out):
@@ -65,6 +69,9 @@ def show_cmd(model, gpu, tp, context, out):
     from sweepsim.engine.performance import DEFAULT_DB, PerfModelConfig, load_db, roofline_curve
     from sweepsim.errors import allowed
     tp = int(tp)
+    if out is not None:
+        from sweepsim.plots.common import check_output
+        check_output(out)
     m = get_model(model, None, "MODEL")
     if gpu not in processors():
         raise InputError(None, "GPU", f"unknown GPU {gpu!r}; {allowed(processors())}")

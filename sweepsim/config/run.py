@@ -184,12 +184,16 @@ def _parse_cluster(src, v):
 
 
 MAX_TOKENS_CONTEXT = 10_000_000
+#: performance_model keys that only one kind reads
+PERF_KEY_KINDS = {"path": ("db",), "prompt_time": ("constant",), "token_time": ("constant",),
+                  "efficiency": ("roofline",), "context_tokens": ("roofline",), "compute_efficiency": ("roofline",),
+                  "memory_efficiency": ("roofline",)}
 
 
 def _as_fraction(src, key, v):
     x = _as_float(src, key, v)
-    if not 0 < x <= 1:
-        raise InputError(src, key, f"must be a fraction in (0, 1], got {v!r}")
+    if not 0.001 <= x <= 1:
+        raise InputError(src, key, f"must be a fraction from 0.001 to 1, got {v!r}")
     return x
 
 
@@ -271,6 +275,11 @@ def from_dict(d: dict, src=None) -> RunConfig:
     if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
                                                           and kw["performance_model"].token_time > 0):
         raise InputError(src, "performance_model", "constant model needs prompt_time and token_time > 0 (seconds)")
+    for k in pm:   # a key of another kind would be silently ignored
+        kinds = PERF_KEY_KINDS.get(k)
+        if kinds and kw["performance_model"].kind not in kinds:
+            raise InputError(src, f"performance_model.{k}", f"applies to kind {' or '.join(kinds)}, not "
+                                                            f"{kw['performance_model'].kind!r}")
     if "instance" in d:
         kw["instance"] = _parse_table(src, "instance", d["instance"], InstanceConfig, {
             "max_batch_size": lambda s, k, v: _as_int(s, k, v, 1),

@@ -138,7 +138,9 @@ def slowdown_curve(cfg) -> PerfCurve:
     pm = cfg.performance_model
     key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel)
     if pm.kind == "roofline":
-        return roofline_curve(dataclasses.replace(pm, scale=1.0), key, cfg.source)
+        # the reference machine as fitted: what-if factors (scale, efficiency overrides) are not applied to it
+        return roofline_curve(dataclasses.replace(pm, scale=1.0, compute_efficiency=None, memory_efficiency=None),
+                              key, cfg.source)
     db = load_db(Path(pm.path) if pm.path else DEFAULT_DB)
     if key not in db:
         have = sorted(f"{h}/tp{t}" for m, h, t in db if m == cfg.model)

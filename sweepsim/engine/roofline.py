@@ -14,7 +14,7 @@ bytes per token with its real attention heads, L layers, h hidden size, b = byte
 e_c, e_m and the overheads (prefill, decode) are fitted per GPU on the profiled table (``fit``) and kept in
 ``configs/perf/roofline.toml``.
 """
-import tomllib
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,8 +25,8 @@ from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, allowed
 
 DEFAULT_EFFICIENCY = PROJECT_ROOT / "configs" / "perf" / "roofline.toml"
-#: batch-token knots of the tables the kernels interpolate (every power of two up to 2^17, and the midpoints)
-KNOTS = np.unique(np.concatenate([2.0 ** np.arange(18), 1.5 * 2.0 ** np.arange(1, 17)]))
+#: batch-token knots of the tables the kernels interpolate (every power of two up to 2^20, and the midpoints)
+KNOTS = np.unique(np.concatenate([2.0 ** np.arange(21), 1.5 * 2.0 ** np.arange(1, 20)]))
 
 
 @dataclass(frozen=True)
@@ -90,35 +90,58 @@ def decode_time(model, proc, tp, eff: Efficiency, batch, context):
     return _time(model, proc, tp, eff, flops, nbytes, batch, eff.token_overhead_s)
 
 
+EFFICIENCY_KEYS = ("compute", "memory", "prompt_overhead_s", "token_overhead_s")
+#: Bounds of the factors: an efficiency below 0.1% or an overhead above 10 s per iteration is not a GPU.
+MIN_EFFICIENCY = 1e-3
+MAX_OVERHEAD_S = 10.0
+
+
 @lru_cache(maxsize=8)
 def load_efficiency(path=DEFAULT_EFFICIENCY) -> dict[str, Efficiency]:
     """GPU -> fitted factors; an entry ``like = "<gpu>"`` takes another GPU's (for GPUs nobody profiled)."""
+    from sweepsim.errors import read_toml
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "performance_model.efficiency", "file not found (write it with `sweepsim perf fit`)") \
-            from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise InputError(path, "performance_model.efficiency", f"cannot read: {e}") from None
-    out = {}
+    fld = "performance_model.efficiency"
+    raw = read_toml(path, fld, "roofline efficiency file (`sweepsim perf fit` writes one)")
+    out, like = {}, {}
     for gpu, d in raw.items():
+        if not isinstance(d, dict):
+            raise InputError(path, gpu, "must be a table of one GPU: compute, memory, prompt_overhead_s, "
+                                        'token_overhead_s, or like = "<gpu>"')
         if "like" in d:
+            if set(d) != {"like"} or not isinstance(d["like"], str):
+                raise InputError(path, f"{gpu}.like", 'a GPU taking another\'s factors has only like = "<gpu>"')
+            like[gpu] = d["like"]
             continue
-        try:
-            out[gpu] = Efficiency(float(d["compute"]), float(d["memory"]), float(d["prompt_overhead_s"]),
-                                  float(d["token_overhead_s"]))
-        except (KeyError, TypeError, ValueError):
-            raise InputError(path, gpu, "needs compute, memory, prompt_overhead_s and token_overhead_s numbers") \
-                from None
-        if not (0 < out[gpu].compute <= 1 and 0 < out[gpu].memory <= 1):
-            raise InputError(path, gpu, "compute and memory efficiencies must be in (0, 1]")
-    for gpu, d in raw.items():
-        if "like" in d:
-            if d["like"] not in out:
-                raise InputError(path, f"{gpu}.like", f"unknown GPU {d['like']!r}; {allowed(out)}")
-            out[gpu] = out[d["like"]]
+        bad = sorted(set(d) - set(EFFICIENCY_KEYS))
+        if bad:
+            raise InputError(path, f"{gpu}.{bad[0]}", f"unknown key; {allowed(EFFICIENCY_KEYS)}")
+        vals = {}
+        for k in EFFICIENCY_KEYS:
+            v = d.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(path, f"{gpu}.{k}", f"must be a finite number, got {v!r}")
+            vals[k] = float(v)
+        for k in ("compute", "memory"):
+            if not MIN_EFFICIENCY <= vals[k] <= 1:
+                raise InputError(path, f"{gpu}.{k}", f"compute and memory efficiencies must be from {MIN_EFFICIENCY} "
+                                                     f"to 1, got {vals[k]!r}")
+        for k in ("prompt_overhead_s", "token_overhead_s"):
+            if not 0 <= vals[k] <= MAX_OVERHEAD_S:
+                raise InputError(path, f"{gpu}.{k}", f"must be from 0 to {MAX_OVERHEAD_S:g} s, got {vals[k]!r}")
+        out[gpu] = Efficiency(**{"compute": vals["compute"], "memory": vals["memory"],
+                                 "prompt_overhead_s": vals["prompt_overhead_s"],
+                                 "token_overhead_s": vals["token_overhead_s"]})
+    for gpu in like:   # chains resolve in any order; a loop or an unknown GPU is an error
+        seen, g = [gpu], like[gpu]
+        while g in like:
+            if g in seen:
+                raise InputError(path, f"{gpu}.like", f"loops: {' -> '.join(seen + [g])}")
+            seen.append(g)
+            g = like[g]
+        if g not in out:
+            raise InputError(path, f"{gpu}.like", f"unknown GPU {g!r}; fitted GPUs: {', '.join(sorted(out)) or 'none'}")
+        out[gpu] = out[g]
     return out
 
 
@@ -149,13 +172,32 @@ def curve(model, proc, tp, eff: Efficiency, context_tokens: float, scale: float 
 
 
 def profiled_points(db_path):
-    """Every row of a profiled table as arrays: model, gpu, tp, prompt_size, batch_size, prompt_s, token_s."""
+    """Every row of a profiled table as arrays: model, gpu, tp, prompt_size, batch_size, prompt_s, token_s;
+    checked (after ``performance.load_db``'s checks of its columns and numbers, which the caller runs): every
+    model and GPU in the catalogs, the GPU with roofline figures, tensor parallelism 1, 2, 4 or 8. An error names
+    the first bad value and what is allowed."""
     import polars as pl
+    from sweepsim.config.catalog import models, processors
     df = pl.read_csv(db_path, infer_schema_length=0)
-    num = {c: df[c].cast(pl.Float64).to_numpy() for c in ("tensor_parallel", "prompt_size", "batch_size",
-                                                           "prompt_time", "token_time")}
-    return {"model": np.array(df["model"].to_list()), "gpu": np.array(df["hardware"].to_list()),
-            "tp": num["tensor_parallel"].astype(np.int64), "prompt": num["prompt_size"],
+    num = {c: df[c].str.strip_chars().cast(pl.Float64).to_numpy()
+           for c in ("tensor_parallel", "prompt_size", "batch_size", "prompt_time", "token_time")}
+    model = np.array([m.strip() for m in df["model"].to_list()])
+    gpu = np.array([g.strip() for g in df["hardware"].to_list()])
+    field = "--db"
+    for name, values, table in (("model", model, models()), ("hardware", gpu, processors())):
+        bad = sorted(set(values) - set(table))
+        if bad:
+            raise InputError(db_path, field, f"{name} {bad[0]!r} is not in the catalog ({allowed(table)}); add it "
+                                             "to configs/ or drop its rows")
+    for g in sorted(set(gpu)):
+        p = processors()[g]
+        if p.peak_tflops is None or p.hbm_gbs is None or p.nvlink_gbs is None:
+            raise InputError(db_path, field, f"GPU {g} has no peak_tflops / hbm_gbs / nvlink_gbs in "
+                                             "configs/hardware/processors.toml")
+    tp = num["tensor_parallel"]
+    if not np.all(np.isin(tp, (1, 2, 4, 8))):
+        raise InputError(db_path, field, f"tensor_parallel {tp[~np.isin(tp, (1, 2, 4, 8))][0]:g}; allowed: 1, 2, 4, 8")
+    return {"model": model, "gpu": gpu, "tp": tp.astype(np.int64), "prompt": num["prompt_size"],
             "batch": num["batch_size"], "prompt_s": num["prompt_time"] / 1000, "token_s": num["token_time"] / 1000}
 
 
@@ -226,7 +268,9 @@ def evaluate(db_path, grid: int = 40):
     from sweepsim.config.catalog import models as model_table, processors
     pts = profiled_points(db_path)
     models, procs = model_table(), processors()
-    known = np.array([m in models and g in procs for m, g in zip(pts["model"], pts["gpu"])])
+    known = np.ones(len(pts["model"]), bool)
+    if not known.any():
+        raise InputError(db_path, "--db", "no profiled rows to fit")
     gpus = sorted(set(pts["gpu"][known]))
     names = sorted(set(pts["model"][known]))
     fits, lines = {}, []

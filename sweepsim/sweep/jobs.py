@@ -30,12 +30,15 @@ def config_json(raw: dict) -> str:
 
 def config_hash(raw: dict, cfg: RunConfig) -> str:
     """Hash of the resolved configuration and of the content of the files it reads: the trace and the
-    performance database. The event order is hashed as resolved (its default changed once: results of the
+    performance database (or the roofline's efficiencies). The event order is hashed as resolved (its default changed once: results of the
     other order must not be taken for this one's when a sweep resumes)."""
     from sweepsim.engine.performance import DEFAULT_DB
     files = [cfg.trace] if cfg.trace else []
     if cfg.performance_model.kind == "db":
         files.append(cfg.performance_model.path or DEFAULT_DB)
+    elif cfg.performance_model.kind == "roofline":   # its fitted factors (perf fit rewrites the default file)
+        from sweepsim.engine.roofline import DEFAULT_EFFICIENCY
+        files.append(cfg.performance_model.efficiency or DEFAULT_EFFICIENCY)
     doc = config_json(raw) + f"|event_order={cfg.event_order}|" + "|".join(file_digest(f) for f in files)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
