@@ -111,7 +111,26 @@ def _interp_extrapolate(knots: np.ndarray, ys: np.ndarray, x: np.ndarray) -> np.
     return slope * (x - knots[lo]) + ys[lo]
 
 
+_UNCONTENDED: dict = {}   # (reference machine, sizes arrays' identity) -> latencies: a sweep's configs share them
+
+
 def uncontended_latencies(cfg, prompt_size: np.ndarray, token_size: np.ndarray):
+    """``_uncontended_latencies``, remembered for the last few (reference machine, trace) pairs: the
+    configurations of a sweep share their trace's size arrays, so each is computed once per sweep chunk."""
+    pm = cfg.performance_model
+    key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel, pm.kind, pm.path, pm.prompt_time,
+           pm.token_time, pm.efficiency, pm.context_tokens, id(prompt_size), id(token_size))
+    hit = _UNCONTENDED.get(key)
+    if hit is not None and hit[0] is prompt_size and hit[1] is token_size:
+        return hit[2]
+    out = _uncontended_latencies(cfg, prompt_size, token_size)
+    if len(_UNCONTENDED) >= 8:
+        _UNCONTENDED.clear()
+    _UNCONTENDED[key] = (prompt_size, token_size, out)
+    return out
+
+
+def _uncontended_latencies(cfg, prompt_size: np.ndarray, token_size: np.ndarray):
     """(ttft, tbt, e2e) [s] of each request served alone on the slowdown reference machine (the config's model on
     ``slowdown_hardware`` x ``slowdown_tensor_parallel``), after the Splitwise paper: ttft = prompt time at
     bt = prompt_size, tbt = token time at bt = prompt_size (the paper's choice, not bt = 1), e2e = ttft + tbt x
