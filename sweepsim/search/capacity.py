@@ -94,6 +94,12 @@ def candidates(points: list[dict], configs: list[RunConfig], varied: list[dict],
     return list(out.values())
 
 
+def workload_mix(spec):
+    """The trace spec at any total rate: every application's rate as a fraction of their sum."""
+    total = sum(a.rate for a in spec.apps)
+    return dataclasses.replace(spec, apps=tuple(dataclasses.replace(a, rate=a.rate / total) for a in spec.apps))
+
+
 def candidate_key(raw: dict, cfg: RunConfig) -> str:
     """What a probe's result depends on besides its rate: the configuration without its trace, the trace spec
     with the applications' rates as fractions of their sum (the mix), the event order, and the content of every
@@ -103,8 +109,6 @@ def candidate_key(raw: dict, cfg: RunConfig) -> str:
     from sweepsim.workload.cache import file_digest
     from sweepsim.workload.spec import spec_json
     spec = cfg.trace_spec
-    total = sum(a.rate for a in spec.apps)
-    mix = dataclasses.replace(spec, apps=tuple(dataclasses.replace(a, rate=a.rate / total) for a in spec.apps))
     doc = {k: v for k, v in raw.items() if k != "trace"}
     files = [a.sizes[len("trace:"):] for a in spec.apps if a.sizes.startswith("trace:")]
     files += [a.profile for a in spec.apps if a.profile]
@@ -114,7 +118,7 @@ def candidate_key(raw: dict, cfg: RunConfig) -> str:
     elif pm.kind == "roofline":
         files.append(pm.efficiency or DEFAULT_EFFICIENCY)
     digests = "|".join(file_digest(f) for f in files)
-    text = f"{config_json(doc)}|{spec_json(mix)}|{cfg.event_order}|{digests}"
+    text = f"{config_json(doc)}|{spec_json(workload_mix(spec))}|{cfg.event_order}|{digests}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -262,22 +266,15 @@ SHAPE_PARAMS = ("prompt_servers", "token_servers")
 
 
 def shape(cfg: RunConfig) -> tuple[tuple, dict]:
-    """(the rest of the configuration: its parameters and its workload, the trace spec at any rate; its server
+    """(the rest of the configuration: its parameters and its workload, the trace spec's mix at any rate; its server
     counts by kind: per SKU, and the prompt / token servers of a homogeneous split)."""
     from sweepsim.workload.spec import spec_json
     params = cfg.params()
     counts = {k: v for k, v in params.items() if k.startswith("cluster.") or (k in SHAPE_PARAMS and v is not None)}
     rest = tuple(sorted((k, str(v)) for k, v in params.items() if k not in counts and k != "name"))
-    spec = cfg.trace_spec
-    if spec is not None:
-        spec = dataclasses.replace(spec, apps=tuple(dataclasses.replace(a, rate=1.0) for a in spec.apps))
-        rest += (("trace", spec_json(spec)),)
+    if cfg.trace_spec is not None:
+        rest += (("trace", spec_json(workload_mix(cfg.trace_spec))),)
     return rest, counts
-
-
-def covers(a: dict, b: dict) -> bool:
-    """Shape a has at least as many servers of every kind as shape b."""
-    return all(a.get(k, 0) >= b.get(k, 0) for k in set(a) | set(b))
 
 
 def _shape_matrix(cands: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
@@ -423,6 +420,12 @@ def gpus(cfg: RunConfig) -> int:
     return int(sum(get_sku(sku).num_processors * n for sku, n in cfg.cluster))
 
 
+def energy_per_request(rows: list[dict]) -> float:
+    """Cluster energy of a probe (the same on every application's row) over its completed requests [J]."""
+    done = sum(int(r.get("completed") or 0) for r in rows)
+    return float(rows[0].get("energy_j") or math.nan) / done if rows and done else math.nan
+
+
 def capacity_table(caps: list[Capacity], objectives, runner: ProbeRunner) -> pl.DataFrame:
     """capacity.parquet: one row per configuration (columns documented in docs/search.md)."""
     rows = []
@@ -436,11 +439,9 @@ def capacity_table(caps: list[Capacity], objectives, runner: ProbeRunner) -> pl.
         for o in objectives:
             row[o.metric] = worst(summ, o) if summ else math.nan
         if summ:
-            energy = float(summ[0].get("energy_j") or math.nan)
-            done = sum(int(r.get("completed") or 0) for r in summ)
             row["throughput_rps"] = sum(float(r.get("throughput_rps") or 0.0) for r in summ)
             row["mean_power_w"] = float(summ[0].get("mean_power_w") or math.nan)
-            row["energy_per_request_j"] = energy / done if done else math.nan
+            row["energy_per_request_j"] = energy_per_request(summ)
         else:
             row["throughput_rps"] = row["mean_power_w"] = row["energy_per_request_j"] = math.nan
         rate = cap.max_rate

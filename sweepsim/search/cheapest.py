@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sweepsim.search.capacity import Candidate, ProbeRunner, cost_per_hour, covers, gpus, screening, shape
+from sweepsim.search.capacity import (Candidate, ProbeRunner, cost_per_hour, dominance, energy_per_request, gpus,
+                                      screening)
 from sweepsim.search.slo import worst
 
-OBJECTIVES = ("cost", "gpus", "energy")
 @dataclass
 class Verdict:
     candidate: Candidate
@@ -39,7 +39,8 @@ def cheapest_search(cands: list[Candidate], rate: float, objectives, runner: Pro
     the SLOs there is taken to miss them at full length (``screened_out``: a short run builds less queueing)."""
     static = {"cost": cost_per_hour, "gpus": gpus, "energy": cost_per_hour}[minimize]
     order = sorted(cands, key=lambda c: (static(c.config), c.key))
-    shapes = {c.key: shape(c.config) for c in cands}
+    dom = dominance(order)   # dom[i, j]: shape i has at least the servers of shape j, otherwise the same
+    index = {c.key: i for i, c in enumerate(order)}
     verdict = {c.key: Verdict(c, "", float(static(c.config)) if minimize != "energy" else np.nan) for c in cands}
     feasible, infeasible = [], []
     best = None
@@ -74,19 +75,18 @@ def cheapest_search(cands: list[Candidate], rate: float, objectives, runner: Pro
             v.status = "feasible" if ok else "infeasible"
             (feasible if ok else infeasible).append(c)
             if minimize == "energy":
-                rows = res["rows"]
-                done = sum(int(r.get("completed") or 0) for r in rows)
-                v.objective = float(rows[0]["energy_j"]) / done if rows and done else np.nan
+                v.objective = energy_per_request(res["rows"])
             if ok and (best is None or v.objective < verdict[best.key].objective):
                 best = c
         if prune:
+            ok = [index[f.key] for f in feasible]
+            bad = [index[f.key] for f in infeasible]
             for c in [c for c in order if not verdict[c.key].status]:
-                rest, counts = shapes[c.key]
+                i = index[c.key]
                 # more servers cost more dollars and GPUs, but not necessarily more joules per request
-                if minimize != "energy" and any(shapes[f.key][0] == rest and covers(counts, shapes[f.key][1])
-                                                for f in feasible):
+                if minimize != "energy" and dom[i, ok].any():
                     verdict[c.key].status = "pruned_costlier"
-                elif any(shapes[f.key][0] == rest and covers(shapes[f.key][1], counts) for f in infeasible):
+                elif dom[bad, i].any():
                     verdict[c.key].status = "pruned_infeasible"
         if progress:
             progress(rounds, len(todo))
