@@ -22,6 +22,10 @@ class Processor:
     hbm_gbs: float | None = None        # HBM bandwidth [GB/s]
     nvlink_gbs: float | None = None     # NVLink bandwidth per GPU [GB/s]
 
+    @property
+    def has_roofline_figures(self) -> bool:
+        return None not in (self.peak_tflops, self.hbm_gbs, self.nvlink_gbs)
+
 
 @dataclass(frozen=True)
 class Sku:

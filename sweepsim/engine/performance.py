@@ -111,15 +111,20 @@ def _interp_extrapolate(knots: np.ndarray, ys: np.ndarray, x: np.ndarray) -> np.
     return slope * (x - knots[lo]) + ys[lo]
 
 
+def reference_model(pm: "PerfModelConfig") -> "PerfModelConfig":
+    """The performance model of the slowdown reference machine: as configured, without the what-if factors
+    (``scale``, efficiency overrides), which describe the simulated cluster, not the reference."""
+    return dataclasses.replace(pm, scale=1.0, compute_efficiency=None, memory_efficiency=None)
+
+
 _UNCONTENDED: dict = {}   # (reference machine, sizes arrays' identity) -> latencies: a sweep's configs share them
 
 
 def uncontended_latencies(cfg, prompt_size: np.ndarray, token_size: np.ndarray):
     """``_uncontended_latencies``, remembered for the last few (reference machine, trace) pairs: the
     configurations of a sweep share their trace's size arrays, so each is computed once per sweep chunk."""
-    pm = cfg.performance_model
-    key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel, pm.kind, pm.path, pm.prompt_time,
-           pm.token_time, pm.efficiency, pm.context_tokens, id(prompt_size), id(token_size))
+    key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel, reference_model(cfg.performance_model),
+           id(prompt_size), id(token_size))
     hit = _UNCONTENDED.get(key)
     if hit is not None and hit[0] is prompt_size and hit[1] is token_size:
         return hit[2]
@@ -157,9 +162,7 @@ def slowdown_curve(cfg) -> PerfCurve:
     pm = cfg.performance_model
     key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel)
     if pm.kind == "roofline":
-        # the reference machine as fitted: what-if factors (scale, efficiency overrides) are not applied to it
-        return roofline_curve(dataclasses.replace(pm, scale=1.0, compute_efficiency=None, memory_efficiency=None),
-                              key, cfg.source)
+        return roofline_curve(reference_model(pm), key, cfg.source)
     db = load_db(Path(pm.path) if pm.path else DEFAULT_DB)
     if key not in db:
         have = sorted(f"{h}/tp{t}" for m, h, t in db if m == cfg.model)

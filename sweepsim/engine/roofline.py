@@ -129,9 +129,7 @@ def load_efficiency(path=DEFAULT_EFFICIENCY) -> dict[str, Efficiency]:
         for k in ("prompt_overhead_s", "token_overhead_s"):
             if not 0 <= vals[k] <= MAX_OVERHEAD_S:
                 raise InputError(path, f"{gpu}.{k}", f"must be from 0 to {MAX_OVERHEAD_S:g} s, got {vals[k]!r}")
-        out[gpu] = Efficiency(**{"compute": vals["compute"], "memory": vals["memory"],
-                                 "prompt_overhead_s": vals["prompt_overhead_s"],
-                                 "token_overhead_s": vals["token_overhead_s"]})
+        out[gpu] = Efficiency(**vals)   # EFFICIENCY_KEYS are its fields
     for gpu in like:   # chains resolve in any order; a loop or an unknown GPU is an error
         seen, g = [gpu], like[gpu]
         while g in like:
@@ -158,7 +156,7 @@ def efficiency_for(gpu: str, path=None, compute=None, memory=None, source=None) 
 def curve(model, proc, tp, eff: Efficiency, context_tokens: float, scale: float = 1.0):
     """(knots, prompt times, token times) over batch tokens for the kernels' tables: a prefill of one prompt of
     bt tokens; a decode of bt sequences with ``context_tokens`` of context each."""
-    if proc.peak_tflops is None or proc.hbm_gbs is None or proc.nvlink_gbs is None:
+    if not proc.has_roofline_figures:
         raise InputError(None, "performance_model", f"GPU {proc.name} has no peak_tflops / hbm_gbs / nvlink_gbs "
                                                     "in configs/hardware/processors.toml: the roofline needs them")
     if model.intermediate_size is None:
@@ -190,8 +188,7 @@ def profiled_points(db_path):
             raise InputError(db_path, field, f"{name} {bad[0]!r} is not in the catalog ({allowed(table)}); add it "
                                              "to configs/ or drop its rows")
     for g in sorted(set(gpu)):
-        p = processors()[g]
-        if p.peak_tflops is None or p.hbm_gbs is None or p.nvlink_gbs is None:
+        if not processors()[g].has_roofline_figures:
             raise InputError(db_path, field, f"GPU {g} has no peak_tflops / hbm_gbs / nvlink_gbs in "
                                              "configs/hardware/processors.toml")
     tp = num["tensor_parallel"]
@@ -266,24 +263,23 @@ def evaluate(db_path, grid: int = 40):
     """Fit per GPU on everything, then leave-one-model-out and leave-one-GPU-out; returns (fits, report
     lines)."""
     from sweepsim.config.catalog import models as model_table, processors
-    pts = profiled_points(db_path)
+    pts = profiled_points(db_path)   # every row: a catalog model on a catalog GPU
     models, procs = model_table(), processors()
-    known = np.ones(len(pts["model"]), bool)
-    if not known.any():
+    if not len(pts["model"]):
         raise InputError(db_path, "--db", "no profiled rows to fit")
-    gpus = sorted(set(pts["gpu"][known]))
-    names = sorted(set(pts["model"][known]))
+    gpus = sorted(set(pts["gpu"]))
+    names = sorted(set(pts["model"]))
     fits, lines = {}, []
     for g in gpus:
-        rows = np.flatnonzero(known & (pts["gpu"] == g))
+        rows = np.flatnonzero(pts["gpu"] == g)
         fits[g] = fit_gpu(pts, rows, models, procs, grid)
         ep, et = relative_errors(pts, rows, fits[g], models, procs)
         lines.append(f"in sample {g}: prefill {_summary(ep)}; decode {_summary(et)} ({len(rows)} points)")
     for held in names:   # leave one model out: fit each GPU on the other models, predict this one
         eps, ets = [], []
         for g in gpus:
-            train = np.flatnonzero(known & (pts["gpu"] == g) & (pts["model"] != held))
-            test = np.flatnonzero(known & (pts["gpu"] == g) & (pts["model"] == held))
+            train = np.flatnonzero((pts["gpu"] == g) & (pts["model"] != held))
+            test = np.flatnonzero((pts["gpu"] == g) & (pts["model"] == held))
             if not len(train) or not len(test):
                 continue
             ep, et = relative_errors(pts, test, fit_gpu(pts, train, models, procs, grid), models, procs)
@@ -293,7 +289,7 @@ def evaluate(db_path, grid: int = 40):
             lines.append(f"leave-one-model-out, {held} held out: prefill {_summary(np.concatenate(eps))}; "
                          f"decode {_summary(np.concatenate(ets))}")
     for held in gpus:    # leave one GPU out: that GPU predicted with each other GPU's factors
-        test = np.flatnonzero(known & (pts["gpu"] == held))
+        test = np.flatnonzero(pts["gpu"] == held)
         for other in gpus:
             if other != held:
                 ep, et = relative_errors(pts, test, fits[other], models, procs)
