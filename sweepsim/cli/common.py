@@ -55,3 +55,12 @@ def experiment_options(verb: str):
             f = opt(f)
         return f
     return wrap
+
+
+def markdown_table(df, top: int, float_precision: int = 4) -> str:
+    """The first ``top`` rows of a DataFrame as a Markdown table, every column shown, no dtypes or shape."""
+    import polars as pl
+    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40,
+                   tbl_width_chars=400, float_precision=float_precision, tbl_formatting="ASCII_MARKDOWN",
+                   tbl_hide_column_data_types=True):
+        return str(df.head(top))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from sweepsim.cli.common import FiniteFloat, OneLineErrorGroup, OutputPath, experiment_options
+from sweepsim.cli.common import FiniteFloat, OneLineErrorGroup, OutputPath, experiment_options, markdown_table
 from sweepsim.errors import InputError, check_output_dir, read_parquet
 
 #: Default of ``sweepsim grid --max-configs``.
@@ -232,10 +232,7 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top, table):
     else:
         shown = DEFAULT_METRICS if table == "summary" else DEFAULT_SEARCH_COLUMNS[table]
         cols = [c for c in varied_columns(results_dir, df) + list(shown) if c in df.columns]
-    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40,
-                   tbl_width_chars=400, float_precision=4, tbl_formatting="ASCII_MARKDOWN",
-                   tbl_hide_column_data_types=True):
-        click.echo(df.select(cols).head(top))
+    click.echo(markdown_table(df.select(cols), top))
     click.echo(f"{min(top, len(df))} of {len(df)} rows")
     if failed is not None and len(failed):
         click.echo(f"{len(failed)} configuration(s) failed ({Path(results_dir) / 'failures.parquet'}):")

@@ -1,10 +1,9 @@
 """``sweepsim search``: capacity of every configuration of an experiment, or the cheapest one for a load."""
-import sys
 from pathlib import Path
 
 import click
 
-from sweepsim.cli.common import FiniteFloat, experiment_options
+from sweepsim.cli.common import FiniteFloat, experiment_options, markdown_table
 from sweepsim.errors import InputError, check_output_dir
 
 
@@ -17,11 +16,7 @@ def _rate_range(text: str) -> tuple[float, float]:
 
 
 def _table(df, cols, top):
-    import polars as pl
-    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40,
-                   tbl_width_chars=400, float_precision=3, tbl_formatting="ASCII_MARKDOWN",
-                   tbl_hide_column_data_types=True):
-        return str(df.select([c for c in cols if c in df.columns]).head(top))
+    return markdown_table(df.select([c for c in cols if c in df.columns]), top, float_precision=3)
 
 
 @click.command("search")
@@ -54,8 +49,8 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
     Without --target-rate: for every configuration, the highest arrival rate in --rate-range at which every
     SLO holds, found by bisection over rates spaced by --tol, configurations advancing together (one simulation
     round per bisection step); configurations that differ only in server counts are searched coarse to fine,
-    each starting from the capacities of the shapes around it. Writes capacity.parquet. With --target-rate: the cheapest
-    configuration (--minimize) meeting the SLOs at that rate, cheapest first, pruning configurations that
+    each starting from the capacities of the shapes around it. Writes capacity.parquet. With --target-rate:
+    the cheapest configuration (--minimize) meeting the SLOs at that rate, cheapest first, pruning those that
     have more servers of every kind than a feasible one or fewer than an infeasible one. Writes
     cheapest.parquet. Every simulated probe is kept in probes.parquet: a rerun reuses them (resume).
     """
@@ -143,4 +138,3 @@ def search_cmd(experiment, slo, rate_range, tol, target_rate, minimize, no_prune
         if started_ray:
             import ray
             ray.shutdown()
-    sys.stdout.flush()
