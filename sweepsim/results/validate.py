@@ -237,12 +237,10 @@ def _first_divergence(res, trace, j, ok, tol) -> str:
     """The mismatching request whose results diverge earliest (a ttft mismatch is visible by the earlier of
     the two prompt ends, an e2e one by the earlier of the two request ends), and the latest exact-time tie
     among sweepsim's events up to then."""
-    arr = np.asarray(trace.arrival)
-    pos = {int(r): k for k, r in enumerate(trace.request_id)}
     best = None
     for m in np.flatnonzero(~ok):
-        row = {c: j[c][int(m)] for c in ("request_id", "ttft", "exp_ttft", "e2e", "exp_e2e")}
-        a = arr[pos[int(row["request_id"])]]
+        row = {c: j[c][int(m)] for c in ("request_id", "arrival", "ttft", "exp_ttft", "e2e", "exp_e2e")}
+        a = row["arrival"]
         got_t, exp_t = row["ttft"], row["exp_ttft"]
         if got_t is None or exp_t is None or abs(got_t - exp_t) > tol:
             cands = [x for x in (got_t, exp_t) if x is not None and np.isfinite(x)]
@@ -278,7 +276,7 @@ def run_case(case_dir, out_dir=None, tol=1e-6, checked=None, event_order=None) -
     cfg = replace(cfg, event_order=event_order or "reference")
     res = run(cfg, trace)
     req = requests_table(res)
-    got = req.select("request_id", "completed", "ttft", "e2e")
+    got = req.select("request_id", "arrival", "completed", "ttft", "e2e")
     j = exp.select("request_id", pl.col("completed").alias("exp_completed"),
                    pl.col("ttft").alias("exp_ttft"), pl.col("e2e").alias("exp_e2e")).join(
         got, on="request_id", how="left")
