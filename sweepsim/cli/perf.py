@@ -32,7 +32,7 @@ def fit_cmd(db_path, out, grid):
     db_path = db_path or DEFAULT_DB
     out = out or DEFAULT_EFFICIENCY
     check_output_path(out, (".toml",), "--out", "efficiency file")   # before the fit; a regular .toml file
-    if Path(out).exists() and (not Path(out).is_file() or Path(out).resolve() == Path(db_path).resolve()):
+    if Path(out).exists() and Path(out).resolve() == Path(db_path).resolve():
         raise InputError(out, "--out", "must be a new or regular .toml file other than --db")
     load_db(db_path)   # the table's checks: a clear error before fitting
     fits, lines = evaluate(db_path, grid)
@@ -88,12 +88,11 @@ def show_cmd(model, gpu, tp, context, out):
             pp, tt = f"{prof.prompt_s[j]:.4f}", f"{prof.token_s[j]:.4f}"
         if k <= 65536:
             click.echo(f"{int(k):>12} {p:>12.4f} {pp:>10} {t:>11.4f} {tt:>10}")
-    if out is not None:
-        from sweepsim.plots.common import check_output, save
+    if out is not None:   # (checked before anything was printed)
+        from sweepsim.plots.common import save
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        check_output(out)
         fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
         for a, y, name, py in ((ax[0], c.prompt_s, "prefill", None if prof is None else prof.prompt_s),
                                (ax[1], c.token_s, "decode", None if prof is None else prof.token_s)):
