@@ -43,21 +43,46 @@ def _summary(cols) -> str:
               help="application_id of every request.")
 @click.option("--plot", type=OutputPath(dir_okay=False, path_type=Path),
               help="Also draw arrivals per second and the size CDFs to this image (e.g. out.png).")
-def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot):
+@click.option("--model", help="Annotate model: one name or fractions 'A=0.4,B=0.6'.")
+@click.option("--regions", help="Region priority order of every request, e.g. 'westus,centralus,eastus' (with "
+                                "--region-mix: the order of the regions after the first).")
+@click.option("--region-mix", help="Fractions of the first priority region, e.g. 'westus=0.5,eastus=0.5' (the "
+                                   "other regions follow in --regions order, else in this order).")
+@click.option("--workload", help="Annotate workload: prod | batch | dev | fractions 'prod=0.85,batch=0.05,dev=0.1' "
+                                 "(batch: prod batch jobs of --batch-job-size requests).")
+@click.option("--sla", help="Annotate an SLA [s]: one number or per class 'prod=10,batch=3600,dev=86400' (a class "
+                            "left out: no SLA).")
+@click.option("--batch-job-size", type=int, help="Consecutive batch requests per batch job (batch_id; default 128).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed of the annotation draws (0 to 2**64-1).")
+def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot, seed, **annotation_opts):
     """Convert a real trace into the sweepsim trace format.
 
     FORMAT is 'azure': the Azure LLM inference traces (2023 or 2024 release; CSV or Parquet with columns
     TIMESTAMP, ContextTokens, GeneratedTokens). Arrivals become seconds since the first request, request
     ids follow arrival order, ContextTokens -> prompt_size, GeneratedTokens -> token_size.
+
+    \b
+    Multi-region serving annotations (drawn as `trace gen` draws them, seeded by --seed), e.g.
+      sweepsim trace import azure week.csv --out week.parquet --model A=0.4,B=0.6 \\
+        --regions westus,centralus,eastus --region-mix westus=0.5,eastus=0.3,centralus=0.2 \\
+        --workload prod=0.85,batch=0.05,dev=0.1 --sla prod=10,batch=3600,dev=86400 --seed 1
     """
     import numpy as np
 
     from sweepsim.workload.azure import FORMATS, import_azure
     from sweepsim.plots.trace import check_plot, plot_trace
     from sweepsim.workload.files import check_output, trace_table, write_trace
+    from sweepsim.workload.sampling import annotation_columns
+    from sweepsim.workload.spec import MAX_SEED, parse_annotations
 
     if fmt not in FORMATS:
         raise InputError(None, "FORMAT", f"unknown trace format {fmt!r}; {allowed(FORMATS)}")
+    if not 0 <= seed < MAX_SEED:
+        raise InputError(None, "--seed", f"must be from 0 to 2**64-1, got {seed}")
+    keys = {"region_mix": "region"}
+    ann = parse_annotations({keys.get(k, k): v for k, v in annotation_opts.items() if v is not None}, None,
+                            fld=lambda k: "--region-mix" if k == "region" else "--" + k.replace("_", "-"))
     # output locations are checked before the import
     check_output(out)
     if out.exists() and path.exists() and out.resolve() == path.resolve():
@@ -71,6 +96,8 @@ def import_cmd(fmt, path, out, drop_bad, sort, app_id, plot):
     cols = {"request_id": np.arange(n, dtype=np.int64), "request_type": np.full(n, 2, np.int64),
             "application_id": np.full(n, app_id, np.int64), "arrival_timestamp": az.arrival,
             "batch_size": np.ones(n, np.int64), "prompt_size": az.prompt, "token_size": az.token}
+    if ann.any():
+        cols.update(annotation_columns(ann, n, seed))
     write_trace(trace_table(cols), out)
     if plot is not None:
         plot_trace(cols, plot, title=str(path.name))
@@ -130,8 +157,13 @@ SIZES_HELP = ("Request sizes: azure-code | azure-conv (resample (prompt, output)
 @click.option("--replay", is_flag=True, default=None,
               help="Replay the size source's own timestamps and sizes (azure-code, azure-conv, trace:PATH).")
 @click.option("--scale", type=float, help="With --replay: time-compress to K x the original rate.")
-@click.option("--profile", type=click.Path(dir_okay=False), help="Rate profile CSV with columns time [s, from 0], "
-                                                                  "rate [req/s].")
+@click.option("--profile", type=click.Path(dir_okay=False),
+              help="Rate profile CSV with columns time [s, from 0], rate [req/s]; or 'diurnal': the built-in daily "
+                   "profile rate * s(t) / mean(s), s(t) = q + (1 - q) (1 + cos(2 pi (t - 3600 h) / P)) / 2 with "
+                   "--peak-hour h, --trough-ratio q, --period P (--rate: the mean rate).")
+@click.option("--peak-hour", type=float, help="Diurnal profile: hour of the peak rate (default 14).")
+@click.option("--trough-ratio", type=float, help="Diurnal profile: lowest / highest rate, 0 to 1 (default 0.3).")
+@click.option("--period", type=float, help="Diurnal profile: period [s] (default 86400).")
 @click.option("--profile-interp", type=str, help="Rate between profile points: step (default) or linear.")
 @click.option("--duration", type=float, help="Arrivals in [0, S) seconds.")
 @click.option("--count", type=int, help="Number of requests (with --duration: at most).")
@@ -143,11 +175,20 @@ SIZES_HELP = ("Request sizes: azure-code | azure-conv (resample (prompt, output)
 @click.option("--prompt-max", type=int, help="Clip prompt sizes above.")
 @click.option("--token-min", type=int, help="Clip output sizes below (default 1).")
 @click.option("--token-max", type=int, help="Clip output sizes above.")
-@click.option("--workload", help="Annotate workload: prod | batch | fractions 'prod=0.8,batch=0.2'.")
+@click.option("--workload", help="Annotate workload: prod | batch | dev | fractions "
+                                 "'prod=0.85,batch=0.05,dev=0.1' (prod: interactive; batch: prod batch jobs, "
+                                 "batch_id >= 0; dev: opportunistic).")
+@click.option("--batch-job-size", type=int, help="Consecutive batch requests of an application per batch job "
+                                                 "(batch_id; default 128).")
+@click.option("--sla", help="Annotate an SLA [s]: one number or per class 'prod=10,batch=3600,dev=86400' (a class "
+                            "left out: no SLA).")
 @click.option("--slo-ttft", help="Annotate a TTFT SLO [s]: one number or per workload 'prod=1,batch=60'.")
 @click.option("--slo-e2e", help="Annotate an end-to-end SLO [s]: one number or per workload.")
 @click.option("--model", help="Annotate model: one name or fractions 'llama2-70b=0.5,bloom-176b=0.5'.")
-@click.option("--region", help="Annotate region: one name or fractions 'eastus=0.7,westus=0.3'.")
+@click.option("--region", help="Annotate region (the first of the priority order): one name or fractions "
+                              "'eastus=0.7,westus=0.3'.")
+@click.option("--regions", help="Region priority order, e.g. 'westus,eastus,centralus': every request's, or, with "
+                                "--region, the order of the regions after the first.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (0 to 2**64-1).")
 @click.option("--max-requests", type=click.IntRange(min=1),
               help="Refuse traces estimated above N requests (default: $SWEEPSIM_MAX_REQUESTS, else 20000000).")
@@ -164,6 +205,10 @@ def gen_cmd(apps, seed, max_requests, out, plot, **opts):
       sweepsim trace gen --sizes azure-code --rate 50 --cv 3 --count 100000 --out bursty.csv
       sweepsim trace gen --sizes azure-conv --replay --scale 10 --duration 120 --out replay.parquet
       sweepsim trace gen --app 0:azure-code:rate=5 --app 1:azure-conv:rate=10 --duration 600 --out mix.parquet
+      sweepsim trace gen --sizes azure-conv --rate 115.74 --duration 86400 --profile diurnal \\
+        --model A=0.25,B=0.25,C=0.25,D=0.25 --region westus=0.5,eastus=0.3,centralus=0.2 \\
+        --regions westus,eastus,centralus --workload prod=0.85,batch=0.05,dev=0.1 \\
+        --sla prod=10,batch=3600,dev=86400 --out day.parquet
     """
     from sweepsim.plots.trace import check_plot, plot_trace
     from sweepsim.workload.files import check_output, trace_table, write_trace

@@ -26,8 +26,9 @@ from sweepsim.workload.trace import Trace
 
 
 #: bumped whenever generation changes, so that cached traces are regenerated
-#: (2: with both count and duration, a count the duration cannot reach no longer sets the number of draws)
-GENERATOR_VERSION = 2
+#: (2: with both count and duration, a count the duration cannot reach no longer sets the number of draws;
+#: 3: serving columns batch_id, sla, regions; dev workloads; the diurnal profile)
+GENERATOR_VERSION = 3
 
 
 CACHE_ENV = "SWEEPSIM_TRACE_CACHE"

@@ -1,5 +1,6 @@
 """Trace files: the sweepsim trace table (request_id, request_type, application_id, arrival_timestamp,
-batch_size, prompt_size, token_size and the optional annotation columns), written as CSV or Parquet
+batch_size, prompt_size, token_size and the optional annotation and serving columns: workload, slo_ttft,
+slo_e2e, model, region, batch_id, sla, regions; text columns dictionary-encoded), written as CSV or Parquet
 atomically; Parquet files carry their generator spec in their metadata (``spec_of``).
 """
 import json
@@ -25,8 +26,8 @@ METADATA_KEY = b"sweepsim.trace_spec"
 
 
 def trace_table(cols: dict, spec: TraceSpec | None = None) -> pa.Table:
-    # NaN SLOs (no SLO) are written as nulls (empty CSV cells)
-    t = pa.table({k: (v if isinstance(v, pa.Array) else pa.array(v, from_pandas=k in SLOS))
+    # NaN SLOs and SLAs (none) are written as nulls (empty CSV cells)
+    t = pa.table({k: (v if isinstance(v, pa.Array) else pa.array(v, from_pandas=k in SLOS or k == "sla"))
                   for k, v in cols.items()})
     if spec is not None:
         t = t.replace_schema_metadata({METADATA_KEY: spec_json(spec).encode()})

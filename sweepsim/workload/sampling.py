@@ -13,16 +13,32 @@ A trace spec is one or more applications, each with
   to ``scale`` x its rate (or to ``rate``), repeated back to back if more requests are needed; or a rate
   ``profile`` CSV (columns time [s] from 0, rate [req/s]; ``profile_interp`` step or linear, the last rate
   holds afterwards), optionally rescaled to a mean ``rate``, with Poisson (or gamma ``cv``) arrivals obtained
-  by time-rescaling a unit-rate process;
-- optional annotations: ``workload`` (prod|batch), ``model``, ``region`` (one value or fractions
+  by time-rescaling a unit-rate process; or the built-in ``profile = "diurnal"`` (no file; ``_diurnal``):
+  with trough ratio q (``trough_ratio``, default 0.3), peak hour h (``peak_hour``, default 14) and period P
+  (``period``, default 86400 s),
+      rate(t) = rate * s(t) / mean(s),  s(t) = q + (1 - q) * (1 + cos(2 pi (t - 3600 h) / P)) / 2,
+  i.e. for P = 1 day s(t) = q + (1 - q) (1 + cos(2 pi (t/3600 - h) / 24)) / 2: the rate peaks at hour h, is q x
+  the peak half a period later, and ``rate`` is its mean over every whole period (mean(s) = (1 + q) / 2; the
+  profile is tabulated at P/1440 steps (one minute for a day), linearly interpolated and repeated every P);
+- optional annotations: ``workload`` (prod|batch|dev), ``model``, ``region`` (one value or fractions
   ``{name = fraction}``), ``slo_ttft`` / ``slo_e2e`` (seconds, or per workload ``{prod = 1, batch = 60}``);
+- multi-region serving columns (SageServe; see ``sweepsim.workload.trace``): ``workload`` fractions over prod
+  (interactive), batch (prod batch jobs) and dev; batch requests get ``batch_id`` k // ``batch_job_size``
+  (default 128) for the k-th batch request of their application in arrival order (consecutive batch requests
+  form a job; the applications' jobs are numbered one after the other), the others -1; ``sla`` (seconds, or
+  per class ``{prod = 10, batch = 3600, dev = 86400}``; a class left out has no SLA, empty cell); ``region``
+  fractions draw the first region of each request's priority order, the rest being the other regions in the
+  order ``regions`` lists them (or, without ``regions``, the order ``region`` lists them); ``regions`` alone is
+  every request's order. Written columns: workload (prod|batch|dev), batch_id, sla, region (the first
+  region), regions ("westus,eastus,centralus");
 and the whole trace has a ``seed`` and ``duration`` (arrivals in [0, duration)) and/or ``count`` (the first
 count requests). Applications are merged in arrival order (ties: application order); request ids follow.
 
 Everything is seeded (numpy Generator on PCG64) and vectorised (no Python loop per request). Application i
 draws from its own stream (i = 0: ``PCG64(seed)``, so that a single Poisson application reproduces
 ``poisson_trace``; i > 0: ``SeedSequence(seed, spawn_key=(i,))``); annotations from a separate stream, so
-adding them leaves arrivals and sizes unchanged.
+adding them leaves arrivals and sizes unchanged (and the serving columns add no draws: ``batch_id``, ``sla`` and
+``regions`` follow from the workload and region draws).
 
 Size limit: before anything is allocated, ``estimate_requests`` bounds the number of requests a spec produces
 (per application min(count, arrivals expected in the duration, with the generator's own margin)) and
@@ -41,8 +57,8 @@ import pyarrow as pa
 
 from sweepsim.errors import InputError, allowed
 from sweepsim.workload.limits import MAX_ARRIVAL_S, MAX_TOKENS
-from sweepsim.workload.spec import AZURE_2023, AppSpec, SLOS, TraceSpec, toml_field
-from sweepsim.workload.trace import ANNOTATIONS, Trace
+from sweepsim.workload.spec import AZURE_2023, Annotations, AppSpec, SLOS, TraceSpec, toml_field
+from sweepsim.workload.trace import ANNOTATIONS, Trace, read_extras
 
 
 MAX_REQUESTS_ENV = "SWEEPSIM_MAX_REQUESTS"
@@ -129,6 +145,48 @@ class _Intensity:
         return self.t[k] + np.where(d > 0, u, 0.0)
 
 
+class _Periodic:
+    """An intensity over one period [0, P] (``_Intensity``), repeated every P."""
+
+    def __init__(self, one: _Intensity, period: float):
+        self.one = one
+        self.P = period
+        self.LP = one.cumulative(period)
+
+    def cumulative(self, x: float) -> float:
+        k = math.floor(x / self.P)
+        return k * self.LP + self.one.cumulative(x - k * self.P)
+
+    def total(self) -> float:
+        return math.inf
+
+    def invert(self, s: np.ndarray) -> np.ndarray:
+        k = np.floor(s / self.LP)
+        t = self.one.invert(s - k * self.LP)
+        np.minimum(t, self.P, out=t)
+        t += k * self.P
+        return np.maximum.accumulate(t) if len(t) else t   # non-decreasing despite rounding at period ends
+
+
+DIURNAL_STEPS = 1440                             # table points per period (one per minute for a day)
+
+
+def diurnal_rate(t, peak_hour: float, trough_ratio: float, period: float) -> np.ndarray:
+    """The diurnal profile's shape s(t) (1 at the peak, ``trough_ratio`` at the trough; see the module
+    docstring): q + (1 - q) (1 + cos(2 pi (t - 3600 peak_hour) / period)) / 2."""
+    q = trough_ratio
+    return q + (1.0 - q) * (1.0 + np.cos(2.0 * np.pi * (np.asarray(t, np.float64) - 3600.0 * peak_hour) / period)) / 2
+
+
+def _diurnal(app: AppSpec) -> _Periodic:
+    """The diurnal intensity of an application: its shape tabulated over one period, scaled to a mean
+    ``app.rate`` over the period (exactly, for the interpolated table), repeated."""
+    t = np.linspace(0.0, app.period, DIURNAL_STEPS + 1)
+    r = diurnal_rate(t, app.peak_hour, app.trough_ratio, app.period)
+    unit = _Intensity(t, r, "linear")
+    return _Periodic(_Intensity(t, r, "linear", app.rate * app.period / unit.cumulative(app.period)), app.period)
+
+
 def _app_rng(seed: int, i: int, stream: int = 0) -> np.random.Generator:
     if i == 0 and stream == 0:
         return np.random.Generator(np.random.PCG64(seed))
@@ -213,7 +271,10 @@ def _replay(app: AppSpec, count, duration, src, fld):
 
 
 def _intensity(app: AppSpec, duration):
-    """The rate profile's intensity, rescaled to a mean ``app.rate`` if given."""
+    """The rate profile's intensity, rescaled to a mean ``app.rate`` if given (the diurnal profile: its mean
+    over a period is ``app.rate``)."""
+    if app.diurnal:
+        return _diurnal(app)
     st = Path(app.profile).stat()
     t, r = _profile(app.profile, st.st_mtime_ns)
     lam = _Intensity(t, r, app.profile_interp)
@@ -232,7 +293,7 @@ def _intensity(app: AppSpec, duration):
 
 
 def _arrivals(app: AppSpec, rng, count, duration, src, fld, cap=math.inf, over=None):
-    if app.profile is None:
+    if app.profile is None and not app.diurnal:
         return _renewal(rng, app.rate, app.cv, count, duration, cap, over)
     lam = _intensity(app, duration)
     horizon = lam.cumulative(duration) if duration is not None else None
@@ -268,7 +329,7 @@ def _app_bound(spec: TraceSpec, app: AppSpec, src, fld) -> float:
         return _replay_need(len(rel), scale, period, spec.count, spec.duration)
     if spec.duration is None:
         return spec.count
-    if app.profile is None:
+    if app.profile is None and not app.diurnal:
         bound = _draw_bound(app.rate * spec.duration, app.cv)
     else:
         bound = _draw_bound(_intensity(app, spec.duration).cumulative(spec.duration), app.cv)
@@ -350,29 +411,102 @@ def _categorical(rng, fractions, n):
         .astype(np.int32)
 
 
-def _annotate(app: AppSpec, rng, n) -> dict:
-    """name -> (codes, names) for categorical columns, ndarray for SLOs."""
+#: float annotation columns (NaN: none, written as empty cells)
+FLOAT_COLUMNS = SLOS + ("sla",)
+
+
+#: generated annotation columns, in the order they are written
+COLUMNS = ANNOTATIONS + ("batch_id", "sla", "regions")
+
+
+def _annotate(app, rng, n) -> dict:
+    """name -> (codes, names) for categorical columns, ndarray for SLOs, SLA and batch ids (local job numbers,
+    -1 outside batch jobs). ``app``: an ``AppSpec`` or ``Annotations``. The draws (from ``rng``, in the order
+    workload, model, region) are those of the original annotations: the serving columns add none."""
     out = {}
     for name in ("workload", "model", "region"):
         fr = getattr(app, name)
         if fr is not None:
             out[name] = (_categorical(rng, fr, n), [k for k, _ in fr])
-    for name in SLOS:
+    for name in FLOAT_COLUMNS:
         slo = getattr(app, name)
         if slo is None:
             continue
         if slo[0][0] == "*":
             out[name] = np.full(n, slo[0][1])
-        else:
+        elif "workload" in out:
             codes, names = out["workload"]
             table = dict(slo)
             out[name] = np.array([table.get(w, np.nan) for w in names])[codes]
+        else:  # sla per class without workload: every request is interactive prod
+            out[name] = np.full(n, dict(slo).get("prod", np.nan))
+    if "workload" in out:
+        codes, names = out["workload"]
+        batch_id = np.full(n, -1, np.int64)
+        if "batch" in names:
+            is_batch = codes == names.index("batch")
+            batch_id[is_batch] = np.arange(np.count_nonzero(is_batch), dtype=np.int64) // app.batch_job_size
+        out["batch_id"] = batch_id
+    if app.regions is not None or app.region is not None:
+        if app.region is None:
+            out["region"] = (np.zeros(n, np.int32), [app.regions[0]])
+        codes, firsts = out["region"]
+        rest = app.regions if app.regions is not None else firsts
+        out["regions"] = (codes, [",".join([f] + [r for r in rest if r != f]) for f in firsts])
     return out
+
+
+def _merge_annotations(parts: list, sizes: list, merged) -> dict:
+    """The annotation columns of the merged trace (pyarrow dictionary arrays for categorical ones, NumPy
+    arrays otherwise) from the applications' ``_annotate`` parts (popped), ``merged(arrays, dtype)`` merging
+    per-application arrays in trace order."""
+    out = {}
+    for name in COLUMNS:
+        if not any(name in p for p in parts):
+            continue
+        if name in FLOAT_COLUMNS:
+            out[name] = merged([p.pop(name) if name in p else np.full(k, np.nan) for p, k in zip(parts, sizes)],
+                               np.float64)
+            continue
+        if name == "batch_id":   # job numbers follow each other across applications
+            arrays, jobs = [], 0
+            for p, k in zip(parts, sizes):
+                b = p.pop(name) if name in p else np.full(k, -1, np.int64)
+                top = int(b.max()) + 1 if len(b) else 0
+                if jobs and top > 0:
+                    b = np.where(b >= 0, b + jobs, -1)
+                arrays.append(b)
+                jobs += max(top, 0)
+            out[name] = merged(arrays, np.int64)
+            continue
+        names = []
+        for p in parts:
+            names += [x for x in p.get(name, (None, []))[1] if x not in names]
+        codes = []
+        for p, k in zip(parts, sizes):
+            if name in p:
+                c, local = p.pop(name)
+                remap = np.array([names.index(x) for x in local], np.int32)
+                codes.append(c if np.array_equal(remap, np.arange(len(local))) else remap[c])
+            else:
+                codes.append(np.full(k, -1, np.int32))
+        c = merged(codes, np.int32)
+        mask = c < 0
+        out[name] = pa.DictionaryArray.from_arrays(pa.array(c, mask=mask if mask.any() else None),
+                                                   pa.array(names, pa.string()))
+    return out
+
+
+def annotation_columns(ann: Annotations, n: int, seed: int = 0) -> dict:
+    """The annotation columns of ``n`` requests (e.g. an imported trace's) drawn as the generator draws those of
+    its first application with this seed (``sweepsim trace import azure --model ... --workload ...``)."""
+    part = _annotate(ann, _app_rng(seed, 0, 1), n)
+    return _merge_annotations([part], [n], lambda arrays, dtype: _cat(arrays, dtype))
 
 
 def _mean_rate(app: AppSpec):
     """(mean req/s, cv) of a constant-rate application, None for replay and rate profiles."""
-    if app.replay or app.profile is not None:
+    if app.replay or app.profile is not None or app.diurnal:
         return None
     return app.rate, app.cv
 
@@ -462,28 +596,7 @@ def generate_columns(spec: TraceSpec, src=None, fld=toml_field, limit=None) -> d
            "application_id": app_id, "arrival_timestamp": cols["arrival_timestamp"],
            "batch_size": np.ones(n, np.int64), "prompt_size": cols["prompt_size"], "token_size": cols["token_size"]}
     del cols
-    for name in ANNOTATIONS:
-        if not any(name in p for p in parts):
-            continue
-        if name in SLOS:
-            out[name] = merged([p.pop(name) if name in p else np.full(k, np.nan) for p, k in zip(parts, sizes)],
-                               np.float64)
-            continue
-        names = []
-        for p in parts:
-            names += [x for x in p.get(name, (None, []))[1] if x not in names]
-        codes = []
-        for p, k in zip(parts, sizes):
-            if name in p:
-                c, local = p.pop(name)
-                remap = np.array([names.index(x) for x in local], np.int32)
-                codes.append(c if np.array_equal(remap, np.arange(len(local))) else remap[c])
-            else:
-                codes.append(np.full(k, -1, np.int32))
-        c = merged(codes, np.int32)
-        mask = c < 0
-        out[name] = pa.DictionaryArray.from_arrays(pa.array(c, mask=mask if mask.any() else None),
-                                                   pa.array(names, pa.string()))
+    out.update(_merge_annotations(parts, sizes, merged))
     return out
 
 
@@ -493,13 +606,12 @@ def _cat(arrays, dtype):
 
 
 def to_trace(cols: dict, name: str) -> Trace:
-    ann = {}
-    for k in ANNOTATIONS:
-        if k in cols:
-            v = cols[k]
-            ann[k] = v if isinstance(v, np.ndarray) else np.asarray(v.to_pylist(), dtype=object)
+    """The in-memory trace of generated columns, annotations and serving columns as ``load_trace`` reads
+    them from the written file."""
+    extra = {k: v for k, v in cols.items() if k in COLUMNS}
+    ann, serving = read_extras(name, pa.table(extra)) if extra else ({}, None)
     return Trace(name, cols["request_id"], cols["application_id"], cols["arrival_timestamp"], cols["prompt_size"],
-                 cols["token_size"], ann)
+                 cols["token_size"], ann, serving)
 
 
 def generate(spec: TraceSpec, src=None, fld=toml_field) -> Trace:

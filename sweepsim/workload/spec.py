@@ -1,7 +1,8 @@
 """Synthetic trace specs: what ``sweepsim trace gen`` options and ``[trace]`` generator tables describe
 (``TraceSpec``: applications ``AppSpec`` with sizes, arrivals and annotations; a seed, a duration and/or a
 count), parsed and validated with errors naming the option or TOML key. See ``sampling`` for what each
-setting means for the generated requests.
+setting means for the generated requests. The annotation keys alone (``Annotations``, ``parse_annotations``)
+also annotate imported traces (``sweepsim trace import azure --model ... --workload ...``).
 """
 import json
 import math
@@ -11,7 +12,7 @@ from pathlib import Path
 from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, allowed
 from sweepsim.workload.limits import MAX_ID, MAX_TOKENS
-from sweepsim.workload.trace import WORKLOADS
+from sweepsim.workload.trace import REGION_SEPARATORS, WORKLOADS
 
 
 SIZES_FORMS = ("azure-code", "azure-conv", "trace:PATH", "fixed:P,T", "lognormal:MU_P,SIGMA_P,MU_T,SIGMA_T",
@@ -19,6 +20,14 @@ SIZES_FORMS = ("azure-code", "azure-conv", "trace:PATH", "fixed:P,T", "lognormal
 
 
 PROFILE_INTERP = ("step", "linear")
+
+
+#: ``profile = "diurnal"``: the built-in day-shaped rate profile (see ``sampling``), with these defaults
+DIURNAL = "diurnal"
+DIURNAL_DEFAULTS = {"peak_hour": 14.0, "trough_ratio": 0.3, "period": 86400.0}
+
+
+DEFAULT_BATCH_JOB_SIZE = 128                     # consecutive batch requests per batch job (batch_id)
 
 
 SLOS = ("slo_ttft", "slo_e2e")
@@ -45,11 +54,38 @@ class AppSpec:
     prompt_max: int | None = None
     token_min: int = 1
     token_max: int | None = None
-    workload: tuple | None = None                # ((name, fraction), ...)
+    workload: tuple | None = None                # ((name, fraction), ...) over WORKLOADS
     model: tuple | None = None
-    region: tuple | None = None
+    region: tuple | None = None                  # fractions of the first region of the priority order
     slo_ttft: tuple | None = None                # (("*", seconds),) or ((workload, seconds), ...)
     slo_e2e: tuple | None = None
+    sla: tuple | None = None                     # as slo_ttft
+    regions: tuple | None = None                 # (region, ...): the priority order (after the first region)
+    batch_job_size: int = DEFAULT_BATCH_JOB_SIZE
+    diurnal: bool = False                        # profile = "diurnal" (not a key of its own)
+    peak_hour: float | None = None               # diurnal profile parameters (defaults filled in)
+    trough_ratio: float | None = None
+    period: float | None = None
+
+
+#: the annotation keys, which also annotate imported traces
+ANNOTATION_KEYS = ("workload", "model", "region", "regions", "slo_ttft", "slo_e2e", "sla", "batch_job_size")
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """The annotation keys of an application, alone (``sweepsim trace import azure`` options)."""
+    workload: tuple | None = None
+    model: tuple | None = None
+    region: tuple | None = None
+    regions: tuple | None = None
+    slo_ttft: tuple | None = None
+    slo_e2e: tuple | None = None
+    sla: tuple | None = None
+    batch_job_size: int = DEFAULT_BATCH_JOB_SIZE
+
+    def any(self) -> bool:
+        return any(getattr(self, k) is not None for k in ANNOTATION_KEYS if k != "batch_job_size")
 
 
 @dataclass(frozen=True)
@@ -64,7 +100,7 @@ class TraceSpec:
                 "apps": [asdict(a) for a in self.apps]}
 
 
-APP_KEYS = tuple(f.name for f in fields(AppSpec))
+APP_KEYS = tuple(f.name for f in fields(AppSpec) if f.name != "diurnal")
 
 
 TOP_KEYS = ("seed", "duration", "count", "apps")
@@ -146,6 +182,36 @@ def _fractions(src, fld, v, names=None) -> tuple:
     return tuple(out)
 
 
+REGION_NAME_CHARS = (",", ";")
+
+
+def _region_name(src, fld, name) -> str:
+    name = str(name).strip()
+    if not name or any(c in name for c in REGION_NAME_CHARS) or any(c.isspace() for c in name):
+        raise InputError(src, fld, f"bad region name {name!r}: region names are not empty and hold no ',', ';' "
+                                   f"or spaces")
+    return name
+
+
+def _regions(src, fld, v) -> tuple:
+    """A region priority order: a TOML list of names, or text with names separated by ',', ';' or spaces."""
+    if isinstance(v, str):
+        parts = REGION_SEPARATORS.split(v.strip())
+        if "" in parts and v.strip():
+            raise InputError(src, fld, f"empty region name in {v!r}; separate region names with ',', ';' or spaces")
+    elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+        parts = list(v)
+    else:
+        raise InputError(src, fld, f"must be a list of region names (e.g. 'westus,eastus,centralus'), got {v!r}")
+    if not parts or parts == [""]:
+        raise InputError(src, fld, "must name at least one region, e.g. 'westus,eastus,centralus'")
+    names = tuple(_region_name(src, fld, x) for x in parts)
+    twice = [x for i, x in enumerate(names) if x in names[:i]]
+    if twice:
+        raise InputError(src, fld, f"region {twice[0]!r} is listed twice")
+    return names
+
+
 def _slo(src, fld, v) -> tuple:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return (("*", _num(src, fld, v, minimum=0.0)),)
@@ -212,36 +278,103 @@ def _parse_app(raw: dict, src, fld, resolve) -> AppSpec:
         elif k in ("rate", "scale"):
             kw[k] = _num(src, f, v, minimum=0.0)
         elif k == "profile":
+            if v == DIURNAL:
+                kw["diurnal"] = True
+                continue
             p = Path(resolve(str(v)))
             if not p.is_file():
-                raise InputError(src, f, f"rate profile not found: {v}")
+                raise InputError(src, f, f"rate profile not found: {v} (or \"{DIURNAL}\" for the built-in "
+                                         f"diurnal profile)")
             kw[k] = str(p.resolve())
+        elif k in DIURNAL_DEFAULTS:
+            kw[k] = _num(src, f, v, minimum=0.0, strict=k == "period")
         elif k == "profile_interp":
             if v not in PROFILE_INTERP:
                 raise InputError(src, f, f"unknown value {v!r}; {allowed(PROFILE_INTERP)}")
             kw[k] = v
         elif k in ("prompt_min", "token_min", "prompt_max", "token_max"):
             kw[k] = _num(src, f, v, integer=True, minimum=1, strict=False, maximum=MAX_TOKENS, max_text="2**40")
-        elif k == "workload":
-            kw[k] = _fractions(src, f, v, WORKLOADS)
-        elif k in ("model", "region"):
-            kw[k] = _fractions(src, f, v)
-        elif k in SLOS:
-            kw[k] = _slo(src, f, v)
+        elif k in ANNOTATION_KEYS:
+            kw[k] = _annotation(src, f, k, v)
+    if kw.get("diurnal"):
+        kw.update({k: kw.get(k, d) for k, d in DIURNAL_DEFAULTS.items()})
     app = AppSpec(**kw)
     _check_app(app, src, fld)
     return app
 
 
+def _annotation(src, f, k, v):
+    """The value of annotation key ``k`` (see ``ANNOTATION_KEYS``)."""
+    if k == "workload":
+        return _fractions(src, f, v, WORKLOADS)
+    if k == "model":
+        return _fractions(src, f, v)
+    if k == "region":
+        fr = _fractions(src, f, v)
+        return tuple((_region_name(src, f, name), x) for name, x in fr)
+    if k == "regions":
+        return _regions(src, f, v)
+    if k == "batch_job_size":
+        return _num(src, f, v, integer=True, minimum=1, strict=False, maximum=MAX_ID, max_text="2**62")
+    return _slo(src, f, v)   # slo_ttft, slo_e2e, sla
+
+
+def _check_annotations(a, src, fld):
+    for k in SLOS:
+        slo = getattr(a, k)
+        if slo and slo[0][0] != "*" and a.workload is None:
+            raise InputError(src, fld(k), "is given per workload, but the application has no workload (set "
+                                          "workload, e.g. 'prod=0.8,batch=0.2', or give one number)")
+    if a.region is not None and a.regions is not None:
+        extra = [r for r, _ in a.region if r not in a.regions]
+        if extra:
+            raise InputError(src, fld("region"), f"region {extra[0]!r} is not in regions ({', '.join(a.regions)}); "
+                                                 f"regions lists every region of the priority orders")
+    orders = [(r,) for r, _ in a.region] if a.region is not None and a.regions is None \
+        else [a.regions] if a.regions is not None else []
+    for o in orders:
+        if len(o) == 1 and len(o[0]) > 1 and o[0].isascii() and o[0].isdigit():
+            raise InputError(src, fld("regions" if a.regions is not None else "region"),
+                             f"a priority order of the one region {o[0]!r} would read as the region indices "
+                             f"{', '.join(o[0])}; name the region")
+
+
+def parse_annotations(d: dict, src=None, fld=toml_field) -> Annotations:
+    """The annotation keys of ``d`` (``ANNOTATION_KEYS``; values as in a ``[trace]`` table or as option text),
+    validated with errors naming ``fld(key)``."""
+    unknown = sorted(set(d) - set(ANNOTATION_KEYS))
+    if unknown:
+        raise InputError(src, fld(unknown[0]), f"unknown key; {allowed(ANNOTATION_KEYS)}")
+    ann = Annotations(**{k: _annotation(src, fld(k), k, v) for k, v in d.items()})
+    _check_annotations(ann, src, fld)
+    return ann
+
+
 def _check_app(a: AppSpec, src, fld):
     empirical = a.sizes in AZURE_2023 or a.sizes.startswith("trace:")
+    if a.diurnal:
+        if a.rate is None:
+            raise InputError(src, fld("rate"), f"missing: profile = \"{DIURNAL}\" needs the mean rate (req/s)")
+        if a.period < 1e-3:
+            raise InputError(src, fld("period"), f"must be at least 0.001 s, got {a.period!r}")
+        if not a.peak_hour * 3600.0 < a.period:
+            raise InputError(src, fld("peak_hour"), f"must be within the period: from 0 to below "
+                                                    f"{a.period / 3600.0:g} (hours), got {a.peak_hour!r}")
+        if a.trough_ratio > 1:
+            raise InputError(src, fld("trough_ratio"), f"must be from 0 to 1 (trough rate / peak rate), got "
+                                                       f"{a.trough_ratio!r}")
+    else:
+        for k in DIURNAL_DEFAULTS:
+            if getattr(a, k) is not None:
+                raise InputError(src, fld(k), f"only applies with profile = \"{DIURNAL}\"")
     if a.replay:
         if not empirical:
             raise InputError(src, fld("replay"), "replays the timestamps of the size source: needs sizes "
                                                  "azure-code, azure-conv or trace:PATH")
-        for k in ("independent", "profile"):
+        for k in ("independent", "profile", "diurnal"):
             if getattr(a, k):
-                raise InputError(src, fld(k), "cannot be combined with replay (the trace is replayed as is)")
+                raise InputError(src, fld("profile" if k == "diurnal" else k),
+                                 "cannot be combined with replay (the trace is replayed as is)")
         if a.cv != 1.0:
             raise InputError(src, fld("cv"), "cannot be combined with replay (the trace is replayed as is)")
         if a.rate is not None and a.scale is not None:
@@ -257,15 +390,11 @@ def _check_app(a: AppSpec, src, fld):
         raise InputError(src, fld("independent"), "only applies to empirical sizes (azure-code, azure-conv, "
                                                   "trace:PATH)")
     if a.profile is None and a.profile_interp != "step":
-        raise InputError(src, fld("profile_interp"), "only applies with a rate profile")
+        raise InputError(src, fld("profile_interp"), "only applies with a rate profile CSV")
     for lo, hi in (("prompt_min", "prompt_max"), ("token_min", "token_max")):
         if getattr(a, hi) is not None and getattr(a, hi) < getattr(a, lo):
             raise InputError(src, fld(hi), f"must be >= {lo} ({getattr(a, lo)}), got {getattr(a, hi)}")
-    for k in SLOS:
-        slo = getattr(a, k)
-        if slo and slo[0][0] != "*" and a.workload is None:
-            raise InputError(src, fld(k), "is given per workload, but the application has no workload (set "
-                                          "workload, e.g. 'prod=0.8,batch=0.2', or give one number)")
+    _check_annotations(a, src, fld)
 
 
 def parse_spec(d: dict, src=None, *, fld=toml_field, resolve=None) -> TraceSpec:
