@@ -12,42 +12,56 @@ instance j), ``end_clock[c]``.
 several configurations at once on threads. Each allocates its own state inside ``simulate_config_nb`` and
 writes only its own rows of the outputs, so threads never share writable state.
 """
+import numpy as np
 from numba import njit
 
 from kernels.jit import internal
-from kernels.layout import IF, II, RF, RI
+from kernels.layout import IF, II, PF, PI, RF, RI
+from kernels.serving_nb import CLASS_DEV
 from kernels.simulate_nb import simulate_1d_nb
-from kernels.state_nb import Cluster, Params, Workload
+from kernels.state_nb import Cluster, Params, Workload, topo_from_blob_nb
 
 
 @internal(nrt=True)
 def simulate_config_nb(c, inp, perf, out):
     """Simulate configuration c of ``inp`` (``Inputs``; ``perf``: the performance tables of every
     configuration) and write its outputs to ``out`` (``Outputs``); returns its iteration log."""
-    wl = Workload(inp.arrival, inp.prompt_size, inp.token_size, inp.uniform[c].copy())
     prm = Params(inp.prm_i[c].copy(), inp.prm_f[c].copy())
+    order_key = inp.arrival
+    if prm.i[PI.topology]:  # a dev request is admitted at an instance as if it arrived a fraction of its SLA later
+        order_key = inp.arrival.copy()
+        frac = prm.f[PF.dev_sla_fraction]
+        for r in range(order_key.shape[0]):
+            if inp.req_class[r] == CLASS_DEV and inp.req_sla[r] == inp.req_sla[r]:
+                order_key[r] += frac * inp.req_sla[r]
+    wl = Workload(inp.arrival, inp.prompt_size, inp.token_size, inp.uniform[c].copy(), order_key,
+                  inp.req_model, inp.req_class, inp.req_sla, inp.req_order)
     a = inp.inst_off[c]
     b = inp.inst_off[c + 1]
     sa = inp.srv_off[c]
     sb = inp.srv_off[c + 1]
     cl = Cluster(inp.max_memory[a:b].copy(), inp.weights[a:b].copy(), inp.tag[a:b].copy(),
                  inp.perf_row[a:b].copy(), inp.server[a:b].copy(), inp.nic_bw[sa:sb].copy(),
-                 inp.nvlink_bw[sa:sb].copy())
-    tk, rq, st, log, clock = simulate_1d_nb(wl, prm, cl, perf)
+                 inp.nvlink_bw[sa:sb].copy(), inp.kv_per_token[a:b].copy(), inp.endpoint[a:b].copy())
+    topo = topo_from_blob_nb(inp.topo[inp.topo_off[c]:inp.topo_off[c + 1]].copy())
+    tk, rq, st, sv, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo)
     req_f = out.req_f
     req_i = out.req_i
     inst_f = out.inst_f
+    kv = prm.i[PI.co_located] == 0
     inst_i = out.inst_i
     for r in range(inp.arrival.shape[0]):
         req_f[c, RF.prompt_start, r] = tk.first_start[2 * r]
         req_f[c, RF.prompt_end, r] = tk.end[2 * r]
         req_f[c, RF.token_start, r] = tk.first_start[2 * r + 1]
         req_f[c, RF.token_end, r] = tk.end[2 * r + 1]
-        req_f[c, RF.kv_start, r] = rq.kv_start[r]
-        req_f[c, RF.kv_end, r] = rq.kv_end[r]
+        req_f[c, RF.kv_start, r] = rq.kv_start[r] if kv else np.nan
+        req_f[c, RF.kv_end, r] = rq.kv_end[r] if kv else np.nan
+        req_f[c, RF.fed_time, r] = sv.fed_time[r] if prm.i[PI.topology] else np.nan
         req_i[c, RI.completed, r] = rq.done[r]
         req_i[c, RI.prompt_instance, r] = rq.prompt_inst[r]
         req_i[c, RI.token_instance, r] = rq.token_inst[r]
+        req_i[c, RI.endpoint, r] = sv.req_ep[r] if prm.i[PI.topology] else -1
     for k in range(b - a):
         inst_f[a + k, IF.busy_time] = st.busy_time[k]
         inst_f[a + k, IF.time_prompt] = st.time_prompt[k]

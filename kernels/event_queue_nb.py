@@ -119,6 +119,7 @@ RefHeap = namedtuple("RefHeap", ["time", "key", "size", "inst_ver", "flow_ver"])
 EV_INSTANCE = 0
 EV_FLOW = 1
 EV_ARRIVAL = 2
+EV_ROUTE = 3      # a routed request reaches its endpoint (topologies; by_kind order only)
 
 
 @internal(nrt=True)

@@ -6,11 +6,12 @@ from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remo
                                  start_iteration_nb, start_waiting_nb)
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_arrive_nb
+from kernels.serving_nb import feed_count_nb, feed_nb
 
 
 @internal(inline="always")
 def finish_task_nb(sim, i, t, now):
-    """Task t completed at instance i (already removed from the batch)."""
+    """Task t completed at instance i (already removed from the batch). Returns 1 if its request is done."""
     st = sim.st
     tk = sim.tk
     rq = sim.rq
@@ -26,17 +27,20 @@ def finish_task_nb(sim, i, t, now):
             rq.memory[r] = 0
             requests_remove_nb(sim, i, r)
             rq.done[r] = 1
+            return 1
         elif rq.token_inst[r] != i:  # disaggregated: transfer the KV cache
             requests_remove_nb(sim, i, r)
             flow_arrive_nb(sim, r, now)
         elif tk.state[t + 1] == TaskState.QUEUED:  # chained: the decode task becomes the head
             start_waiting_nb(sim, t + 1, i)
+        return 0
     else:
         st.sched_pending_tokens[i] -= 1
         free_memory_nb(sim, i, rq.memory[r])
         rq.memory[r] = 0
         requests_remove_nb(sim, i, r)
         rq.done[r] = 1
+        return 1
 
 
 @internal(inline="always")
@@ -79,8 +83,15 @@ def complete_iteration_nb(sim, i, now):
     st.n_prompts[i] = 0  # a prompt always finishes in the one iteration it runs
     if nb == 0:
         st.busy_time[i] += now - st.busy_start[i]
+    # a topology's endpoint feeds queued requests for each completed request, by its utilisation once that
+    # request's memory is freed; the fed requests are routed once this instance has started its next run
+    serving = sim.prm.i[PI.topology]
+    n_feed = 0
     for k in range(n_done):
-        finish_task_nb(sim, i, qu.sel[k], now)
+        if finish_task_nb(sim, i, qu.sel[k], now) and serving:
+            n_feed += feed_count_nb(sim.prm, sim.sv, sim.cl.endpoint[i])
     st.pause[i] = 0
     start_iteration_nb(sim, i, now)
+    if n_feed:
+        feed_nb(sim, sim.cl.endpoint[i], n_feed, now)
 

@@ -81,9 +81,10 @@ def pending_insort_nb(sim, i, t):
 
 @internal()
 def requests_insort_nb(sim, i, r):
-    """insort_right into pending_requests by request arrival time."""
+    """insort_right into pending_requests by the request's admission key (its arrival; a dev request of a
+    topology adds a fraction of its SLA)."""
     q = sim.qu.requests
-    arr = sim.wl.arrival
+    arr = sim.wl.order_key
     a = arr[r]
     o = sim.st.requests_off[i]
     lo = 0
@@ -101,7 +102,7 @@ def requests_insort_nb(sim, i, r):
 def requests_position_nb(sim, i, r):
     """Position of resident request r in instance i's pending_requests (-1 if absent)."""
     q = sim.qu.requests
-    arr = sim.wl.arrival
+    arr = sim.wl.order_key
     a = arr[r]
     o = sim.st.requests_off[i]
     lo = 0
@@ -173,6 +174,7 @@ def visited_head_nb(sim, i, k, by_pending):
 def free_memory_nb(sim, i, nbytes):
     sim.st.memory[i] -= nbytes
     sim.st.sched_memory[i] -= nbytes
+    sim.sv.ep_kv[sim.cl.endpoint[i]] -= nbytes
 
 
 # ---------------------------------------------------------------- batch selection
@@ -207,7 +209,7 @@ def select_batch_orca_nb(sim, i, stamp):
         if s == TaskState.RUNNING:
             continue
         if s != TaskState.BLOCKED:  # a blocked task already holds its memory
-            m = task_memory_nb(sim, h)
+            m = task_memory_nb(sim, i, h)
             if m + mem > sim.cl.max_memory[i]:
                 break
             mem += m
@@ -249,7 +251,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
             n = _add_nb(sim, t, n, stamp)
             bt += tpi
             continue
-        m = task_memory_nb(sim, t)
+        m = task_memory_nb(sim, i, t)
         if m + mem <= max_mem:
             n = _add_nb(sim, t, n, stamp)
             bt += tpi
@@ -264,7 +266,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
             break
         if rq.chosen_stamp[t >> 1] == stamp:
             continue
-        m = task_memory_nb(sim, t)
+        m = task_memory_nb(sim, i, t)
         if m + mem <= max_mem:
             n = _add_nb(sim, t, n, stamp)
             bt += tpi
@@ -316,7 +318,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
         if n > 0 and bt + tpi > mbt:
             break
         if tk.state[t] != TaskState.BLOCKED:  # a blocked task already holds its memory
-            m = task_memory_nb(sim, t)
+            m = task_memory_nb(sim, i, t)
             if m + mem > max_mem:
                 break
             mem += m
@@ -361,6 +363,7 @@ def start_iteration_nb(sim, i, now):
         tk.state[t] = TaskState.BLOCKED
         start_waiting_nb(sim, t, i)
         pending_insort_nb(sim, i, t)
+        st.pending_tokens[i] += 1
         dq_append_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
     st.batch_len[i] = keep
     if keep == 0 and blen > 0:
@@ -371,13 +374,15 @@ def start_iteration_nb(sim, i, now):
     for k in range(n_sel):
         t = qu.sel[k]
         dq_remove_near_nb(qu.pending, st.pending_off, st.pending_len, i, t, tk.pending_hint[t])
+        st.pending_tokens[i] -= tokens_per_iteration_nb(sim, t)
         if tk.state[t] == TaskState.BLOCKED:
             dq_remove_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
         else:
             tk.first_start[t] = now
-            m = task_memory_nb(sim, t)
+            m = task_memory_nb(sim, i, t)
             st.memory[i] += m
             sim.rq.memory[t >> 1] += m
+            sim.sv.ep_kv[sim.cl.endpoint[i]] += m
         if t & 1 == 0:
             dq_remove_nb(qu.prompts, st.prompts_off, st.prompts_len, i, t)
             st.n_prompts[i] += 1
@@ -470,12 +475,13 @@ def task_arrival_nb(sim, i, t, now):
         tk.pending_hint[t] = dq_append_nb(sim.qu.pending, st.pending_off, st.pending_len, i, t)
     else:
         pending_insort_nb(sim, i, t)
+    st.pending_tokens[i] += tokens_per_iteration_nb(sim, t)
     if is_prompt:
         dq_append_nb(sim.qu.prompts, st.prompts_off, st.prompts_len, i, t)
     blen = st.batch_len[i]
     mbs = sim.prm.i[PI.max_batch_size]
     if blen == 0:
-        if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
+        if st.memory[i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
         return
     # a busy instance truncates its run if the task could join the next iteration (one call site: inlined)
@@ -499,7 +505,7 @@ def notify_flow_completion_nb(sim, i, now):
         return
     if st.batch_len[i] == 0:
         t = sim.qu.pending[i, st.pending_off[i]]
-        if st.memory[i] + task_memory_nb(sim, t) <= sim.cl.max_memory[i]:
+        if st.memory[i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
     elif st.batch_len[i] < sim.prm.i[PI.max_batch_size] and st.batch_tokens[i] < sim.prm.i[PI.max_batch_tokens]:
         pause_nb(sim, i, now)

@@ -66,6 +66,7 @@ def _try_start_nb(sim, r, now):
         sim.ctr[CTR_RUNNING_FLOWS] += 1
         rq.kv_start[r] = now
         sim.st.memory[dest] += rq.memory[r]
+        sim.sv.ep_kv[sim.cl.endpoint[dest]] += rq.memory[r]
         size = sim.prm.i[PI.kv_bytes_per_token] * sim.wl.prompt_size[r]
         if sim.prm.i[PI.network] == 0:
             schedule_flow_event_nb(sim, r, now + size / sim.prm.f[PF.transfer_bandwidth])

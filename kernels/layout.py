@@ -27,6 +27,13 @@ PARAM_INT = (
     "debug",                      # 1: keep the iteration log
     "network",                    # KV transfers: 0 dedicated links, 1 shared NICs
     "event_order",                # EventOrder: how simultaneous events are ordered
+    "topology",                   # 1: regions, model endpoints and request classes (kernels.serving_nb)
+    "n_regions",                  # topology: regions (columns of the region-order and endpoint tables)
+    "feed_on_enqueue",            # topology: a batch/dev request queued at its arrival may be fed at once
+    "feed_count_1",               # topology: requests fed per completion in feed band 1..4 (0: unused band)
+    "feed_count_2",
+    "feed_count_3",
+    "feed_count_4",
 )
 #: Float parameters of a configuration.
 PARAM_FLOAT = (
@@ -34,13 +41,28 @@ PARAM_FLOAT = (
     "retry_delay",                # a KV transfer waiting for destination memory retries after [s]
     "end_time",                   # the run stops at the first event at or after [s]
     "mixed_factor",               # iteration time of a mixed batch = prompt time x this
+    "route_threshold",            # topology: a region is chosen if its endpoint's KV utilisation is below this
+    "route_delay",                # topology: global router -> endpoint delay [s]
+    "dev_sla_fraction",           # topology: a dev request's priority at an instance is arrival + this x sla
+    "feed_util_1",                # topology: upper KV utilisation of feed band 1..4 (ascending; -1: unused)
+    "feed_util_2",
+    "feed_util_3",
+    "feed_util_4",
 )
 #: Per-request outputs (float: times in seconds, NaN when the stage never happened).
-REQUEST_FLOAT = ("prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end")
-REQUEST_INT = ("completed", "prompt_instance", "token_instance")
+REQUEST_FLOAT = ("prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end",
+                 "fed_time")      # topology: when the request entered global routing (NaN: never)
+REQUEST_INT = ("completed", "prompt_instance", "token_instance",
+               "endpoint")       # topology: the endpoint its region choice named (-1: never routed)
 #: Per-instance outputs (seconds; counts; bytes).
 INSTANCE_FLOAT = ("busy_time", "time_prompt", "time_token", "time_mixed")
 INSTANCE_INT = ("iterations", "tokens_served", "final_memory")
+#: Per-configuration topology tables (int64, packed one after another, ``kernels.serving_nb``): per endpoint
+#: its region, service (model x workload silo), group scheduler code and group range; per group its
+#: instance range; the endpoint of (service, region) (-1: none); the service of (model, workload) (-1: not
+#: served); the regions of each priority order (-1 padded to n_regions columns).
+TOPOLOGY = ("ep_region", "ep_service", "ep_scheduler", "ep_first_group", "ep_groups",
+            "group_first_instance", "group_instances", "endpoint_of", "service_of", "order_regions")
 #: Columns of the debug iteration log (one row per completed contiguous run of iterations).
 ITERATION_LOG = ("instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
                  "memory_bytes", "pending_requests", "pending_tasks", "borrowed")
@@ -52,3 +74,4 @@ RI = _index("RI", REQUEST_INT)
 IF = _index("IF", INSTANCE_FLOAT)
 II = _index("II", INSTANCE_INT)
 LOG = _index("LOG", ITERATION_LOG)
+TOPO = _index("TOPO", TOPOLOGY)

@@ -114,13 +114,47 @@ def _mixed_pool_nb(sim, r):
 
 
 @internal()
+def endpoint_instance_nb(topo, st, wl, e, r):
+    """A topology's request r reaches endpoint e: the group whose smallest instance pending-token count is
+    smallest, then the group's instance by the endpoint's scheduler (token_jsq: smallest scheduler pending
+    tokens, which the request raises; jsq: fewest resident requests); the first on ties."""
+    best_g = -1
+    best_v = 0
+    for g in range(topo.ep_first_group[e], topo.ep_first_group[e] + topo.ep_groups[e]):
+        a = topo.group_first_instance[g]
+        v = st.pending_tokens[a]
+        for i in range(a + 1, a + topo.group_instances[g]):
+            if st.pending_tokens[i] < v:
+                v = st.pending_tokens[i]
+        if best_g < 0 or v < best_v:
+            best_g = g
+            best_v = v
+    a = topo.group_first_instance[best_g]
+    p = a
+    if topo.ep_scheduler[e] == Scheduler.JSQ:
+        for i in range(a + 1, a + topo.group_instances[best_g]):
+            if st.requests_len[i] < st.requests_len[p]:
+                p = i
+    else:
+        for i in range(a + 1, a + topo.group_instances[best_g]):
+            if st.sched_pending_tokens[i] < st.sched_pending_tokens[p]:
+                p = i
+        st.sched_pending_tokens[p] += wl.prompt_size[r] + (1 if wl.token_size[r] > 1 else 0)
+    return p
+
+
+@internal()
 def schedule_request_nb(sim, r, now):
-    """Request r arrives: choose its instances and submit its prompt (and chained decode) task."""
+    """Request r arrives (with a topology: at the endpoint its global routing chose): choose its instances and
+    submit its prompt (and chained decode) task."""
     s = sim.prm.i[PI.scheduler]
     st = sim.st
     wl = sim.wl
     has_token = wl.token_size[r] > 1
-    if sim.prm.i[PI.co_located]:
+    if sim.prm.i[PI.topology]:
+        p = endpoint_instance_nb(sim.topo, st, wl, sim.sv.req_ep[r], r)
+        t = p
+    elif sim.prm.i[PI.co_located]:
         p = _pick_nb(sim, POOL_ALL, r, CTR_RR)
         t = p
         if s == Scheduler.TOKEN_JSQ:

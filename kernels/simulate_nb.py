@@ -16,16 +16,17 @@ from numba import njit
 
 from kernels.layout import ITERATION_LOG, PF, PI
 from kernels.enums import EventOrder
-from kernels.event_queue_nb import (EV_ARRIVAL, EV_FLOW, EV_INSTANCE, heap_new_nb, heap_remove_nb,
+from kernels.event_queue_nb import (EV_ARRIVAL, EV_FLOW, EV_INSTANCE, EV_ROUTE, heap_new_nb, heap_remove_nb,
                                     heap_top_time_nb, ref_heap_grow_nb, ref_heap_new_nb, ref_key_nb, ref_pop_nb,
                                     ref_push_nb)
 from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
+from kernels.serving_nb import route_event_nb, route_top_time_nb, serve_arrival_nb
 from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RUNNING_FLOWS, N_CTR,
                               Sim, grow_queues_nb, new_inst_nb, new_net_nb, new_pools_nb, new_queues_nb,
-                              new_requests_nb, new_tasks_nb)
+                              new_requests_nb, new_serve_nb, new_tasks_nb)
 
 N_LOG_COLUMNS = len(ITERATION_LOG)
 DONE = 0
@@ -69,11 +70,13 @@ def run_events_nb(sim):
     while True:
         t_inst = heap_top_time_nb(sim.iheap)
         t_flow = heap_top_time_nb(sim.fheap)
+        t_route = route_top_time_nb(ctr, sim.sv)
         nxt = ctr[CTR_NEXT_ARRIVAL]
         t_arr = wl.arrival[nxt] if nxt < n_req else inf
-        if t_inst == inf and t_flow == inf and t_arr == inf:
+        if t_inst == inf and t_flow == inf and t_arr == inf and t_route == inf:
             return DONE
-        if t_inst == inf and t_arr == inf and ctr[CTR_RUNNING_FLOWS] == 0 and not any_flow_can_start_nb(sim):
+        if t_inst == inf and t_arr == inf and t_route == inf and ctr[CTR_RUNNING_FLOWS] == 0 \
+                and not any_flow_can_start_nb(sim):
             # only KV transfers waiting for memory are left, none fits now, and nothing runs that could free
             # any: a deadlock (the reference retries every second until end_time); they never complete
             return DONE
@@ -95,10 +98,12 @@ def run_events_nb(sim):
                 continue   # a moved event's old entry: skipped, the clock stays
             if kind == EV_FLOW and ver != sim.eheap.flow_ver[ident]:
                 continue
-        elif t_inst <= t_flow and t_inst <= t_arr:
+        elif t_inst <= t_flow and t_inst <= t_arr and t_inst <= t_route:
             kind, ident, t = EV_INSTANCE, sim.iheap.ids[0], t_inst
-        elif t_flow <= t_arr:
+        elif t_flow <= t_arr and t_flow <= t_route:
             kind, ident, t = EV_FLOW, sim.fheap.ids[0], t_flow
+        elif t_route <= t_arr:
+            kind, ident, t = EV_ROUTE, 0, t_route
         else:
             kind, ident, t = EV_ARRIVAL, nxt, t_arr
         sim.clock[0] = t
@@ -108,14 +113,20 @@ def run_events_nb(sim):
         elif kind == EV_FLOW:
             heap_remove_nb(sim.fheap, ident)
             flow_event_nb(sim, ident, t)
+        elif kind == EV_ROUTE:
+            route_event_nb(sim, t)
         else:
             ctr[CTR_NEXT_ARRIVAL] = nxt + 1   # (reference order: the number of arrivals so far)
-            schedule_request_nb(sim, ident, t)
+            if sim.prm.i[PI.topology]:
+                serve_arrival_nb(sim, ident, t)
+            else:
+                schedule_request_nb(sim, ident, t)
 
 
 @njit(cache=True)
-def simulate_1d_nb(wl, prm, cl, perf):
-    """Simulate one configuration. Returns (tasks, requests, instance state, iteration log, end clock)."""
+def simulate_1d_nb(wl, prm, cl, perf, topo):
+    """Simulate one configuration (``topo``: its topology tables, ``state_nb.Topo``). Returns (tasks, requests,
+    instance state, serving state, iteration log, end clock)."""
     n_req = wl.arrival.shape[0]
     n_inst = cl.max_memory.shape[0]
     cap = 16
@@ -123,29 +134,31 @@ def simulate_1d_nb(wl, prm, cl, perf):
     ctr[CTR_CAP] = cap
     log = np.empty((1024 if prm.i[PI.debug] else 1, N_LOG_COLUMNS), np.float64)
     reference = prm.i[PI.event_order] == EventOrder.REFERENCE
-    eheap = ref_heap_new_nb(2 * n_req + 4 * n_inst + 64 if reference else 1, n_inst, n_req)
+    n_kv = 1 if prm.i[PI.co_located] else n_req   # KV-transfer state only for requests that may transfer
+    eheap = ref_heap_new_nb(2 * n_req + 4 * n_inst + 64 if reference else 1, n_inst, n_kv)
     if reference:  # the reference pushes every arrival before the run starts, in trace order
         for r in range(n_req):
             ref_push_nb(eheap, wl.arrival[r], ref_key_nb(EV_ARRIVAL, r, 0))
-    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size), new_requests_nb(n_req), new_inst_nb(cl, cap),
+    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size), new_requests_nb(n_req, n_kv), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
-              heap_new_nb(max(n_req, 1)), eheap, log, np.zeros(1), new_net_nb(n_req, cl.nic_bw.shape[0]))
+              heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.nic_bw.shape[0]), topo,
+              new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0))
     while True:
         status = run_events_nb(sim)
         if status == NEED_QUEUE_ROOM:
             cap = 2 * ctr[CTR_CAP]
             ctr[CTR_CAP] = cap
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, grow_queues_nb(sim.qu, sim.st, cap),
-                      sim.pools, ctr, sim.iheap, sim.fheap, sim.eheap, sim.log, sim.clock, sim.net)
+                      sim.pools, ctr, sim.iheap, sim.fheap, sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv)
         elif status == NEED_LOG_ROOM:
             bigger = np.empty((2 * sim.log.shape[0], N_LOG_COLUMNS), np.float64)
             bigger[:sim.log.shape[0]] = sim.log
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, sim.eheap, bigger, sim.clock, sim.net)
+                      sim.iheap, sim.fheap, sim.eheap, bigger, sim.clock, sim.net, topo, sim.sv)
         elif status == NEED_EVENT_ROOM:
             eheap = ref_heap_grow_nb(sim.eheap, 2 * (sim.eheap.size[0] + event_room_nb(sim)))
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, eheap, sim.log, sim.clock, sim.net)
+                      sim.iheap, sim.fheap, eheap, sim.log, sim.clock, sim.net, topo, sim.sv)
         else:
             break
-    return sim.tk, sim.rq, sim.st, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]
+    return sim.tk, sim.rq, sim.st, sim.sv, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]

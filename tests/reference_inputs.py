@@ -1,8 +1,17 @@
 """The plain-Python reference simulator's inputs (``tests/reference_sim.py``) for a sweepsim configuration:
 requests, instances and parameters as plain Python values, from the same placement, performance tables and
-kernel parameters the engine packs. Used by the differential tests and by the benchmarks' ratios."""
+kernel parameters the engine packs. Used by the differential tests and by the benchmarks' ratios.
+
+With a topology the reference also gets (``topology_inputs``) each endpoint's region, service, group scheduler and
+replica groups (instance ids, from the placement and the endpoint's group sizes), the routing and feeding
+parameters from the config, and per request its class, service, region priority order and SLA. The name
+resolution (a request's model and workload -> service, its region order -> region indices) comes from the
+engine's own tables (``sweepsim.engine.serving.tables``): the reference checks the dynamics, not the parsing."""
+import numpy as np
+
 from kernels.enums import InstanceType, PerfKind, Tag
 from sweepsim.engine.placement import place_instances
+from sweepsim.engine.serving import CLASS_NAMES, tables, trace_columns
 from sweepsim.engine.simulate import kernel_params, random_draws
 from sweepsim.engine.performance import build_tables
 
@@ -30,4 +39,38 @@ def reference_inputs(cfg, trace):
               "prompt_max_pending_batch_tokens": prm["prompt_max_pending_tokens"], "event_order": cfg.event_order}
     requests = {"arrival": trace.arrival, "prompt_size": trace.prompt_size, "token_size": trace.token_size,
                 "uniform": random_draws(cfg.seed, len(trace))}
+    if cfg.topology is not None:
+        for i, spec in enumerate(instances):
+            spec["kv_bytes_per_token"] = int(placement.kv_per_token[i])
+        params["topology"], serving_columns = topology_inputs(cfg, trace, placement)
+        requests.update(serving_columns)
     return requests, instances, params
+
+
+def topology_inputs(cfg, trace, placement):
+    """(params["topology"], per-request columns) of the reference for a topology config (reference_sim T1-T8)."""
+    topo = cfg.topology
+    services = topo.services()
+    endpoints = []
+    for j, e in enumerate(topo.endpoints):
+        ids = [int(i) for i in np.flatnonzero(placement.endpoint == j)]
+        assert len(ids) == e.instances
+        groups, k = [], 0
+        for size in e.group_sizes():
+            groups.append(ids[k:k + size])
+            k += size
+        endpoints.append({"region": topo.regions.index(e.region), "service": services.index((e.model, e.workload)),
+                          "scheduler": e.scheduler, "groups": groups})
+    f = topo.feeding
+    params = {"endpoints": endpoints, "threshold": topo.routing.threshold, "delay": topo.routing.delay,
+              "bands": [(u, n * f.granularity) for u, n in f.bands] if f.enabled else [],
+              "on_enqueue": f.enabled and f.on_enqueue, "dev_sla_fraction": f.dev_sla_fraction}
+    tabs = tables(cfg, trace)
+    _, model, cls, sla, _, order = trace_columns(trace)
+    n_reg = len(topo.regions)
+    rows = tabs["order_regions"]
+    columns = {"class": [CLASS_NAMES[int(c)] for c in cls],
+               "service": [int(tabs["service_of"][2 * int(m) + (1 if c == 2 else 0)]) for m, c in zip(model, cls)],
+               "priority": [[int(x) for x in rows[o * n_reg:(o + 1) * n_reg] if x >= 0] for o in order],
+               "sla": [float(x) for x in sla]}
+    return params, columns

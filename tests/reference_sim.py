@@ -9,8 +9,9 @@ D1. Event ordering, ``params["event_order"]``: ``"reference"`` is the reference'
     ``heapq`` over entries compared by time only, every arrival pushed up front in trace order,
     a moved event's old entry left in the heap and skipped when popped. ``"by_kind"``: a heap
     keyed ``(time, kind, id, seq)`` instead.  kind 0 = iteration completion (id = instance id),
-    kind 1 = KV flow event, completion or retry (id = request index), kind 2 = request arrival
-    (id = request index).  At most one live event exists per ``(kind, id)``.  Zero-delay
+    kind 1 = KV flow event, completion or retry (id = request index), kind 2 = a routed request
+    reaching its endpoint (topologies only, id = routing sequence number), kind 3 = request
+    arrival (id = request index).  At most one live event exists per ``(kind, id)``.  Zero-delay
     actions still run synchronously inside their caller (all overheads are 0).
 D2. Requests with ``token_size == 1`` have no token task and no KV flow: the request
     completes with its prompt, and the prompt instance frees the request's memory then.
@@ -19,11 +20,51 @@ D3. ``pause_iteration``: if the new run length N' exceeds N the pause flag is se
 D4. ``random`` scheduler: ``instances[int(u * len(instances))]`` with ``u`` from the input.
 D5. ``kv_token_jsq`` / ``overlap_kv_token_jsq`` increment ``sched_pending_tokens``.
 
+Topologies (``params["topology"]``; docs/semantics.md, "Regions, endpoints and request classes"),
+written from that page, not from ``kernels/serving_nb.py``.  Without ``params["topology"]`` none of
+this applies and the engine above is unchanged.
+
+T1. Topology: regions; endpoints, each serving one *service* (a model, or its prod-only or dev-only
+    silo) in one region, on ORCA instances split into replica groups (lists of instances).  The
+    inputs give every request its service (its model and workload resolved to a silo, as the
+    engine's tables), its class (``"interactive"``, ``"batch"``, ``"dev"``), its SLA and its
+    region priority order (region indices).  Each instance has its own model's KV bytes per token:
+    a request's task memories are set when it reaches its instance.
+T2. Utilisation of an endpoint = sum over its instances of (memory - weights), i.e. KV bytes in
+    use, over the sum of (max_memory - weights); recomputed from the instances whenever asked.
+T3. Trace arrival (an arrival event): an interactive request enters global routing at once; a
+    batch or dev request is appended to the FIFO queue ``(service, queue region, class)``, the
+    queue region being the first region of its priority order that has an endpoint of its service.
+    With ``on_enqueue`` that endpoint then feeds ``feed_count`` requests (T6).
+T4. Global routing at time t: the candidates are the endpoints of the request's service in the
+    regions of its priority order, in that order; the first with utilisation < threshold, else the
+    least utilised (first on ties).  The request's fed time is t, its endpoint the chosen one.  With
+    delay 0 it reaches the endpoint at once (T5); else a kind-2 event at t + delay (routing order
+    among equal times: its id is the routing sequence number).
+T5. Endpoint routing: the group whose smallest instance pending-token count is smallest (first on
+    ties); pending tokens of an instance = the tokens of the tasks in its pending_queue (prompt:
+    prompt_size, decode: 1), summed when asked.  Then the instance of the group: ``token_jsq``
+    (fewest sched_pending_tokens, raised by prompt_size + 1, prompt_size for one output token) or
+    ``jsq`` (fewest pending_requests), first on ties.  Prompt then decode are submitted there
+    (co-located, chained).
+T6. Feeding: ``feed_count(endpoint)`` = the count of the first band (bound, count x granularity)
+    with utilisation <= bound, 0 above every band (and with feeding disabled).  A feed of n takes,
+    n times, the head of the endpoint's ``(service, region, "batch")`` queue, else of its
+    ``(service, region, "dev")`` queue (stop when both are empty), and routes it (T4) at once.
+    When a run ends, each request completed by it adds the feed_count of the instance's endpoint
+    right after that request's memory is freed; the sum is fed once the instance has started its
+    next run.
+T7. Admission order at an instance: pending_requests is sorted (insort_right) by the request's
+    order key: its trace arrival, plus ``dev_sla_fraction x sla`` for a dev request with an SLA.
+T8. Topologies run in the by_kind order only: iteration ends, KV events, routed requests, arrivals.
+    Outputs add ``fed_time`` (NaN: never routed) and ``endpoint`` (-1: never routed).
+
 Public entry point: :func:`simulate`.
 """
 
 import heapq
 import math
+from collections import deque
 
 import numpy as np
 
@@ -31,7 +72,7 @@ import numpy as np
 NONE, QUEUED, RUNNING, BLOCKED, COMPLETED = "none", "queued", "running", "blocked", "completed"
 
 # Event kinds (deviation D1); the kind is the second component of the heap key.
-EV_ITERATION, EV_FLOW, EV_ARRIVAL = 0, 1, 2
+EV_ITERATION, EV_FLOW, EV_ROUTE, EV_ARRIVAL = 0, 1, 2, 3
 
 
 class TimeOnlyEntry:
@@ -112,6 +153,20 @@ class Request:
         self.kv_end = math.nan
         self.completed = False
         self.completion_time = math.nan
+        # topologies (T1-T7); order_key is the admission key at an instance (T7)
+        self.order_key = arrival
+        self.cls = "interactive"
+        self.service = None
+        self.priority = ()
+        self.sla = math.nan
+        self.fed_time = math.nan
+        self.endpoint = None
+
+    def use_kv(self, kv_bytes_per_token):
+        """T1: the task memories on an instance of a model with this KV size per token."""
+        self.prompt_task.memory = kv_bytes_per_token * (self.prompt_size + 1)
+        if self.token_task is not None:
+            self.token_task.memory = kv_bytes_per_token * (self.token_size - 1)
 
 
 class PerfModel:
@@ -169,7 +224,10 @@ class OrcaInstance:
         self.tag = spec.get("tag")
         self.sched_tag = None                 # "mixed" while borrowed by mixed_pool (spec 6.4)
         self.max_memory = int(spec["max_memory"])
+        self.weights = int(spec["weights"])
         self.memory = int(spec["weights"])    # spec 3.1: starts at the model weights
+        self.kv_bytes_per_token = spec.get("kv_bytes_per_token")   # topologies (T1)
+        self.endpoint = None                  # topologies: its ServingEndpoint
         self.sched_memory = int(spec["weights"])
         self.sched_pending_tokens = 0
         self.perf = PerfModel(spec["perf"], params.get("mixed_factor", 1.1))
@@ -179,7 +237,7 @@ class OrcaInstance:
         self.pending_queue = []               # spec 3.2
         self.pending_prompt_queue = []
         self.blocked_queue = []
-        self.pending_requests = []            # sorted by request arrival (insort_right)
+        self.pending_requests = []            # sorted by request order key = arrival (insort_right; T7)
         self.request_tasks = {}               # request index -> tasks here, arrival order
         self.batch = []
         self.prompt_tasks_in_batch = []
@@ -213,11 +271,12 @@ class OrcaInstance:
         tasks = self.request_tasks.get(request.index)
         if tasks is None:
             self.request_tasks[request.index] = [task]
-            # insort_right by request arrival (equal arrivals: insertion order)
+            # insort_right by request arrival (equal arrivals: insertion order); a topology's dev
+            # requests by arrival + a fraction of their SLA (T7)
             lo, hi = 0, len(self.pending_requests)
             while lo < hi:
                 mid = (lo + hi) // 2
-                if request.arrival < self.pending_requests[mid].arrival:
+                if request.order_key < self.pending_requests[mid].order_key:
                     hi = mid
                 else:
                     lo = mid + 1
@@ -235,6 +294,10 @@ class OrcaInstance:
 
     def head_task(self, request):
         return self.request_tasks[request.index][0]
+
+    def pending_tokens(self):
+        """T5: tokens of the tasks waiting in pending_queue (a prompt its prompt size, a decode 1)."""
+        return sum(task.tokens_per_iteration for task in self.pending_queue)
 
     def add_to_batch(self, task):
         """Append to the batch; open a busy interval on 0 -> 1 (spec 3.4 step 3, 8.2)."""
@@ -395,10 +458,17 @@ class OrcaInstance:
             task.generating_tokens = 0
             if task.generated_tokens == task.token_size:
                 done.append(task)
+        serving = self.sim.serving
+        feeds = 0
         for task in done:
             self.complete_task(task)
+            if serving is not None and task.request.completed:
+                # T6: decided per completed request, right after its memory was freed
+                feeds += serving.feed_count(self.endpoint)
         self.pause_next_iteration = False
         self.start_iteration()
+        if feeds:                             # T6: fed once the next run has started
+            serving.feed(self.endpoint, feeds)
 
     def complete_task(self, task):
         """Task completion (spec 2.3, 3.8 step 2; deviation D2 for one-token requests)."""
@@ -774,6 +844,134 @@ def make_scheduler(name, instances, params):
 
 
 # --------------------------------------------------------------------------------------
+# Topologies: regions, endpoints, request classes, global routing, feeding (T1-T8)
+# --------------------------------------------------------------------------------------
+
+class ServingEndpoint:
+    """One service (model or model silo) in one region, on replica groups of ORCA instances (T1)."""
+
+    def __init__(self, index, region, service, scheduler, groups):
+        self.index = index
+        self.region = region
+        self.service = service
+        self.scheduler = scheduler            # "token_jsq" or "jsq", inside the chosen group
+        self.groups = groups                  # lists of OrcaInstance, in group order
+        self.instances = [i for group in groups for i in group]
+        for instance in self.instances:
+            instance.endpoint = self
+        self.kv_capacity = sum(i.max_memory - i.weights for i in self.instances)
+
+    def utilisation(self):
+        """T2: KV bytes in use on the endpoint's instances over their KV capacity, now."""
+        return sum(i.memory - i.weights for i in self.instances) / self.kv_capacity
+
+    def choose_instance(self, request):
+        """T5: the group with the smallest minimum pending-token count, then the group scheduler."""
+        group = first_argmin(self.groups, lambda g: min(i.pending_tokens() for i in g))
+        if self.scheduler == "token_jsq":
+            instance = first_argmin(group, lambda i: i.sched_pending_tokens)
+            if request.token_task is not None:
+                instance.sched_pending_tokens += request.prompt_size + 1
+            else:
+                instance.sched_pending_tokens += request.prompt_size
+        elif self.scheduler == "jsq":
+            instance = first_argmin(group, lambda i: len(i.pending_requests))
+        else:
+            raise ValueError(f"unknown group scheduler {self.scheduler!r}")
+        return instance
+
+
+class ServingFrontEnd:
+    """Request classes, batch/dev queues, global routing with a routing delay, and feeding (T3-T6)."""
+
+    def __init__(self, sim, topology):
+        self.sim = sim
+        self.endpoints = []
+        self.endpoint_of = {}                 # (service, region) -> ServingEndpoint
+        for j, e in enumerate(topology["endpoints"]):
+            groups = [[sim.instances[i] for i in g] for g in e["groups"]]
+            ep = ServingEndpoint(j, e["region"], e["service"], e["scheduler"], groups)
+            assert (ep.service, ep.region) not in self.endpoint_of
+            self.endpoints.append(ep)
+            self.endpoint_of[(ep.service, ep.region)] = ep
+        self.threshold = float(topology["threshold"])
+        self.delay = float(topology["delay"])
+        self.bands = [(float(u), int(n)) for u, n in topology["bands"]]   # counts x granularity
+        self.on_enqueue = bool(topology["on_enqueue"])
+        self.queues = {}                      # (service, region, class) -> deque of requests
+        self.in_transit = {}                  # routing sequence number -> request on its way
+        self.routed = 0
+
+    def candidates(self, request):
+        """The endpoints of the request's service along its region priority order."""
+        return [self.endpoint_of[(request.service, r)] for r in request.priority
+                if (request.service, r) in self.endpoint_of]
+
+    def arrival(self, request):
+        """T3: an interactive request is routed; a batch or dev request is queued (and maybe fed)."""
+        if request.cls == "interactive":
+            self.route(request)
+            return
+        home = self.candidates(request)[0]    # the endpoint of the queue region
+        key = (request.service, home.region, request.cls)
+        self.queues.setdefault(key, deque()).append(request)
+        if self.on_enqueue:
+            self.feed(home, self.feed_count(home))
+
+    def feed_count(self, endpoint):
+        """T6: the count of the first band whose bound the utilisation is at or below."""
+        u = endpoint.utilisation()
+        for bound, count in self.bands:
+            if u <= bound:
+                return count
+        return 0
+
+    def feed(self, endpoint, n):
+        """T6: route up to n queued requests, batch queue first, then dev."""
+        for _ in range(n):
+            for cls in ("batch", "dev"):
+                queue = self.queues.get((endpoint.service, endpoint.region, cls))
+                if queue:
+                    self.route(queue.popleft())
+                    break
+            else:
+                return
+
+    def route(self, request):
+        """T4: global routing now."""
+        options = self.candidates(request)
+        chosen = None
+        for ep in options:
+            if ep.utilisation() < self.threshold:
+                chosen = ep
+                break
+        if chosen is None:
+            chosen = first_argmin(options, ServingEndpoint.utilisation)
+        request.fed_time = self.sim.clock
+        request.endpoint = chosen
+        if self.delay == 0:
+            self.reach(request)
+        else:
+            self.routed += 1
+            self.in_transit[self.routed] = request
+            self.sim.push(self.sim.clock + self.delay, EV_ROUTE, self.routed)
+
+    def reach(self, request):
+        """T5: the request reaches its endpoint: choose the instance, submit prompt then decode."""
+        instance = request.endpoint.choose_instance(request)
+        request.use_kv(instance.kv_bytes_per_token)
+        request.prompt_instance = instance
+        request.token_instance = instance
+        request.chained = request.token_task is not None
+        instance.task_arrival(request.prompt_task)
+        if request.chained:
+            instance.task_arrival(request.token_task)
+
+    def route_event(self, seq):
+        self.reach(self.in_transit.pop(seq))
+
+
+# --------------------------------------------------------------------------------------
 # Simulator: event heap, executor, KV flows
 # --------------------------------------------------------------------------------------
 
@@ -785,7 +983,7 @@ class Simulator:
         self.end_time = float(params["end_time"])
         self.heap = []
         self.live = {}                        # (kind, id) -> seq of the live event
-        self.live_count = {EV_ITERATION: 0, EV_FLOW: 0, EV_ARRIVAL: 0}
+        self.live_count = {EV_ITERATION: 0, EV_FLOW: 0, EV_ROUTE: 0, EV_ARRIVAL: 0}
         self.running_flows = 0                # KV transfers in flight
         self.seq = 0
         self.time_only = params.get("event_order", "by_kind") == "reference"
@@ -805,7 +1003,23 @@ class Simulator:
         else:
             raise ValueError(f"unknown instance type {params['instance_type']!r}")
         self.instances = [cls(self, iid, spec, params) for iid, spec in enumerate(instances)]
-        self.scheduler = make_scheduler(params["scheduler"], self.instances, params)
+        topology = params.get("topology")
+        self.serving = None
+        if topology is None:
+            self.scheduler = make_scheduler(params["scheduler"], self.instances, params)
+        else:                                 # T1-T8
+            if self.time_only or cls is not OrcaInstance:
+                raise ValueError("a topology runs ORCA instances in the by_kind event order (T8)")
+            self.scheduler = Scheduler("topology", self.instances, params)   # notify_free_instance: no-op
+            self.serving = ServingFrontEnd(self, topology)
+            frac = float(topology["dev_sla_fraction"])
+            for r, request in enumerate(self.requests):
+                request.cls = requests["class"][r]
+                request.service = int(requests["service"][r])
+                request.priority = tuple(int(x) for x in requests["priority"][r])
+                request.sla = float(requests["sla"][r])
+                if request.cls == "dev" and not math.isnan(request.sla):
+                    request.order_key = request.arrival + frac * request.sla   # T7
         for request in self.requests:         # spec 1.3: arrivals pushed up front
             self.push(request.arrival, EV_ARRIVAL, request.index)
 
@@ -837,8 +1051,8 @@ class Simulator:
     def run(self):
         """spec 1.2: loop while the heap is non-empty and clock < end_time."""
         while self.heap and self.clock < self.end_time:
-            if (self.live_count[EV_ITERATION] == 0 and self.live_count[EV_ARRIVAL] == 0 and self.running_flows == 0
-                    and not self.any_flow_fits()):
+            if (self.live_count[EV_ITERATION] == 0 and self.live_count[EV_ARRIVAL] == 0
+                    and self.live_count[EV_ROUTE] == 0 and self.running_flows == 0 and not self.any_flow_fits()):
                 break   # only KV transfers waiting for memory nothing can free: a deadlock (sweepsim stops)
             entry = heapq.heappop(self.heap)
             if self.time_only:
@@ -854,12 +1068,18 @@ class Simulator:
                 self.instances[ident].complete_iteration()
             elif kind == EV_FLOW:
                 self.flow_event(self.requests[ident])
+            elif kind == EV_ROUTE:
+                self.serving.route_event(ident)
             else:
                 self.request_arrival(self.requests[ident])
 
     # ---- executor (spec 2.4) ------------------------------------------------------------
     def request_arrival(self, request):
-        """Schedule, submit the prompt, then the chained token task (spec 1.5, 2.4 step 1)."""
+        """Schedule, submit the prompt, then the chained token task (spec 1.5, 2.4 step 1); with a
+        topology, the serving front end takes the request (T3)."""
+        if self.serving is not None:
+            self.serving.arrival(request)
+            return
         self.scheduler.schedule(request)
         request.prompt_instance.task_arrival(request.prompt_task)
         if request.chained:
@@ -917,8 +1137,12 @@ def simulate(requests: dict, instances: list, params: dict) -> dict:
     """Run the reference simulation and return per-request and per-instance arrays.
 
     requests: dict of equal-length numpy arrays in trace order ('arrival', 'prompt_size',
-    'token_size', 'uniform').  instances: list of dicts ('tag', 'max_memory', 'weights',
-    'perf') in instance-id order.  params: see the module docstring and spec.
+    'token_size', 'uniform'; with a topology also per request 'class' ("interactive", "batch",
+    "dev"), 'service', 'priority' (region indices) and 'sla').  instances: list of dicts ('tag',
+    'max_memory', 'weights', 'perf'; with a topology 'kv_bytes_per_token') in instance-id order.
+    params: see the module docstring and spec; a topology adds params["topology"]: 'endpoints'
+    (dicts of 'region', 'service', 'scheduler', 'groups': lists of instance ids), 'threshold',
+    'delay', 'bands' ((bound, requests) pairs), 'on_enqueue', 'dev_sla_fraction' (T1-T8).
     """
     sim = Simulator(requests, instances, params)
     sim.run()
@@ -947,6 +1171,9 @@ def simulate(requests: dict, instances: list, params: dict) -> dict:
             out["token_end"][r] = prompt.completion_timestamp
         out["kv_start"][r] = request.kv_start
         out["kv_end"][r] = request.kv_end
+    out["fed_time"] = np.array([r.fed_time for r in sim.requests], dtype=np.float64)
+    out["endpoint"] = np.array([-1 if r.endpoint is None else r.endpoint.index for r in sim.requests],
+                               dtype=np.int64)
     out["busy_time"] = np.array([i.busy_time for i in sim.instances], dtype=np.float64)
     out["iterations"] = np.array([i.iterations for i in sim.instances], dtype=np.int64)
     out["end_clock"] = float(sim.clock)

@@ -36,6 +36,9 @@ def main():
 def _print_summary(tables):
     s = tables["summary"]
     inst = tables["instances"]
+    if "endpoints" in tables:
+        _print_serving_summary(tables)
+        return
     for row in s.iter_rows(named=True):
         rejected = f" ({row['rejected']} rejected: can never fit)" if row.get("rejected") else ""
         click.echo(f"application {row['application_id']}: {row['completed']}/{row['requests']} requests completed"
@@ -45,6 +48,17 @@ def _print_summary(tables):
         for m in ("ttft", "tbt", "e2e", "queue_time"):
             click.echo(f"  {m + ' [s]':<16}" + "".join(f"{row[f'{m}_{k}']:>12.4f}" for k in ("mean", "p50", "p90", "p99", "max")))
     click.echo(f"instances: {len(inst)}, mean utilization {inst['utilization'].mean():.3f}")
+
+
+def _print_serving_summary(tables):
+    """A topology run: per (region, model, class) counts, SLO attainment and latency percentiles, then endpoints."""
+    cols = ["region", "model", "request_class", "requests", "completed", "slo_attainment", "ttft_p50", "ttft_p99",
+            "e2e_p50", "e2e_p99"]
+    click.echo(markdown_table(tables["summary"].select(cols), top=len(tables["summary"]), float_precision=3))
+    ep = tables["endpoints"]
+    click.echo(f"endpoints: {len(ep)}, instances: {int(ep['instances'].sum())}, mean KV utilization "
+               f"{ep['kv_utilization'].mean():.3f}; still queued at the end: {int(ep['batch_queued'].sum())} batch, "
+               f"{int(ep['dev_queued'].sum())} dev")
 
 
 @main.command()
@@ -59,8 +73,9 @@ def _print_summary(tables):
 def run(config, trace_path, out_dir, overrides, debug):
     """Simulate one cluster configuration on a trace and write Parquet results.
 
-    Writes requests.parquet (one row per request), summary.parquet (one row per application) and
-    instances.parquet (one row per instance) to the output directory.
+    Writes requests.parquet (one row per request), summary.parquet (one row per application; with a topology,
+    per region, model and request class plus totals), instances.parquet (one row per instance) and, with a
+    topology, endpoints.parquet (one row per model endpoint) to the output directory.
     """
     from sweepsim.config.run import load_config, with_trace
     from sweepsim.engine.simulate import run as run_engine
@@ -220,7 +235,8 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top, table):
     df = load_summary(results_dir, table)
     src = Path(results_dir) / TABLES[table][0]
     failed = _failures(results_dir) if table == "summary" else None  # read and checked before anything prints
-    df = select(df, where, src)
+    totals_only = not where and "request_class" in df.columns   # topology runs: one totals row per configuration
+    df = select(df, where, src) if not totals_only else df.filter(pl.col("request_class") == "all")
     if pareto:
         df = pareto_front(df, parse_objectives(pareto, df, src))
     if sort_by:
@@ -233,7 +249,9 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top, table):
         shown = DEFAULT_METRICS if table == "summary" else DEFAULT_SEARCH_COLUMNS[table]
         cols = [c for c in varied_columns(results_dir, df) + list(shown) if c in df.columns]
     click.echo(markdown_table(df.select(cols), top))
-    click.echo(f"{min(top, len(df))} of {len(df)} rows")
+    click.echo(f"{min(top, len(df))} of {len(df)} rows" + (" (each configuration's totals; --where \"region != "
+                                                            "'all'\" for its rows per region, model and class)"
+                                                            if totals_only else ""))
     if failed is not None and len(failed):
         click.echo(f"{len(failed)} configuration(s) failed ({Path(results_dir) / 'failures.parquet'}):")
         with pl.Config(tbl_rows=top, tbl_hide_dataframe_shape=True, fmt_str_lengths=200, tbl_width_chars=400,

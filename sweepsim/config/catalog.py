@@ -60,6 +60,7 @@ class Model:
     param_bytes: int = 2
     tied_embeddings: bool = False
     kv_bytes_override: int | None = None
+    profiled_as: str | None = None      # the performance database's rows of this model are under that name
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -87,7 +88,7 @@ class Model:
 
 MODEL_KEYS = ("num_layers", "hidden_size", "num_heads", "dtype_bytes", "weight_bytes", "kv_heads",
               "intermediate_size", "vocab_size", "mlp", "num_experts", "experts_active", "param_bytes",
-              "tied_embeddings", "kv_bytes_per_token")
+              "tied_embeddings", "kv_bytes_per_token", "profiled_as")
 
 
 def _load_toml(path):
@@ -132,7 +133,7 @@ def models() -> dict[str, Model]:
         m = Model(name, int(d["num_layers"]), int(d["hidden_size"]), int(d["num_heads"]), int(d["dtype_bytes"]),
                   0, d.get("kv_heads"), d.get("intermediate_size"), d.get("vocab_size"), d.get("mlp", "gated"),
                   int(d.get("num_experts", 1)), int(d.get("experts_active", 1)), int(d.get("param_bytes", 2)),
-                  bool(d.get("tied_embeddings", False)), d.get("kv_bytes_per_token"))
+                  bool(d.get("tied_embeddings", False)), d.get("kv_bytes_per_token"), d.get("profiled_as"))
         weights = int(d["weight_bytes"]) if "weight_bytes" in d else int(round(m.params(active=False) * m.param_bytes))
         out[name] = dataclasses.replace(m, weight_bytes=weights)
     return out

@@ -174,6 +174,13 @@ def set_value(src, d: dict, a: Axis, value):
     if len(a.path) == 1:
         d[a.path[0]] = value
         return
+    if len(a.path) == 3:   # instances.<region>.<endpoint>
+        top, mid, leaf = a.path
+        node = {k: dict(v) if isinstance(v, dict) else v for k, v in (d.get(top) or {}).items()}
+        node.setdefault(mid, {})
+        node[mid][leaf] = value
+        d[top] = node
+        return
     top, leaf = a.path
     node = d.get(top)
     if top == "cluster" and isinstance(node, str):

@@ -81,6 +81,7 @@ from pathlib import Path
 
 from sweepsim.config import run as cfgmod
 from sweepsim.errors import InputError, allowed, read_toml
+from sweepsim.config.topology import Feeding, Routing
 from sweepsim.engine.performance import PerfModelConfig
 from sweepsim.config.expansion import Axis, copy_raw, check_value, expand
 from sweepsim.config.expressions import Expression, ExpressionError
@@ -160,7 +161,9 @@ def _table_keys() -> dict:
     return {"cluster": tuple(skus()),
             "instance": tuple(f.name for f in fields(cfgmod.InstanceConfig)),
             "performance_model": tuple(f.name for f in fields(PerfModelConfig)),
-            "trace": ("path",) + tuple(k for k in SPEC_KEYS if k != "apps")}
+            "trace": ("path",) + tuple(k for k in SPEC_KEYS if k != "apps"),
+            "routing": tuple(f.name for f in fields(Routing)),
+            "feeding": tuple(f.name for f in fields(Feeding))}
 
 
 # ------------------------------------------------------------------------------------------------ loader
@@ -196,9 +199,12 @@ class _Loader:
         """An axis from its dotted key, validated against the run-config keys."""
         parts = key.split(".")
         options = sorted(cfgmod.TOP_KEYS) + [f"{VARS}.<name>"]
+        if parts[0] == "instances" and len(parts) == 3 and all(parts):
+            # instances.<region>.<endpoint>: the names are checked against the topology with each configuration
+            return Axis(key, key, key.replace(".", "_").replace("-", "_"), tuple(parts))
         if not all(parts) or len(parts) > 2:
-            raise self.err(fld, "must be a run-config key with at most one dot (e.g. \"cluster.dgx-h100\") or "
-                                f"vars.<name>; {allowed(options)}")
+            raise self.err(fld, "must be a run-config key with at most one dot (e.g. \"cluster.dgx-h100\"), "
+                                f"instances.<region>.<endpoint> or vars.<name>; {allowed(options)}")
         if parts[0] == VARS:
             name = parts[1] if len(parts) == 2 else ""
             if not name.isidentifier() or name in cfgmod.TOP_KEYS:

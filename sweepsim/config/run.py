@@ -16,6 +16,7 @@ from sweepsim.config.catalog import get_model, get_sku, processors, skus
 from sweepsim.engine.performance import PerfModelConfig
 from sweepsim.config.schedulers import CO_LOCATED
 from sweepsim.config.schedulers import SCHEDULERS as SCHEDULER_TABLE
+from sweepsim.config.topology import TOP_KEYS as TOPOLOGY_KEYS, Topology, is_topology_config, parse_topology
 
 START_STATES = ("orca", "baseline", "splitwise", "splitwise_hhcap")
 SCHEDULERS = tuple(SCHEDULER_TABLE)
@@ -60,6 +61,7 @@ class RunConfig:
     event_order: str = "by_kind"  # simultaneous events: by kind then id, or SplitwiseSim's heap order (reference)
     oversized_requests: str = "error"   # a request that can never fit: error before the run, or reject (drop)
     trace_spec: object = field(default=None, compare=False, repr=False)  # workload.spec.TraceSpec of a generated trace
+    topology: Topology | None = None    # regions and model endpoints (config.topology); None: one cluster, one model
 
     def params(self) -> dict:
         """Flat, typed parameters for summary columns (cluster counts as ``cluster.<sku>``)."""
@@ -75,10 +77,21 @@ class RunConfig:
                        token_servers=self.token_servers, prompt_sku=self.prompt_sku, token_sku=self.token_sku)
         for sku, count in self.cluster:
             out[f"cluster.{sku}"] = count
+        if self.topology is not None:
+            t = self.topology
+            for k in ("model", "scheduler", "max_batch_tokens", "max_preemptions", "tensor_parallel", "network"):
+                out.pop(k)
+            out.update({"topology": t.name, "routing.threshold": t.routing.threshold, "routing.delay": t.routing.delay,
+                        "feeding.enabled": t.feeding.enabled, "feeding.granularity": t.feeding.granularity,
+                        "feeding.bands": ";".join(f"{u:g}:{k}" for u, k in t.feeding.bands),
+                        "feeding.on_enqueue": t.feeding.on_enqueue,
+                        "feeding.dev_sla_fraction": t.feeding.dev_sla_fraction})
+            for e in t.endpoints:
+                out[f"instances.{e.region}.{e.name}"] = e.instances
         return out
 
 
-TOP_KEYS = {f.name for f in fields(RunConfig)} - {"source", "trace_spec"}
+TOP_KEYS = ({f.name for f in fields(RunConfig)} - {"source", "trace_spec", "topology"}) | set(TOPOLOGY_KEYS)
 
 
 #: Largest integer a config value may take: the kernels hold them in int64 and add to them.
@@ -185,7 +198,7 @@ def _parse_cluster(src, v):
 
 MAX_TOKENS_CONTEXT = 10_000_000
 #: performance_model keys that only one kind reads
-PERF_KEY_KINDS = {"path": ("db",), "prompt_time": ("constant",), "token_time": ("constant",),
+PERF_KEY_KINDS = {"path": ("db",), "fallback": ("db",), "prompt_time": ("constant",), "token_time": ("constant",),
                   "efficiency": ("roofline",), "context_tokens": ("roofline",), "compute_efficiency": ("roofline",),
                   "memory_efficiency": ("roofline",)}
 
@@ -234,9 +247,12 @@ def from_dict(d: dict, src=None) -> RunConfig:
     unknown = sorted(set(d) - TOP_KEYS)
     if unknown:
         raise InputError(src, unknown[0], f"unknown key; {allowed(sorted(TOP_KEYS))}")
-    if "cluster" not in d:
-        raise InputError(src, "cluster", "missing (servers per SKU, e.g. [cluster] dgx-h100 = 1)")
-    kw = {"source": str(src) if src else None, "cluster": _parse_cluster(src, d["cluster"])}
+    if is_topology_config(d):
+        kw = _topology_kw(d, src, base)
+    else:
+        if "cluster" not in d:
+            raise InputError(src, "cluster", "missing (servers per SKU, e.g. [cluster] dgx-h100 = 1)")
+        kw = {"source": str(src) if src else None, "cluster": _parse_cluster(src, d["cluster"])}
     if "model" in d:
         kw["model"] = get_model(d["model"], src).name
     for k, convert in SCALARS.items():
@@ -261,7 +277,8 @@ def from_dict(d: dict, src=None) -> RunConfig:
             raise InputError(src, "trace", "must be a path, a table with path = ..., or a generator spec "
                                            "(sizes = ..., rate = ..., duration = ..., seed = ...)")
         kw["trace"] = str(resolve_path(t, base))
-    pm = d.get("performance_model", "db")
+    # a topology's models A-D run on their profiled look-alikes; models nobody profiled on the roofline model
+    pm = d.get("performance_model", {"kind": "db", "fallback": "roofline"} if "topology" in kw else "db")
     if isinstance(pm, str):
         pm = {"kind": pm}
     kw["performance_model"] = _parse_table(src, "performance_model", pm, PerfModelConfig, {
@@ -271,7 +288,7 @@ def from_dict(d: dict, src=None) -> RunConfig:
         "efficiency": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
         "context_tokens": lambda s, k, v: _as_int(s, k, v, 0, MAX_TOKENS_CONTEXT),
         "compute_efficiency": _as_fraction, "memory_efficiency": _as_fraction,
-        "scale": _as_scale})
+        "scale": _as_scale, "fallback": lambda s, k, v: _choice(s, k, v, ("roofline",))})
     if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
                                                           and kw["performance_model"].token_time > 0):
         raise InputError(src, "performance_model", "constant model needs prompt_time and token_time > 0 (seconds)")
@@ -289,6 +306,32 @@ def from_dict(d: dict, src=None) -> RunConfig:
     cfg = RunConfig(**kw)
     _check_combination(cfg)
     return cfg
+
+
+def _topology_kw(d: dict, src, base) -> dict:
+    """RunConfig fields of a topology config: the topology, and the servers it places (one SKU row per SKU)."""
+    for k, why in (("cluster", "a topology places its endpoints' instances itself"),
+                   ("model", "each endpoint names its model"), ("scheduler", "each endpoint names its group scheduler "
+                                                                            "(endpoint.scheduler)"),
+                   ("start_state", "topology instances are ORCA instances"),
+                   ("instance", "endpoints give tensor_parallel; max_batch_size is fixed at 512 (set it under "
+                                "[[endpoint]] is not supported)")):
+        if k in d:
+            raise InputError(src, k, f"does not apply to a topology config: {why}")
+    if d.get("event_order", "by_kind") != "by_kind":
+        raise InputError(src, "event_order", "a topology runs in the by_kind event order (the reference order "
+                                             "reproduces SplitwiseSim's single-cluster heap)")
+    topo = parse_topology(d, src, base)
+    servers: dict[str, int] = {}
+    for e in topo.endpoints:
+        gpus = get_sku(e.sku, src).num_processors
+        if gpus % e.tensor_parallel:
+            raise InputError(src, "endpoint.tensor_parallel", f"{e.tensor_parallel} does not divide the {gpus} GPUs "
+                                                              f"of {e.sku}")
+        per_server = gpus // e.tensor_parallel
+        servers[e.sku] = servers.get(e.sku, 0) + -(-e.instances // per_server)
+    return {"source": str(src) if src else None, "cluster": tuple(servers.items()), "topology": topo,
+            "model": topo.endpoints[0].model, "start_state": "orca"}
 
 
 def _check_combination(cfg: RunConfig):

@@ -89,7 +89,7 @@ def check_positive_times(cfg: "PerfModelConfig", keys, largest_batch_tokens: int
         return
     db = load_db(Path(cfg.path) if cfg.path else DEFAULT_DB)
     for key in keys:
-        c = db.get(key)
+        c = db.get(profiled_key(key))
         if c is None:
             continue
         for what, y in (("prompt_time", c.prompt_s), ("token_time", c.token_s)):
@@ -120,9 +120,20 @@ def reference_model(pm: "PerfModelConfig") -> "PerfModelConfig":
 _UNCONTENDED: dict = {}   # (reference machine, sizes arrays' identity) -> latencies: a sweep's configs share them
 
 
-def uncontended_latencies(cfg, prompt_size: np.ndarray, token_size: np.ndarray):
+def uncontended_latencies(cfg, prompt_size: np.ndarray, token_size: np.ndarray, models=None):
     """``_uncontended_latencies``, remembered for the last few (reference machine, trace) pairs: the
-    configurations of a sweep share their trace's size arrays, so each is computed once per sweep chunk."""
+    configurations of a sweep share their trace's size arrays, so each is computed once per sweep chunk.
+    ``models``: (model names, model code per request) when requests run different models (topologies)."""
+    if models is not None:
+        names, code = models
+        out = tuple(np.full(len(prompt_size), np.nan) for _ in range(3))
+        for m, name in enumerate(names):
+            at = code == m
+            if at.any():
+                for o, v in zip(out, _uncontended_latencies(dataclasses.replace(cfg, model=name), prompt_size[at],
+                                                            token_size[at])):
+                    o[at] = v
+        return out
     key = (cfg.model, cfg.slowdown_hardware, cfg.slowdown_tensor_parallel, reference_model(cfg.performance_model),
            id(prompt_size), id(token_size))
     hit = _UNCONTENDED.get(key)
@@ -164,8 +175,11 @@ def slowdown_curve(cfg) -> PerfCurve:
     if pm.kind == "roofline":
         return roofline_curve(reference_model(pm), key, cfg.source)
     db = load_db(Path(pm.path) if pm.path else DEFAULT_DB)
+    if profiled_key(key) not in db and pm.fallback == "roofline":
+        return roofline_curve(dataclasses.replace(reference_model(pm), kind="roofline"), key, cfg.source)
+    key = profiled_key(key)
     if key not in db:
-        have = sorted(f"{h}/tp{t}" for m, h, t in db if m == cfg.model)
+        have = sorted(f"{h}/tp{t}" for m, h, t in db if m == key[0])
         raise InputError(cfg.source, "slowdown_hardware", f"no profiled data for {cfg.model} on "
                                                           f"{key[1]}/tp{key[2]} (the slowdown reference machine); "
                                                           f"available for {cfg.model}: {', '.join(have) or 'none'}")
@@ -183,6 +197,7 @@ class PerfModelConfig:
     compute_efficiency: float | None = None   # roofline: overrides of the fitted factors (sweep axes)
     memory_efficiency: float | None = None
     scale: float = 1.0               # every iteration time x this ("what if the model is 15% off": 1.15)
+    fallback: str | None = None      # db: "roofline" for (model, GPU, TP) keys the database lacks
 
 
 def roofline_curve(cfg: PerfModelConfig, key: tuple[str, str, int], source=None) -> PerfCurve:
@@ -194,6 +209,13 @@ def roofline_curve(cfg: PerfModelConfig, key: tuple[str, str, int], source=None)
     knots, prompt, token = roofline.curve(get_model(model, source), processors()[gpu], tp, eff,
                                           cfg.context_tokens, cfg.scale)
     return PerfCurve(knots, prompt, token)
+
+
+def profiled_key(key: tuple[str, str, int]) -> tuple[str, str, int]:
+    """The database key of (model, GPU, TP): a catalog model may be profiled under another name (``profiled_as``)."""
+    from sweepsim.config.catalog import models
+    m = models().get(key[0])
+    return (m.profiled_as, key[1], key[2]) if m is not None and m.profiled_as else key
 
 
 def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=None) -> PerfTables:
@@ -208,6 +230,10 @@ def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=
     db = load_db(Path(cfg.path) if cfg.path else DEFAULT_DB)
     curves = []
     for key in keys:
+        if profiled_key(key) not in db and cfg.fallback == "roofline":
+            curves.append(roofline_curve(dataclasses.replace(cfg, kind="roofline"), key, source))
+            continue
+        key = profiled_key(key)
         if key not in db:
             have = sorted(f"{m}/{h}/tp{t}" for m, h, t in db)
             raise InputError(source, "performance_model",

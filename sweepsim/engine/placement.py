@@ -35,6 +35,8 @@ class Placement:
     perf_keys: list[tuple[str, str, int]]
     n_servers: int
     server_sku: list[str]
+    kv_per_token: np.ndarray = None   # bytes per KV token of each instance's model
+    endpoint: np.ndarray = None       # topology endpoint of each instance (0 without a topology)
 
     @property
     def names(self):
@@ -48,7 +50,8 @@ class Placement:
 
     def kernel_cluster(self) -> Cluster:
         nic, nvlink = self.server_bandwidths()
-        return Cluster(self.max_memory, self.weights, self.tag, self.perf_row, self.server, nic, nvlink)
+        return Cluster(self.max_memory, self.weights, self.tag, self.perf_row, self.server, nic, nvlink,
+                       self.kv_per_token, self.endpoint)
 
 
 def _server_roles(cfg: RunConfig, servers: list[str]) -> list[int | None]:
@@ -73,6 +76,8 @@ def _server_roles(cfg: RunConfig, servers: list[str]) -> list[int | None]:
 
 
 def place_instances(cfg: RunConfig) -> Placement:
+    if cfg.topology is not None:
+        return place_topology(cfg)
     model = get_model(cfg.model, cfg.source)
     tp = cfg.instance.tensor_parallel
     servers = [sku for sku, count in cfg.cluster for _ in range(count)]
@@ -106,4 +111,36 @@ def place_instances(cfg: RunConfig) -> Placement:
     return Placement(np.array(col[0], np.int64), list(col[1]), list(col[2]), np.array(col[3], np.int64),
                      np.array(col[4], np.int64), np.array(col[5], np.int64),
                      np.full(len(rows), model.weight_bytes, np.int64), np.array(col[6], np.int64), keys,
-                     len(servers), servers)
+                     len(servers), servers, np.full(len(rows), model.kv_bytes_per_token, np.int64),
+                     np.zeros(len(rows), np.int64))
+
+
+def place_topology(cfg: RunConfig) -> Placement:
+    """A topology's instances, endpoint by endpoint (config order), each endpoint on servers of its own SKU
+    (``tensor_parallel`` GPUs per instance, the last server possibly part-used); a group's instances are
+    consecutive."""
+    rows = []
+    keys: list[tuple[str, str, int]] = []
+    server_sku: list[str] = []
+    for e_id, e in enumerate(cfg.topology.endpoints):
+        model = get_model(e.model, cfg.source)
+        sku = get_sku(e.sku, cfg.source)
+        tp = e.tensor_parallel
+        max_mem = sku.processor.memory_bytes * tp
+        if model.weight_bytes >= max_mem:
+            raise InputError(cfg.source, "endpoint", f"{model.name} weights ({model.weight_bytes} B) do not fit in "
+                                                     f"{tp} x {sku.processor.name} ({max_mem} B) ({e.region}/{e.name})")
+        key = (model.name, sku.processor.name, tp)
+        if key not in keys:
+            keys.append(key)
+        per_server = sku.num_processors // tp
+        for k in range(e.instances):
+            if k % per_server == 0:
+                server_sku.append(e.sku)
+            rows.append((len(server_sku) - 1, e.sku, sku.processor.name, tp, max_mem, model.weight_bytes,
+                         keys.index(key), model.kv_bytes_per_token, e_id))
+    col = list(zip(*rows))
+    n = len(rows)
+    as_int = lambda j: np.array(col[j], np.int64)  # noqa: E731
+    return Placement(as_int(0), list(col[1]), list(col[2]), np.full(n, Tag.NONE, np.int64), as_int(3), as_int(4),
+                     as_int(5), as_int(6), keys, len(server_sku), server_sku, as_int(7), as_int(8))

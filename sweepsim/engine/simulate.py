@@ -23,6 +23,7 @@ from sweepsim.config.catalog import get_model
 from sweepsim.engine.jit_notice import compile_notice
 from sweepsim.engine.performance import MIXED_BATCH_FACTOR, build_tables, check_positive_times
 from sweepsim.config.schedulers import SCHEDULERS
+from sweepsim.engine.serving import request_room, serving_inputs, serving_params
 from sweepsim.workload.trace import Trace
 
 GIB = 1024 ** 3
@@ -60,6 +61,8 @@ class RunResult:
     end_clock: float
     final_memory: np.ndarray       # bytes in use per instance at the end (weights when all requests finished)
     rejected: np.ndarray | None = None   # per request: dropped before the run (oversized_requests = "reject")
+    fed_time: np.ndarray | None = None   # topology, per request: when it entered global routing (NaN: never)
+    endpoint: np.ndarray | None = None   # topology, per request: its endpoint (-1: never routed)
 
 
 def random_draws(seed: int, n: int) -> np.ndarray:
@@ -80,11 +83,12 @@ def kernel_params(cfg: RunConfig, debug: bool = False) -> dict:
             "prompt_max_pending_tokens": PROMPT_MAX_PENDING_TOKENS, "debug": int(debug),
             "network": NETWORK_CODES[cfg.network], "event_order": EVENT_ORDER_CODES[cfg.event_order],
             "transfer_bandwidth": link_gib * GIB,
-            "retry_delay": RETRY_DELAY_S, "end_time": cfg.end_time, "mixed_factor": MIXED_BATCH_FACTOR}
+            "retry_delay": RETRY_DELAY_S, "end_time": cfg.end_time, "mixed_factor": MIXED_BATCH_FACTOR,
+            **serving_params(cfg)}
 
 def kv_room_tokens(cfg: RunConfig, placement: Placement) -> np.ndarray:
-    """KV tokens each instance holds beside the model weights when empty."""
-    return (placement.max_memory - placement.weights) // get_model(cfg.model, cfg.source).kv_bytes_per_token
+    """KV tokens each instance holds beside the model weights when empty (in its own model's KV bytes)."""
+    return (placement.max_memory - placement.weights) // placement.kv_per_token
 
 
 def oversized_requests(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray:
@@ -97,6 +101,8 @@ def oversized_requests(cfg: RunConfig, placement: Placement, trace: Trace) -> np
     big = 1 << 61                                                    # sizes beyond this never fit (no overflow)
     prompt = np.minimum(trace.prompt_size, big)
     total = prompt + np.minimum(trace.token_size, big)
+    if cfg.topology is not None:   # the smallest instance of any endpoint its routing may choose
+        return total > request_room(cfg, placement, trace, room)
     if SCHEDULERS[cfg.scheduler].co_located or cfg.scheduler == "mixed_pool":
         return total > room.min()
     prompt_room = room[placement.tag == Tag.PROMPT].min()
@@ -115,11 +121,14 @@ def admitted(cfg: RunConfig, placement: Placement, trace: Trace) -> np.ndarray |
         return ~bad
     k = int(np.flatnonzero(bad)[0])
     room = int(kv_room_tokens(cfg, placement).min())
+    where = f"the smallest instance of {cfg.model} holds {room} tokens"
+    if cfg.topology is not None:
+        room = int(request_room(cfg, placement, trace, kv_room_tokens(cfg, placement))[k])
+        where = f"the smallest instance its routing may choose holds {room} tokens"
     raise InputError(trace.path, "prompt_size", f"{int(bad.sum())} request(s) can never fit in an instance's KV "
                      f"cache, first request_id {int(trace.request_id[k])} (prompt {int(trace.prompt_size[k])} + output "
-                     f"{int(trace.token_size[k])} tokens; the smallest instance of {cfg.model} holds {room} tokens "
-                     "besides the weights); drop them with oversized_requests = \"reject\" (--set "
-                     "oversized_requests=reject)")
+                     f"{int(trace.token_size[k])} tokens; {where} besides the weights); drop them with "
+                     "oversized_requests = \"reject\" (--set oversized_requests=reject)")
 
 
 def largest_batch_tokens(cfg: RunConfig, placement: Placement, trace: Trace) -> int:
@@ -140,8 +149,16 @@ def prepare(cfg: RunConfig, trace: Trace) -> tuple[Placement, np.ndarray | None]
     ``InputError``; returns the placement and the admitted requests (``admitted``)."""
     placement = place_instances(cfg)
     build_tables(cfg.performance_model, placement.perf_keys, cfg.source)
-    check_positive_times(cfg.performance_model, placement.perf_keys, largest_batch_tokens(cfg, placement, trace),
-                         cfg.source)
+    if cfg.topology is None:
+        check_positive_times(cfg.performance_model, placement.perf_keys, largest_batch_tokens(cfg, placement, trace),
+                             cfg.source)
+    else:  # per (model, GPU, TP): the batches its own instances can form (ORCA, max_batch_size 512)
+        biggest = int(trace.prompt_size.max()) + 1 if len(trace) else 1
+        mbs = cfg.instance.max_batch_size
+        room = kv_room_tokens(cfg, placement)
+        for j, key in enumerate(placement.perf_keys):
+            largest = min(mbs * biggest, int(room[placement.perf_row == j].max())) + mbs
+            check_positive_times(cfg.performance_model, [key], largest, cfg.source)
     return placement, admitted(cfg, placement, trace)
 
 
@@ -155,7 +172,7 @@ def _expand(res: RunResult, trace: Trace, keep: np.ndarray) -> RunResult:
     completed = False, instance -1 and NaN times."""
     out = {}
     for f in ("completed", "prompt_instance", "token_instance", "prompt_start", "prompt_end", "token_start",
-              "token_end", "kv_start", "kv_end"):
+              "token_end", "kv_start", "kv_end", "fed_time", "endpoint"):
         a = getattr(res, f)
         full = np.full(len(trace), False if a.dtype == bool else (-1 if a.dtype.kind == "i" else np.nan), a.dtype)
         full[keep] = a
@@ -164,8 +181,10 @@ def _expand(res: RunResult, trace: Trace, keep: np.ndarray) -> RunResult:
 
 
 def _subtrace(trace: Trace, keep: np.ndarray) -> Trace:
-    return Trace(trace.path, *(np.ascontiguousarray(a[keep]) for a in (
-        trace.request_id, trace.application_id, trace.arrival, trace.prompt_size, trace.token_size)))
+    sv = getattr(trace, "serving", None)
+    return replace(trace, **{k: np.ascontiguousarray(getattr(trace, k)[keep]) for k in (
+        "request_id", "application_id", "arrival", "prompt_size", "token_size")},
+        serving=sv.take(keep) if sv is not None else None)
 
 
 def run(cfg: RunConfig, trace: Trace, debug: bool = False) -> RunResult:
@@ -228,19 +247,23 @@ def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
     params = [kernel_params(c, debug) for c in cfgs]
     prm_i = np.array([[p[k] for k in PARAM_INT] for p in params], np.int64)
     prm_f = np.array([[p[k] for k in PARAM_FLOAT] for p in params], np.float64)
-    uniform = np.zeros((len(cfgs), len(trace)))
+    # one draw per request for the random scheduler (one unused element per configuration otherwise)
+    uniform = np.zeros((len(cfgs), len(trace) if any(c.scheduler == "random" for c in cfgs) else 1))
     for c, cfg in enumerate(cfgs):
         if cfg.scheduler == "random":
             uniform[c] = draws[c]
     cat = lambda f: np.ascontiguousarray(np.concatenate([f(p) for p in placements]), np.int64)  # noqa: E731
     bandwidths = [p.server_bandwidths() for p in placements]
+    req, blobs = serving_inputs(cfgs, placements, trace)
     return Inputs(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f,
                   _offsets([len(p.sku) for p in placements]), cat(lambda p: p.max_memory),
                   cat(lambda p: p.weights), cat(lambda p: p.tag),
                   cat(lambda p: np.array([keys.index(p.perf_keys[r]) for r in p.perf_row], np.int64)),
                   cat(lambda p: p.server), _offsets([len(nic) for nic, _ in bandwidths]),
                   np.ascontiguousarray(np.concatenate([nic for nic, _ in bandwidths])),
-                  np.ascontiguousarray(np.concatenate([nv for _, nv in bandwidths]))), perf
+                  np.ascontiguousarray(np.concatenate([nv for _, nv in bandwidths])),
+                  cat(lambda p: p.kv_per_token), cat(lambda p: p.endpoint), *req,
+                  np.ascontiguousarray(np.concatenate(blobs), np.int64), _offsets([len(b) for b in blobs])), perf
 
 
 def _offsets(sizes) -> np.ndarray:

@@ -14,6 +14,10 @@ Panels (in order):
   memory (configs/hardware); during a run an instance holds the run's ``memory_bytes``, between runs only the
   model weights.
 - ``arrivals``: arrivals and completions per second (binned).
+- topology runs (an endpoints.parquet beside the run): ``endpoint KV`` (each endpoint's KV bytes in use over its
+  KV capacity, from requests.parquet: a request holds KV(prompt + 1) from its prompt's start and KV(output - 1)
+  from its decode's start until it completes) and ``queued`` (batch and dev requests arrived and not yet fed,
+  per class).
 
 More series (e.g. an autoscaler's instance counts per model and region, or its scale events) are added with
 ``extra`` (a list of :class:`Series`) or by registering a provider in :data:`SERIES_PROVIDERS` (called with the
@@ -149,6 +153,40 @@ def arrival_series(run: Run, t_end: float) -> list[Series]:
     return out
 
 
+def serving_series(run: Run, t_end: float) -> list[Series]:
+    """Per-endpoint KV utilisation and queued batch/dev requests of a topology run (none otherwise)."""
+    eps = run._read("endpoints", required=False)
+    if eps is None:
+        return []
+    from sweepsim.config.catalog import models
+    req = run.requests.filter(pl.col("prompt_start").is_not_nan())
+    kv = pl.col("model").cast(pl.String).replace_strict({m: v.kv_bytes_per_token for m, v in models().items()},
+                                                         return_dtype=pl.Float64)
+    req = req.with_columns(kv.alias("kv"), pl.concat_str([pl.col("region").cast(pl.String),
+                                                          pl.col("endpoint").cast(pl.String)], separator="/").alias("key"))
+    out = []
+    for k, row in enumerate(eps.iter_rows(named=True)):
+        r = req.filter(pl.col("key") == f"{row['region']}/{row['endpoint']}")
+        end = r["completion_time"].fill_nan(t_end).to_numpy()
+        dec = r.filter(pl.col("token_size") > 1)
+        starts = np.concatenate([r["prompt_start"].to_numpy(), dec["token_start"].fill_nan(t_end).to_numpy()])
+        ends = np.concatenate([end, dec["completion_time"].fill_nan(t_end).to_numpy()])
+        nbytes = np.concatenate([(r["kv"] * (r["prompt_size"] + 1)).to_numpy(),
+                                 (dec["kv"] * (dec["token_size"] - 1)).to_numpy()])
+        t, y = step_sum(starts, ends, nbytes, t0=0.0, t1=t_end)
+        out.append(Series("endpoint KV", f"{row['region']}/{row['endpoint']}", t, 100.0 * y / row["kv_capacity_bytes"],
+                          ylabel="endpoint KV utilisation [%]", color=f"C{k % 10}"))
+    allreq = run.requests
+    for cls, color in (("batch", "C1"), ("dev", "C4")):
+        q = allreq.filter(pl.col("request_class").cast(pl.String) == cls)
+        if len(q):
+            t, y = step_sum(q["arrival"], q["fed_time"].fill_nan(None).fill_null(t_end), np.ones(len(q)), t0=0.0,
+                            t1=t_end)
+            out.append(Series("queued", f"{cls} requests queued (arrived, not fed)", t, y,
+                              ylabel="queued [requests]", color=color))
+    return out
+
+
 def timeline_series(run: Run) -> list[Series]:
     """The default series of a run (panel order: instances, queue, memory, arrivals), then the providers'."""
     req = run.requests
@@ -157,7 +195,7 @@ def timeline_series(run: Run) -> list[Series]:
         ends.append(run.iterations["end"].max())
     t_end = float(max(ends)) or 1.0
     series = pool_series(run, t_end) + queue_series(run, t_end) + memory_series(run, t_end) + \
-        arrival_series(run, t_end)
+        arrival_series(run, t_end) + serving_series(run, t_end)
     for provider in SERIES_PROVIDERS:
         series += list(provider(run))
     return series

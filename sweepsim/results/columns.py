@@ -31,4 +31,5 @@ RUN_TABLE_COLUMNS = {
     "iterations": ("instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
                    "memory_bytes", "pending_requests", "pending_tasks", "borrowed"),
     "kv_transfers": ("request_id", "source", "destination", "start", "end", "bytes"),
+    "endpoints": ("region", "endpoint", "model", "workload", "instances", "kv_capacity_bytes", "kv_utilization"),
 }

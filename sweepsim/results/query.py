@@ -11,7 +11,7 @@ MAXIMIZE_PREFIXES = ("throughput", "completed", "requests", "max_rate")
 TABLES = {"summary": ("summary.parquet", "config_hash", "sweepsim grid"),
           "capacity": ("capacity.parquet", "config_key", "sweepsim search"),
           "cheapest": ("cheapest.parquet", "config_key", "sweepsim search --target-rate")}
-DEFAULT_METRICS = ("application_id", "completed", "throughput_rps", "ttft_p50", "ttft_p99", "tbt_p99", "e2e_p99",
+DEFAULT_METRICS = ("application_id", "region", "model", "request_class", "completed", "slo_attainment", "throughput_rps", "ttft_p50", "ttft_p99", "tbt_p99", "e2e_p99",
                    "cost_usd", "energy_kwh")
 #: The columns shown by default for a search's tables (after the varied parameters).
 DEFAULT_SEARCH_COLUMNS = {"capacity": ("max_rate_rps", "at_range_max", "probes", "cost_per_hour_usd",

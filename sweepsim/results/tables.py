@@ -23,10 +23,18 @@ def requests_table(res: RunResult) -> pl.DataFrame:
     """One row per trace request (trace order); latencies are NaN for requests that did not complete."""
     tr = res.trace
     arrival = tr.arrival
+    serving = {}
+    if res.config.topology is not None:   # latencies count from the request's entry into global routing
+        from sweepsim.results.serving import serving_columns
+        serving = serving_columns(res)
+        entry = res.fed_time
+    else:
+        entry = arrival
     rejected = res.rejected if res.rejected is not None else np.zeros(len(tr), bool)
-    ttft = res.prompt_end - arrival
-    e2e = res.token_end - arrival
-    base_ttft, base_tbt, base_e2e = uncontended_latencies(res.config, tr.prompt_size, tr.token_size)
+    ttft = res.prompt_end - entry
+    e2e = res.token_end - entry
+    base_ttft, base_tbt, base_e2e = uncontended_latencies(res.config, tr.prompt_size, tr.token_size,
+                                                          _request_models(res))
     with np.errstate(invalid="ignore", divide="ignore"):
         tbt = (e2e - ttft) / tr.token_size
         tpot = np.where(tr.token_size > 1, (e2e - ttft) / (tr.token_size - 1), np.nan)
@@ -36,12 +44,22 @@ def requests_table(res: RunResult) -> pl.DataFrame:
         "rejected": rejected,
         "stalled": ~res.completed & ~rejected & (res.end_clock < res.config.end_time),
         "prompt_instance": res.prompt_instance, "token_instance": res.token_instance,
-        "queue_time": res.prompt_start - arrival, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
+        "queue_time": res.prompt_start - entry, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
         "nth_token_overhead": res.token_start - res.prompt_end, "kv_transfer_time": res.kv_end - res.kv_start,
         "completion_time": res.token_end, "prompt_start": res.prompt_start, "prompt_end": res.prompt_end,
         "token_start": res.token_start, "token_end": res.token_end, "kv_start": res.kv_start, "kv_end": res.kv_end,
         "ttft_slowdown": ttft / base_ttft, "tbt_slowdown": tbt / base_tbt, "e2e_slowdown": e2e / base_e2e,
+        **serving,
     }, nan_to_null=False)
+
+
+def _request_models(res):
+    """(model names, model code per request) of a topology run; None: every request runs the config's model."""
+    if res.config.topology is None:
+        return None
+    from sweepsim.engine.serving import trace_columns
+    names, model, *_ = trace_columns(res.trace)
+    return tuple(n or res.config.topology.models()[0] for n in names), model
 
 
 def instance_energy_j(res: RunResult) -> np.ndarray:
@@ -175,7 +193,47 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
     req = requests if requests is not None else requests_table(res)
     params = res.config.params()
     cluster = energy_and_cost(res, int(req.filter(pl.col("completed"))["token_size"].sum()))
+    if res.config.topology is not None:
+        return _serving_summary(res, req, params, cluster)
     apps, codes = np.unique(req["application_id"].to_numpy(), return_inverse=True)
+    df = _group_summary(res, req, codes, len(apps)).with_columns(pl.Series("application_id", apps)) \
+        .select("application_id", pl.exclude("application_id"))
+    extra = pl.DataFrame([{**cluster, **params}])  # typed as one row of Python values, repeated per application
+    return pl.concat([df, extra.select(pl.all().gather(np.zeros(len(apps), np.int64)))], how="horizontal")
+
+
+#: summary.parquet label of a topology's totals row
+ALL = "all"
+
+
+def _serving_summary(res, req, params, cluster) -> pl.DataFrame:
+    """Rows per (region, model, request class) present, then the totals (labels ``all``), with SLO attainment."""
+    keys = req.select(pl.col("region", "model", "request_class").cast(pl.String))
+    labels, codes = np.unique(keys["region"] + "\x00" + keys["model"] + "\x00" + keys["request_class"],
+                              return_inverse=True)
+    codes = codes.reshape(-1)
+    parts = [np.array([x.split("\x00") for x in labels], dtype=object).reshape(-1, 3)]
+    df = _group_summary(res, req, codes, len(labels))
+    total = _group_summary(res, req, np.zeros(len(req), np.int64), 1)
+    lab = pl.DataFrame({"region": list(parts[0][:, 0]) + [ALL], "model": list(parts[0][:, 1]) + [ALL],
+                        "request_class": list(parts[0][:, 2]) + [ALL]})
+    met = req["slo_met"]
+    with_sla = met.is_not_null().to_numpy()
+    ok = met.fill_null(False).to_numpy()
+    n_sla = np.bincount(codes, weights=with_sla, minlength=len(labels))
+    n_ok = np.bincount(codes, weights=ok, minlength=len(labels))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        att = np.append(n_ok / n_sla, ok.sum() / with_sla.sum() if with_sla.any() else np.nan)
+    df = pl.concat([lab, pl.concat([df, total]).with_columns(
+        pl.Series("requests_with_sla", np.append(n_sla, with_sla.sum()).astype(np.int64)),
+        pl.Series("slo_attainment", att))], how="horizontal")
+    extra = pl.DataFrame([{**cluster, **params}])
+    return pl.concat([df, extra.select(pl.all().gather(np.zeros(len(df), np.int64)))], how="horizontal")
+
+
+def _group_summary(res, req, codes, n_groups) -> pl.DataFrame:
+    """Counts, throughput and latency statistics of each group of requests (``codes`` in 0..n_groups-1)."""
+    apps = np.arange(n_groups)
     agg = req.with_columns(pl.Series("code", codes)).group_by("code").agg(
         pl.len().alias("requests"), pl.col("completed").sum().alias("n_done"), pl.col("rejected").sum(), pl.col("stalled").sum(),
         pl.col("arrival").min().alias("start"),
@@ -187,7 +245,7 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
     done_n = agg["n_done"].to_numpy()
     good_n = np.bincount(codes, weights=meets_own_slos(res, req), minlength=len(apps))
     with np.errstate(invalid="ignore", divide="ignore"):
-        cols = {"application_id": apps, "requests": agg["requests"].to_numpy(), "completed": done_n,
+        cols = {"requests": agg["requests"].to_numpy(), "completed": done_n,
                 "rejected": agg["rejected"].to_numpy(), "stalled": agg["stalled"].to_numpy(), "duration": span,
                 "throughput_rps": np.where(span > 0, done_n / span, np.nan),
                 "throughput_tps": np.where(span > 0, agg["tokens"].to_numpy().astype(np.float64) / span, np.nan),
@@ -199,9 +257,7 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
     for m in LATENCY_METRICS:
         for name, col in group_stats(metrics[m].astype(np.float64), dcodes, len(apps)).items():
             cols[f"{m}_{name}"] = col
-    df = pl.DataFrame(cols).with_columns(pl.col("requests", "completed", "rejected", "stalled").cast(pl.Int64))
-    extra = pl.DataFrame([{**cluster, **params}])  # typed as one row of Python values, repeated per application
-    return pl.concat([df, extra.select(pl.all().gather(np.zeros(len(apps), np.int64)))], how="horizontal")
+    return pl.DataFrame(cols).with_columns(pl.col("requests", "completed", "rejected", "stalled").cast(pl.Int64))
 
 
 def iterations_table(res: RunResult) -> pl.DataFrame:
@@ -259,6 +315,11 @@ def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.Data
             (Path(out_dir) / f"{name}.parquet").unlink(missing_ok=True)
     req = requests_table(res)
     tables = {"requests": req, "summary": summary_table(res, req), "instances": instances_table(res)}
+    if res.config.topology is not None:
+        from sweepsim.results.serving import endpoints_table
+        tables["endpoints"] = endpoints_table(res, req, tables["instances"]["energy_j"].to_numpy())
+    else:
+        (Path(out_dir) / "endpoints.parquet").unlink(missing_ok=True)
     if debug:
         tables["iterations"] = iterations_table(res)
         tables["kv_transfers"] = kv_transfers_table(res)

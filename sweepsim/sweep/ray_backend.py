@@ -7,6 +7,8 @@ no worker writes to a shared filesystem.
 """
 import os
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 
@@ -19,9 +21,9 @@ def _chunk_task(jobs, trace: Trace, keep_requests: bool) -> dict:
     import numba
     numba.set_num_threads(1)
     # object-store arrays are read-only views: copy so the kernels keep one (writable-array) signature
-    own = Trace(trace.path, *(np.array(a, copy=True) for a in (trace.request_id, trace.application_id,
-                                                                trace.arrival, trace.prompt_size,
-                                                                trace.token_size)))
+    own = replace(trace, **{k: np.array(getattr(trace, k), copy=True) for k in (
+        "request_id", "application_id", "arrival", "prompt_size", "token_size")},
+        serving=trace.serving.take(np.arange(len(trace))) if trace.serving is not None else None)
     t = simulate_chunk(jobs, own, keep_requests)
     return {"summary": t["summary"].to_arrow() if t["summary"] is not None else None,
             "failures": t["failures"].to_arrow(),

@@ -1,0 +1,107 @@
+"""Result columns and tables of topology runs (regions, model endpoints, request classes).
+
+- requests.parquet gains ``region``, ``endpoint``, ``model``, ``workload`` (prod | dev), ``request_class``
+  (interactive | batch | dev), ``sla`` [s], ``fed_time`` [s] (when the request entered global routing: its
+  arrival for interactive requests, its feed for batch and dev; null when never fed), ``slo_met`` (completed
+  within ``sla`` of its trace arrival; null without an SLA) and ``ttft_from_arrival`` / ``e2e_from_arrival`` [s];
+  its ``queue_time``, ``ttft``, ``tbt``, ``tpot`` and ``e2e`` count from ``fed_time``. A request never fed is
+  attributed to the endpoint whose queue holds it.
+- summary.parquet: one row per (region, model, request class), then a totals row (``all``).
+- endpoints.parquet: one row per endpoint (``endpoints_table``).
+"""
+import numpy as np
+import polars as pl
+
+from sweepsim.engine.serving import CLASS_NAMES, per_service_order, trace_columns
+
+
+def queue_endpoints(cfg, trace) -> np.ndarray:
+    """Per request, the endpoint of the queue a batch or dev request waits in (for every request: the endpoint of
+    its service in the first region of its priority order that hosts it)."""
+    return per_service_order(cfg, trace, lambda eps: eps[0])
+
+
+def serving_columns(res) -> dict:
+    """The topology columns of requests.parquet and the entry time latencies count from."""
+    cfg, tr = res.config, res.trace
+    topo = cfg.topology
+    names, model, cls, sla, _, _ = trace_columns(tr)
+    routed = res.endpoint >= 0
+    ep = np.where(routed, res.endpoint, queue_endpoints(cfg, tr))
+    eps = topo.endpoints
+    model_names = np.array([n or topo.models()[0] for n in names], dtype=object)
+    fed = res.fed_time
+    e2e_arr = res.token_end - tr.arrival
+    with np.errstate(invalid="ignore"):
+        met = pl.Series(res.completed & (e2e_arr <= sla)).set(pl.Series(np.isnan(sla)), None)
+    return {
+        "region": pl.Series(np.array([e.region for e in eps], dtype=object)[ep]).cast(pl.Categorical),
+        "endpoint": pl.Series(np.array([e.name for e in eps], dtype=object)[ep]).cast(pl.Categorical),
+        "model": pl.Series(model_names[model]).cast(pl.Categorical),
+        "workload": pl.Series(np.where(cls == 2, "dev", "prod")).cast(pl.Categorical),
+        "request_class": pl.Series(np.array(CLASS_NAMES, dtype=object)[cls]).cast(pl.Categorical),
+        "sla": sla, "fed_time": fed, "slo_met": met,
+        "ttft_from_arrival": res.prompt_end - tr.arrival, "e2e_from_arrival": e2e_arr,
+    }
+
+
+def kv_byte_seconds(res, n_endpoints: int) -> np.ndarray:
+    """Per endpoint, the integral of its KV bytes in use over the run [byte s]: a request holds KV(prompt + 1) from
+    its prompt's start and KV(output - 1) from its decode's start, until it completes (or the run ends)."""
+    tr = res.trace
+    p = res.placement
+    inst = res.prompt_instance
+    ran = inst >= 0
+    kv = p.kv_per_token[inst[ran]]
+    end = np.where(np.isnan(res.token_end), res.end_clock, res.token_end)[ran]
+    ps, ts = res.prompt_start[ran], res.token_start[ran]
+    pb = np.where(np.isnan(ps), 0.0, kv * (tr.prompt_size[ran] + 1) * (end - np.nan_to_num(ps, nan=0.0)))
+    has_dec = (tr.token_size[ran] > 1) & ~np.isnan(ts)
+    db = np.where(has_dec, kv * (tr.token_size[ran] - 1) * (end - np.nan_to_num(ts, nan=0.0)), 0.0)
+    return np.bincount(p.endpoint[inst[ran]], weights=pb + db, minlength=n_endpoints)
+
+
+def endpoints_table(res, requests: pl.DataFrame, instance_energy: np.ndarray) -> pl.DataFrame:
+    """One row per endpoint: its instances and groups; time-averaged KV utilisation (KV bytes in use over its KV
+    capacity) and busy fraction of its instances; requests routed to it and completed; batch and dev requests
+    still queued for it at the end; energy [J] (``instance_energy``: GPU energy per instance, plus its servers'
+    base power and idle GPUs) and cost [$] of its servers over the run."""
+    from sweepsim.config.catalog import get_sku
+    eps = res.config.topology.endpoints
+    p = res.placement
+    n = len(eps)
+    t = res.end_clock
+    cap = np.bincount(p.endpoint, weights=(p.max_memory - p.weights).astype(np.float64), minlength=n)
+    kv_util = kv_byte_seconds(res, n) / (cap * t) if t > 0 else np.zeros(n)
+    busy = np.bincount(p.endpoint, weights=res.busy_time, minlength=n)
+    count = np.bincount(p.endpoint, minlength=n)
+    energy = np.bincount(p.endpoint, weights=instance_energy, minlength=n)
+    server_ep = np.full(p.n_servers, -1, np.int64)
+    gpus = np.zeros(p.n_servers, np.int64)
+    np.maximum.at(server_ep, p.server, p.endpoint)
+    np.add.at(gpus, p.server, p.num_gpus)
+    cost = np.zeros(n)
+    for s, sku_name in enumerate(p.server_sku):
+        sku = get_sku(sku_name)
+        e = server_ep[s]
+        energy[e] += (sku.server_base_power_w + (sku.num_processors - gpus[s]) * sku.processor.power_idle_w) * t
+        cost[e] += sku.cost_per_hour * t / 3600.0
+    ep_names = [f"{e.region}/{e.name}" for e in eps]
+    req = requests.select(pl.concat_str([pl.col("region").cast(pl.String), pl.col("endpoint").cast(pl.String)],
+                                        separator="/").alias("key"), "request_class", "completed", "fed_time", "arrival")
+    code = req["key"].replace_strict(ep_names, list(range(n)), return_dtype=pl.Int64).to_numpy()
+    klass = req["request_class"].cast(pl.String).to_numpy()
+    fed = ~np.isnan(req["fed_time"].to_numpy())
+    queued = ~fed & (req["arrival"].to_numpy() <= t)
+    return pl.DataFrame({
+        "region": [e.region for e in eps], "endpoint": [e.name for e in eps], "model": [e.model for e in eps],
+        "workload": [e.workload for e in eps], "scheduler": [e.scheduler for e in eps],
+        "instances": count.astype(np.int64), "groups": [len(e.group_sizes()) for e in eps],
+        "kv_capacity_bytes": cap, "kv_utilization": kv_util,
+        "busy_utilization": np.where(count > 0, busy / np.maximum(count, 1) / t if t > 0 else 0.0, np.nan),
+        "requests_routed": np.bincount(code[fed], minlength=n).astype(np.int64),
+        "requests_completed": np.bincount(code[req["completed"].to_numpy()], minlength=n).astype(np.int64),
+        "batch_queued": np.bincount(code[queued & (klass == "batch")], minlength=n).astype(np.int64),
+        "dev_queued": np.bincount(code[queued & (klass == "dev")], minlength=n).astype(np.int64),
+        "energy_j": energy, "cost_usd": cost,
+    })

@@ -1,0 +1,219 @@
+"""Topologies (regions, model endpoints, request classes): equivalence with a single ORCA cluster, configuration
+errors, results tables and the CLI end to end. Hand-computed dynamics: tests/test_serving_hand.py; the kernel
+against the plain-Python reference: tests/test_serving_differential.py."""
+import numpy as np
+import polars as pl
+import pytest
+
+from sweepsim.config.run import from_dict, load_config
+from sweepsim.config.topology import replica_groups
+from sweepsim.engine.simulate import run
+from sweepsim.errors import InputError
+from sweepsim.results.tables import write_run
+from sweepsim.workload.trace import Serving, Trace, load_trace
+from pathlib import Path
+
+from tests.cli_helpers import invoke, ok
+
+ORACLE = Path(__file__).parent / "oracle"
+
+CASES = ("baseline_h100_tokenjsq", "splitwise_hh_code")
+
+
+def _one_endpoint(model, n, scheduler="token_jsq", trace=None, **extra):
+    d = {"region": [{"name": "r0"}],
+         "endpoint": [{"region": "r0", "model": model, "instances": n, "groups": [n], "scheduler": scheduler}],
+         **extra}
+    if trace:
+        d["trace"] = str(trace)
+    return from_dict(d)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("scheduler", ["token_jsq", "jsq"])
+def test_one_region_one_group_is_bit_identical_to_an_orca_cluster(case, scheduler):
+    trace = load_trace(ORACLE / case / "trace.csv")
+    for model, n in (("llama2-70b", 3), ("bloom-176b", 2)):
+        topo = _one_endpoint(model, n, scheduler)
+        plain = from_dict({"model": model, "start_state": "orca", "scheduler": scheduler, "cluster": {"dgx-a100": n}})
+        a, b = run(topo, trace), run(plain, trace)
+        for f in ("prompt_start", "prompt_end", "token_start", "token_end", "prompt_instance", "completed",
+                  "busy_time", "iterations", "tokens_served"):
+            assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f
+        assert np.array_equal(a.fed_time, trace.arrival) and np.all(a.endpoint == 0)
+
+
+def test_replica_groups_follow_sageserve():
+    assert replica_groups(20) == (3, 3, 3, 3, 3, 3, 2)
+    assert replica_groups(16) == (3, 3, 3, 3, 2, 2)
+    assert replica_groups(8) == (3, 3, 2)
+    assert replica_groups(4) == (2, 2)
+    assert replica_groups(2) == (2,)
+    assert replica_groups(3) == (3,)
+    for n in range(2, 60):
+        g = replica_groups(n)
+        assert sum(g) == n and set(g) <= {2, 3}
+
+
+def test_shipped_topologies_load():
+    for name, eps in (("us3", 12), ("us3_dp", 24), ("us3_llama_bloom", 6), ("us3_llama_bloom_dp", 12)):
+        cfg = from_dict({"topology": name})
+        assert len(cfg.topology.endpoints) == eps and cfg.topology.regions == ("westus", "centralus", "eastus")
+    cfg = from_dict({"topology": "us3", "instances": {"westus": {"A": 5}}, "routing": {"delay": 1.0}})
+    assert cfg.topology.endpoints[0].instances == 5 and cfg.topology.endpoints[0].group_sizes() == (3, 2)
+    assert cfg.topology.routing.delay == 1.0 and cfg.params()["instances.westus.A"] == 5
+
+
+@pytest.mark.parametrize("d, key, text", [
+    ({"topology": "nope"}, "topology", "unknown topology"),
+    ({"topology": "us3", "cluster": {"dgx-a100": 1}}, "cluster", "does not apply"),
+    ({"topology": "us3", "model": "A"}, "model", "does not apply"),
+    ({"topology": "us3", "event_order": "reference"}, "event_order", "by_kind"),
+    ({"topology": "us3", "instances": {"mars": {"A": 3}}}, "instances.mars", "unknown key"),
+    ({"topology": "us3", "instances": {"westus": {"Z": 3}}}, "instances.westus.Z", "unknown key"),
+    ({"topology": "us3", "routing": {"threshold": 2}}, "routing.threshold", "from 0 to 1"),
+    ({"topology": "us3", "feeding": {"bands": "fast"}}, "feeding.bands", "unknown preset"),
+    ({"topology": "us3", "feeding": {"bands": [[0.6, 1], [0.5, 2]]}}, "feeding.bands", "increase"),
+    ({"region": [{"name": "a"}], "endpoint": [{"region": "b", "model": "A", "instances": 2}]}, "endpoint[0].region",
+     "unknown region"),
+    ({"region": [{"name": "a"}], "endpoint": [{"region": "a", "model": "A", "instances": 4, "groups": [2, 1]}]},
+     "endpoint[0].groups", "sum to 3"),
+    ({"region": [{"name": "a"}], "endpoint": [{"region": "a", "model": "A", "instances": 1}]}, "endpoint[0].instances",
+     "at least 2"),
+    ({"region": [{"name": "a"}], "endpoint": [{"region": "a", "model": "Q", "instances": 2}]}, "endpoint[0].model",
+     "unknown model"),
+    ({"region": [{"name": "a"}], "endpoint": [{"region": "a", "model": "A", "instances": 2},
+                                              {"region": "a", "model": "A", "workload": "dev", "instances": 2}]},
+     "endpoint[0]", "all shared or all siloed"),
+])
+def test_bad_topologies_name_the_key(d, key, text):
+    with pytest.raises(InputError) as e:
+        from_dict(d)
+    assert e.value.field == key and text in str(e.value)
+
+
+def _trace(n=400, seed=0, models=("A", "C"), classes=(0.7, 0.15, 0.15), orders=(("r0", "r1"), ("r1", "r0")),
+           rate=40.0):
+    rng = np.random.default_rng(seed)
+    arrival = np.sort(rng.uniform(0, n / rate, n))
+    u = rng.random(n)
+    dev = u >= classes[0] + classes[1]
+    batch = (u >= classes[0]) & ~dev
+    sv = Serving(tuple(sorted(models)), rng.integers(0, len(models), n).astype(np.int32), dev.astype(np.int8),
+                 np.where(batch, 7, -1).astype(np.int64), np.where(dev, 600.0, np.where(batch, 300.0, 30.0)),
+                 orders, rng.integers(0, len(orders), n).astype(np.int32))
+    return Trace("synthetic", np.arange(n, dtype=np.int64), np.zeros(n, np.int64), arrival,
+                 rng.integers(20, 1500, n).astype(np.int64), rng.integers(1, 300, n).astype(np.int64), {}, sv)
+
+
+TWO_REGIONS = {"region": [{"name": "r0"}, {"name": "r1"}],
+               "endpoint": [{"region": r, "model": m, "instances": 2} for r in ("r0", "r1") for m in ("A", "C")]}
+
+
+def test_every_class_is_served_and_tables_add_up(tmp_path):
+    tr = _trace()
+    res = run(from_dict(TWO_REGIONS), tr)
+    assert res.completed.all()
+    tabs = write_run(res, tmp_path)
+    req = tabs["requests"]
+    cls = tr.serving.request_class()
+    fed = req["fed_time"].to_numpy()
+    assert np.array_equal(fed[cls == 0], tr.arrival[cls == 0])        # interactive: routed at arrival
+    assert np.all(fed[cls != 0] >= tr.arrival[cls != 0])                # never fed before its arrival
+    assert np.allclose(req["ttft"].to_numpy() + fed, req["ttft_from_arrival"].to_numpy() + tr.arrival)
+    s = tabs["summary"]
+    total = s.filter(pl.col("region") == "all")
+    assert total["requests"].item() == len(tr) and s.filter(pl.col("region") != "all")["requests"].sum() == len(tr)
+    assert set(s["request_class"]) == {"interactive", "batch", "dev", "all"}
+    ep = tabs["endpoints"]
+    assert ep["instances"].sum() == 8 and ep["requests_completed"].sum() == len(tr)
+    assert ((ep["kv_utilization"] > 0) & (ep["kv_utilization"] < 1)).all()
+    assert (ep["batch_queued"] + ep["dev_queued"]).sum() == 0
+    sla = req["sla"].to_numpy()
+    met = req["slo_met"].to_numpy()
+    assert np.array_equal(met.astype(bool), req["e2e_from_arrival"].to_numpy() <= sla)
+    # energy and cost per endpoint add up to the cluster's
+    assert ep["cost_usd"].sum() == pytest.approx(total["cost_usd"].item())
+    assert ep["energy_j"].sum() == pytest.approx(total["energy_j"].item())
+
+
+def test_without_feeding_queued_work_stays_queued(tmp_path):
+    tr = _trace()
+    cfg = from_dict({**TWO_REGIONS, "feeding": {"enabled": False}})
+    res = run(cfg, tr)
+    cls = tr.serving.request_class()
+    assert res.completed[cls == 0].all() and not res.completed[cls != 0].any()
+    assert np.isnan(res.fed_time[cls != 0]).all() and (res.endpoint[cls != 0] == -1).all()
+    ep = write_run(res, tmp_path)["endpoints"]
+    assert ep["batch_queued"].sum() == (cls == 1).sum() and ep["dev_queued"].sum() == (cls == 2).sum()
+
+
+def test_sageserve_feeding_only_on_completions_starts_nothing_on_an_idle_endpoint():
+    # every request is batch work: without on_enqueue nothing ever completes, so nothing is ever fed
+    tr = _trace(classes=(0.0, 1.0, 0.0))
+    res = run(from_dict({**TWO_REGIONS, "feeding": {"on_enqueue": False, "bands": "sageserve"}}), tr)
+    assert not res.completed.any()
+    res = run(from_dict({**TWO_REGIONS, "feeding": {"bands": "sageserve"}}), tr)
+    assert res.completed.all()
+
+
+def test_routing_delay_shifts_an_idle_request_by_the_delay():
+    tr = _trace(n=1, classes=(1.0, 0.0, 0.0))
+    a = run(from_dict(TWO_REGIONS), tr)
+    b = run(from_dict({**TWO_REGIONS, "routing": {"delay": 1.0}}), tr)
+    assert b.prompt_start[0] == a.prompt_start[0] + 1.0 and b.fed_time[0] == a.fed_time[0] == tr.arrival[0]
+
+
+def test_trace_errors_name_the_request():
+    tr = _trace(models=("A", "Q"))
+    with pytest.raises(InputError, match="model 'Q' is not served"):
+        run(from_dict(TWO_REGIONS), tr)
+    tr = _trace(orders=(("r0", "mars"),))
+    with pytest.raises(InputError, match="unknown region 'mars'"):
+        run(from_dict(TWO_REGIONS), tr)
+    plain = Trace("p", np.arange(3), np.zeros(3, np.int64), np.arange(3.0), np.full(3, 10), np.full(3, 5))
+    with pytest.raises(InputError, match="serves several models"):
+        run(from_dict(TWO_REGIONS), plain)
+    one = from_dict({"region": [{"name": "r0"}], "endpoint": [{"region": "r0", "model": "A", "instances": 2}]})
+    assert run(one, plain).completed.all()      # a plain trace on a one-model topology: interactive prod traffic
+
+
+def test_siloed_endpoints_take_their_workload():
+    d = {"region": [{"name": "r0"}, {"name": "r1"}],
+         "endpoint": [{"region": r, "model": "A", "workload": w, "instances": 2} for r in ("r0", "r1")
+                      for w in ("prod", "dev")] + [{"region": r, "model": "C", "instances": 2} for r in ("r0", "r1")]}
+    cfg = from_dict(d)
+    tr = _trace()
+    res = run(cfg, tr)
+    names = [f"{e.region}/{e.name}" for e in cfg.topology.endpoints]
+    model = np.array(tr.serving.model_names)[tr.serving.model]
+    dev = tr.serving.workload == 1
+    got = np.array(names)[res.endpoint]
+    assert all(g.endswith("A-d") for g in got[(model == "A") & dev])
+    assert all(g.endswith("A-p") for g in got[(model == "A") & ~dev])
+    assert all(g.endswith("/C") for g in got[model == "C"])
+
+
+def test_cli_run_with_a_topology(tmp_path):
+    tr = _trace()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    sv = tr.serving
+    pq.write_table(pa.table({
+        "request_id": tr.request_id, "arrival_timestamp": tr.arrival, "prompt_size": tr.prompt_size,
+        "token_size": tr.token_size, "model": np.array(sv.model_names)[sv.model],
+        "workload": np.where(sv.workload == 1, "dev", "prod"), "batch_id": sv.batch_id, "sla": sv.sla,
+        "regions": np.array([",".join(o) for o in sv.region_orders])[sv.regions]}), tmp_path / "t.parquet")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "two"\n[[region]]\nname = "r0"\n[[region]]\nname = "r1"\n'
+                   + "".join(f'[[endpoint]]\nregion = "{r}"\nmodel = "{m}"\ninstances = 2\n'
+                             for r in ("r0", "r1") for m in ("A", "C"))
+                   + '[feeding]\nbands = "sageserve"\n[trace]\npath = "t.parquet"\n')
+    out = ok(invoke("run", cfg, "--out", tmp_path / "out"))
+    assert "| all" in out.output and "endpoints: 4" in out.output
+    req = pl.read_parquet(tmp_path / "out" / "requests.parquet")
+    assert {"region", "endpoint", "model", "workload", "request_class", "fed_time", "slo_met"} <= set(req.columns)
+    assert pl.read_parquet(tmp_path / "out" / "endpoints.parquet").height == 4
+    # the same directory reused by a plain run loses the stale endpoints table
+    plain = load_config(ORACLE / "baseline_h100_tokenjsq" / "case.toml")
+    assert plain.topology is None
