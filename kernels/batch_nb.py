@@ -19,7 +19,7 @@ from kernels.jit import internal
 from kernels.layout import IF, II, PF, PI, RF, RI
 from kernels.serving_nb import CLASS_DEV
 from kernels.simulate_nb import simulate_1d_nb
-from kernels.state_nb import Cluster, Params, Workload, topo_from_blob_nb
+from kernels.state_nb import RQF, RQI, R_ENDPOINT, STF, STI, TKF, T_FED, Cluster, Params, Workload
 
 
 @internal(nrt=True)
@@ -34,8 +34,7 @@ def simulate_config_nb(c, inp, perf, out):
         for r in range(order_key.shape[0]):
             if inp.req_class[r] == CLASS_DEV and inp.req_sla[r] == inp.req_sla[r]:
                 order_key[r] += frac * inp.req_sla[r]
-    wl = Workload(inp.arrival, inp.prompt_size, inp.token_size, inp.uniform[c].copy(), order_key,
-                  inp.req_model, inp.req_class, inp.req_sla, inp.req_order)
+    wl = Workload(inp.arrival, inp.prompt_size, inp.token_size, inp.uniform[c].copy(), order_key, inp.req_code)
     a = inp.inst_off[c]
     b = inp.inst_off[c + 1]
     sa = inp.srv_off[c]
@@ -43,7 +42,7 @@ def simulate_config_nb(c, inp, perf, out):
     cl = Cluster(inp.max_memory[a:b].copy(), inp.weights[a:b].copy(), inp.tag[a:b].copy(),
                  inp.perf_row[a:b].copy(), inp.server[a:b].copy(), inp.nic_bw[sa:sb].copy(),
                  inp.nvlink_bw[sa:sb].copy(), inp.kv_per_token[a:b].copy(), inp.endpoint[a:b].copy())
-    topo = topo_from_blob_nb(inp.topo[inp.topo_off[c]:inp.topo_off[c + 1]].copy())
+    topo = inp.topo[inp.topo_off[c]:inp.topo_off[c + 1]].copy()
     tk, rq, st, sv, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo)
     req_f = out.req_f
     req_i = out.req_i
@@ -51,25 +50,25 @@ def simulate_config_nb(c, inp, perf, out):
     kv = prm.i[PI.co_located] == 0
     inst_i = out.inst_i
     for r in range(inp.arrival.shape[0]):
-        req_f[c, RF.prompt_start, r] = tk.first_start[2 * r]
-        req_f[c, RF.prompt_end, r] = tk.end[2 * r]
-        req_f[c, RF.token_start, r] = tk.first_start[2 * r + 1]
-        req_f[c, RF.token_end, r] = tk.end[2 * r + 1]
-        req_f[c, RF.kv_start, r] = rq.kv_start[r] if kv else np.nan
-        req_f[c, RF.kv_end, r] = rq.kv_end[r] if kv else np.nan
-        req_f[c, RF.fed_time, r] = sv.fed_time[r] if prm.i[PI.topology] else np.nan
-        req_i[c, RI.completed, r] = rq.done[r]
-        req_i[c, RI.prompt_instance, r] = rq.prompt_inst[r]
-        req_i[c, RI.token_instance, r] = rq.token_inst[r]
-        req_i[c, RI.endpoint, r] = sv.req_ep[r] if prm.i[PI.topology] else -1
+        req_f[c, RF.prompt_start, r] = tk.f[TKF.first_start, 2 * r]
+        req_f[c, RF.prompt_end, r] = tk.f[TKF.end, 2 * r]
+        req_f[c, RF.token_start, r] = tk.f[TKF.first_start, 2 * r + 1]
+        req_f[c, RF.token_end, r] = tk.f[TKF.end, 2 * r + 1]
+        req_f[c, RF.kv_start, r] = rq.kf[RQF.kv_start, r] if kv else np.nan
+        req_f[c, RF.kv_end, r] = rq.kf[RQF.kv_end, r] if kv else np.nan
+        req_f[c, RF.fed_time, r] = sv.time[T_FED, r] if prm.i[PI.topology] else np.nan
+        req_i[c, RI.completed, r] = rq.i[RQI.done, r]
+        req_i[c, RI.prompt_instance, r] = rq.i[RQI.prompt_inst, r]
+        req_i[c, RI.token_instance, r] = rq.i[RQI.token_inst, r]
+        req_i[c, RI.endpoint, r] = sv.req[R_ENDPOINT, r] if prm.i[PI.topology] else -1
     for k in range(b - a):
-        inst_f[a + k, IF.busy_time] = st.busy_time[k]
-        inst_f[a + k, IF.time_prompt] = st.time_prompt[k]
-        inst_f[a + k, IF.time_token] = st.time_token[k]
-        inst_f[a + k, IF.time_mixed] = st.time_mixed[k]
-        inst_i[a + k, II.iterations] = st.iterations[k]
-        inst_i[a + k, II.tokens_served] = st.tokens_served[k]
-        inst_i[a + k, II.final_memory] = st.memory[k]
+        inst_f[a + k, IF.busy_time] = st.f[STF.busy_time, k]
+        inst_f[a + k, IF.time_prompt] = st.f[STF.time_prompt, k]
+        inst_f[a + k, IF.time_token] = st.f[STF.time_token, k]
+        inst_f[a + k, IF.time_mixed] = st.f[STF.time_mixed, k]
+        inst_i[a + k, II.iterations] = st.i[STI.iterations, k]
+        inst_i[a + k, II.tokens_served] = st.i[STI.tokens_served, k]
+        inst_i[a + k, II.final_memory] = st.i[STI.memory, k]
     out.end_clock[c] = clock
     return log
 

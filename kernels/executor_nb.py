@@ -5,8 +5,9 @@ from kernels.enums import TaskState
 from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
                                  start_iteration_nb, start_waiting_nb)
 from kernels.jit import internal
+from kernels.state_nb import RQI, STF, STI, TKB, TKF
 from kernels.kv_transfer_nb import flow_arrive_nb
-from kernels.serving_nb import feed_count_nb, feed_nb
+from kernels.serving_nb import request_feeds_nb
 
 
 @internal(inline="always")
@@ -17,29 +18,29 @@ def finish_task_nb(sim, i, t, now):
     rq = sim.rq
     wl = sim.wl
     r = t >> 1
-    tk.state[t] = TaskState.COMPLETED
-    tk.end[t] = now
-    st.resident[i] -= 1
+    tk.b[TKB.state, t] = TaskState.COMPLETED
+    tk.f[TKF.end, t] = now
+    st.i[STI.resident, i] -= 1
     if t & 1 == 0:
-        st.sched_pending_tokens[i] -= wl.prompt_size[r]
+        st.i[STI.sched_pending_tokens, i] -= wl.prompt_size[r]
         if wl.token_size[r] == 1:  # no decode task: the request is done
-            free_memory_nb(sim, i, rq.memory[r])
-            rq.memory[r] = 0
+            free_memory_nb(sim, i, rq.i[RQI.memory, r])
+            rq.i[RQI.memory, r] = 0
             requests_remove_nb(sim, i, r)
-            rq.done[r] = 1
+            rq.i[RQI.done, r] = 1
             return 1
-        elif rq.token_inst[r] != i:  # disaggregated: transfer the KV cache
+        elif rq.i[RQI.token_inst, r] != i:  # disaggregated: transfer the KV cache
             requests_remove_nb(sim, i, r)
             flow_arrive_nb(sim, r, now)
-        elif tk.state[t + 1] == TaskState.QUEUED:  # chained: the decode task becomes the head
+        elif tk.b[TKB.state, t + 1] == TaskState.QUEUED:  # chained: the decode task becomes the head
             start_waiting_nb(sim, t + 1, i)
         return 0
     else:
-        st.sched_pending_tokens[i] -= 1
-        free_memory_nb(sim, i, rq.memory[r])
-        rq.memory[r] = 0
+        st.i[STI.sched_pending_tokens, i] -= 1
+        free_memory_nb(sim, i, rq.i[RQI.memory, r])
+        rq.i[RQI.memory, r] = 0
         requests_remove_nb(sim, i, r)
-        rq.done[r] = 1
+        rq.i[RQI.done, r] = 1
         return 1
 
 
@@ -51,26 +52,26 @@ def complete_iteration_nb(sim, i, now):
     wl = sim.wl
     if sim.prm.i[PI.debug]:
         log_iteration_nb(sim, i, now)
-    n_iter = st.iter_n[i]
-    blen = st.batch_len[i]
-    n_prompt = st.n_prompts[i]
-    ran = now - st.iter_start[i]
+    n_iter = st.i[STI.iter_n, i]
+    blen = st.i[STI.batch_len, i]
+    n_prompt = st.i[STI.n_prompts, i]
+    ran = now - st.f[STF.iter_start, i]
     if n_prompt == blen:
-        st.time_prompt[i] += ran
+        st.f[STF.time_prompt, i] += ran
     elif n_prompt == 0:
-        st.time_token[i] += ran
+        st.f[STF.time_token, i] += ran
     else:
-        st.time_mixed[i] += ran
-    st.iterations[i] += n_iter
+        st.f[STF.time_mixed, i] += ran
+    st.i[STI.iterations, i] += n_iter
     # every decode produced n_iter tokens, every prompt its prompt and first token
-    st.tokens_served[i] += (blen - n_prompt) * n_iter
+    st.i[STI.tokens_served, i] += (blen - n_prompt) * n_iter
     n_done = 0
     nb = 0
     for k in range(blen):
         t = qu.batch[i, k]
         left = qu.left[i, k] - n_iter
         if t & 1 == 0:
-            st.tokens_served[i] += wl.prompt_size[t >> 1] + 1
+            st.i[STI.tokens_served, i] += wl.prompt_size[t >> 1] + 1
             left = 0
         if left == 0:
             qu.sel[n_done] = t
@@ -79,19 +80,17 @@ def complete_iteration_nb(sim, i, now):
             qu.batch[i, nb] = t
             qu.left[i, nb] = left
             nb += 1
-    st.batch_len[i] = nb
-    st.n_prompts[i] = 0  # a prompt always finishes in the one iteration it runs
+    st.i[STI.batch_len, i] = nb
+    st.i[STI.n_prompts, i] = 0  # a prompt always finishes in the one iteration it runs
     if nb == 0:
-        st.busy_time[i] += now - st.busy_start[i]
+        st.f[STF.busy_time, i] += now - st.f[STF.busy_start, i]
     # a topology's endpoint feeds queued requests for each completed request, by its utilisation once that
-    # request's memory is freed; the fed requests are routed once this instance has started its next run
+    # request's memory is freed; the event loop routes the fed requests once this instance has started its next
+    # run
     serving = sim.prm.i[PI.topology]
-    n_feed = 0
     for k in range(n_done):
         if finish_task_nb(sim, i, qu.sel[k], now) and serving:
-            n_feed += feed_count_nb(sim.prm, sim.sv, sim.cl.endpoint[i])
-    st.pause[i] = 0
+            request_feeds_nb(sim.prm, sim.sv, sim.ctr, sim.cl.endpoint[i])
+    st.i[STI.pause, i] = 0
     start_iteration_nb(sim, i, now)
-    if n_feed:
-        feed_nb(sim, sim.cl.endpoint[i], n_feed, now)
 

@@ -20,31 +20,31 @@ from kernels.jit import internal
 from kernels.perf_nb import iteration_duration_nb
 from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
                                q_append_nb, q_remove_nb)
-from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, POOL_MIXED, task_memory_nb,
-                              tokens_per_iteration_nb)
+from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, EP_KV, POOL_MIXED, RQI, STF, STI, TKB, TKF,
+                              TKI, task_memory_nb, tokens_per_iteration_nb)
 
 # ---------------------------------------------------------------- lazy wait counts and list orders
 
 @internal()
 def num_preemptions_nb(sim, t):
     tk = sim.tk
-    if tk.waiting[t]:
-        return tk.np_acc[t] + sim.st.it_count[tk.inst[t]] - tk.np_since[t]
-    return tk.np_acc[t]
+    if tk.b[TKB.waiting, t]:
+        return tk.i[TKI.np_acc, t] + sim.st.i[STI.it_count, tk.i[TKI.inst, t]] - tk.i[TKI.np_since, t]
+    return tk.i[TKI.np_acc, t]
 
 
 @internal()
 def start_waiting_nb(sim, t, i):
-    sim.tk.waiting[t] = 1
-    sim.tk.np_since[t] = sim.st.it_count[i]
+    sim.tk.b[TKB.waiting, t] = 1
+    sim.tk.i[TKI.np_since, t] = sim.st.i[STI.it_count, i]
 
 
 @internal()
 def stop_waiting_nb(sim, t):
     tk = sim.tk
-    if tk.waiting[t]:
-        tk.np_acc[t] += sim.st.it_count[tk.inst[t]] - tk.np_since[t]
-        tk.waiting[t] = 0
+    if tk.b[TKB.waiting, t]:
+        tk.i[TKI.np_acc, t] += sim.st.i[STI.it_count, tk.i[TKI.inst, t]] - tk.i[TKI.np_since, t]
+        tk.b[TKB.waiting, t] = 0
 
 
 @internal()
@@ -52,7 +52,7 @@ def head_task_nb(sim, r, i):
     """The only task of request r at instance i that may be batched: its prompt while that is here and
     unfinished, else its decode task."""
     p = 2 * r
-    if sim.tk.inst[p] == i and sim.tk.state[p] != TaskState.COMPLETED:
+    if sim.tk.i[TKI.inst, p] == i and sim.tk.b[TKB.state, p] != TaskState.COMPLETED:
         return p
     return p + 1
 
@@ -65,9 +65,9 @@ def pending_insort_nb(sim, i, t):
     arr = sim.wl.arrival
     k_np = num_preemptions_nb(sim, t)
     k_arr = arr[t >> 1]
-    o = sim.st.pending_off[i]
+    o = sim.st.i[STI.pending_off, i]
     lo = 0
-    hi = sim.st.pending_len[i]
+    hi = sim.st.i[STI.pending_len, i]
     while lo < hi:
         mid = (lo + hi) // 2
         m = q[i, o + mid]
@@ -76,7 +76,7 @@ def pending_insort_nb(sim, i, t):
             hi = mid
         else:
             lo = mid + 1
-    sim.tk.pending_hint[t] = dq_insert_nb(q, sim.st.pending_off, sim.st.pending_len, i, lo, t)
+    sim.tk.i[TKI.pending_hint, t] = dq_insert_nb(q, sim.st.i[STI.pending_off], sim.st.i[STI.pending_len], i, lo, t)
 
 
 @internal()
@@ -86,16 +86,16 @@ def requests_insort_nb(sim, i, r):
     q = sim.qu.requests
     arr = sim.wl.order_key
     a = arr[r]
-    o = sim.st.requests_off[i]
+    o = sim.st.i[STI.requests_off, i]
     lo = 0
-    hi = sim.st.requests_len[i]
+    hi = sim.st.i[STI.requests_len, i]
     while lo < hi:
         mid = (lo + hi) // 2
         if a < arr[q[i, o + mid]]:
             hi = mid
         else:
             lo = mid + 1
-    dq_insert_nb(q, sim.st.requests_off, sim.st.requests_len, i, lo, r)
+    dq_insert_nb(q, sim.st.i[STI.requests_off], sim.st.i[STI.requests_len], i, lo, r)
 
 
 @internal()
@@ -104,16 +104,16 @@ def requests_position_nb(sim, i, r):
     q = sim.qu.requests
     arr = sim.wl.order_key
     a = arr[r]
-    o = sim.st.requests_off[i]
+    o = sim.st.i[STI.requests_off, i]
     lo = 0
-    hi = sim.st.requests_len[i]
+    hi = sim.st.i[STI.requests_len, i]
     while lo < hi:  # bisect_left on arrival, then scan the equal run
         mid = (lo + hi) // 2
         if arr[q[i, o + mid]] < a:
             lo = mid + 1
         else:
             hi = mid
-    for k in range(lo, sim.st.requests_len[i]):
+    for k in range(lo, sim.st.i[STI.requests_len, i]):
         if q[i, o + k] == r:
             return k
     return -1
@@ -123,7 +123,7 @@ def requests_position_nb(sim, i, r):
 def requests_remove_nb(sim, i, r):
     k = requests_position_nb(sim, i, r)
     if k >= 0:
-        dq_delete_at_nb(sim.qu.requests, sim.st.requests_off, sim.st.requests_len, i, k)
+        dq_delete_at_nb(sim.qu.requests, sim.st.i[STI.requests_off], sim.st.i[STI.requests_len], i, k)
 
 
 #: Batch selection finds the waiting heads through pending_queue (instead of walking every resident
@@ -139,12 +139,12 @@ def waiting_heads_nb(sim, i, stamp):
     st = sim.st
     qu = sim.qu
     cand = qu.cand
-    o = st.pending_off[i]
+    o = st.i[STI.pending_off, i]
     nc = 0
-    for k in range(st.pending_len[i]):
+    for k in range(st.i[STI.pending_len, i]):
         t = qu.pending[i, o + k]
         r = t >> 1
-        if sim.rq.chosen_stamp[r] != stamp and head_task_nb(sim, r, i) == t:
+        if sim.rq.i[RQI.chosen_stamp, r] != stamp and head_task_nb(sim, r, i) == t:
             cand[1, nc] = t
             nc += 1
     if nc > 1:  # order by position in pending_requests (insertion sort: the list is short)
@@ -167,14 +167,14 @@ def visited_head_nb(sim, i, k, by_pending):
     the head of the k-th resident request in pending_requests order."""
     if by_pending:
         return sim.qu.cand[1, k]
-    return head_task_nb(sim, sim.qu.requests[i, sim.st.requests_off[i] + k], i)
+    return head_task_nb(sim, sim.qu.requests[i, sim.st.i[STI.requests_off, i] + k], i)
 
 
 @internal()
 def free_memory_nb(sim, i, nbytes):
-    sim.st.memory[i] -= nbytes
-    sim.st.sched_memory[i] -= nbytes
-    sim.sv.ep_kv[sim.cl.endpoint[i]] -= nbytes
+    sim.st.i[STI.memory, i] -= nbytes
+    sim.st.i[STI.sched_memory, i] -= nbytes
+    sim.sv.ep[EP_KV, sim.cl.endpoint[i]] -= nbytes
 
 
 # ---------------------------------------------------------------- batch selection
@@ -182,7 +182,7 @@ def free_memory_nb(sim, i, nbytes):
 @internal()
 def _add_nb(sim, t, n_sel, stamp):
     sim.qu.sel[n_sel] = t
-    sim.rq.chosen_stamp[t >> 1] = stamp
+    sim.rq.i[RQI.chosen_stamp, t >> 1] = stamp
     return n_sel + 1
 
 
@@ -193,19 +193,19 @@ def select_batch_orca_nb(sim, i, stamp):
     st = sim.st
     tk = sim.tk
     mbs = sim.prm.i[PI.max_batch_size]
-    count = st.batch_len[i]
-    if count == mbs or count == st.requests_len[i]:
+    count = st.i[STI.batch_len, i]
+    if count == mbs or count == st.i[STI.requests_len, i]:
         return count, 0
-    mem = st.memory[i]
+    mem = st.i[STI.memory, i]
     n_sel = 0
     # the heads not batched wait in pending_queue: when it is short, visit just those
-    by_pending = st.pending_len[i] <= SHORT_PENDING
-    n_visit = waiting_heads_nb(sim, i, stamp) if by_pending else st.requests_len[i]
+    by_pending = st.i[STI.pending_len, i] <= SHORT_PENDING
+    n_visit = waiting_heads_nb(sim, i, stamp) if by_pending else st.i[STI.requests_len, i]
     for k in range(n_visit):
         if count == mbs:
             break
         h = visited_head_nb(sim, i, k, by_pending)
-        s = tk.state[h]
+        s = tk.b[TKB.state, h]
         if s == TaskState.RUNNING:
             continue
         if s != TaskState.BLOCKED:  # a blocked task already holds its memory
@@ -215,7 +215,7 @@ def select_batch_orca_nb(sim, i, stamp):
             mem += m
         n_sel = _add_nb(sim, h, n_sel, stamp)
         count += 1
-    return st.batch_len[i], n_sel
+    return st.i[STI.batch_len, i], n_sel
 
 
 @internal(inline="always")
@@ -230,12 +230,12 @@ def select_batch_splitwise_nb(sim, i, stamp):
     mbs = sim.prm.i[PI.max_batch_size]
     mbt = sim.prm.i[PI.max_batch_tokens]
     max_mem = sim.cl.max_memory[i]
-    mem = st.memory[i]
+    mem = st.i[STI.memory, i]
     bt = 0
     n = 0
     # 1. starved tasks (waited >= max_preemptions iterations), pending_queue order
-    for k in range(st.pending_len[i]):
-        t = qu.pending[i, st.pending_off[i] + k]
+    for k in range(st.i[STI.pending_len, i]):
+        t = qu.pending[i, st.i[STI.pending_off, i] + k]
         if num_preemptions_nb(sim, t) < sim.prm.i[PI.max_preemptions]:
             break
         if head_task_nb(sim, t >> 1, i) != t:  # only with max_preemptions 0 (a waiting non-head has 0)
@@ -245,9 +245,9 @@ def select_batch_splitwise_nb(sim, i, stamp):
         tpi = tokens_per_iteration_nb(sim, t)
         if n > 0 and bt + tpi > mbt:
             break
-        if rq.chosen_stamp[t >> 1] == stamp:
+        if rq.i[RQI.chosen_stamp, t >> 1] == stamp:
             continue
-        if tk.state[t] == TaskState.BLOCKED:
+        if tk.b[TKB.state, t] == TaskState.BLOCKED:
             n = _add_nb(sim, t, n, stamp)
             bt += tpi
             continue
@@ -257,14 +257,14 @@ def select_batch_splitwise_nb(sim, i, stamp):
             bt += tpi
             mem += m
     # 2. waiting prompts, arrival order at this instance
-    for k in range(st.prompts_len[i]):
-        t = qu.prompts[i, st.prompts_off[i] + k]
+    for k in range(st.i[STI.prompts_len, i]):
+        t = qu.prompts[i, st.i[STI.prompts_off, i] + k]
         if n == mbs:
             break
         tpi = tokens_per_iteration_nb(sim, t)
         if n > 0 and bt + tpi > mbt:
             break
-        if rq.chosen_stamp[t >> 1] == stamp:
+        if rq.i[RQI.chosen_stamp, t >> 1] == stamp:
             continue
         m = task_memory_nb(sim, i, t)
         if m + mem <= max_mem:
@@ -274,13 +274,13 @@ def select_batch_splitwise_nb(sim, i, stamp):
         else:
             break
     # 3. preempted decodes, preemption order
-    for k in range(st.blocked_len[i]):
-        t = qu.blocked[i, st.blocked_off[i] + k]
+    for k in range(st.i[STI.blocked_len, i]):
+        t = qu.blocked[i, st.i[STI.blocked_off, i] + k]
         if n == mbs:
             break
         if n > 0 and bt + 1 > mbt:
             break
-        if rq.chosen_stamp[t >> 1] == stamp:
+        if rq.i[RQI.chosen_stamp, t >> 1] == stamp:
             continue
         n = _add_nb(sim, t, n, stamp)
         bt += 1
@@ -289,7 +289,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
     # chosen their requests: phase 4 keeps a prefix of the batch, and later phases cannot add a batch task.
     n_new = n
     keep = 0
-    blen = st.batch_len[i]
+    blen = st.i[STI.batch_len, i]
     while keep < blen and n < mbs and (n == 0 or bt + 1 <= mbt):
         keep += 1
         n += 1
@@ -298,26 +298,26 @@ def select_batch_splitwise_nb(sim, i, stamp):
     # Every chosen task is the head of a resident request, so there is nothing to do when n equals the
     # number of resident requests, and the unchosen requests' heads are exactly the heads waiting in
     # pending_queue: when that is short and the whole batch was kept, visit just those.
-    if n == mbs or n == st.requests_len[i]:
-        st.batch_tokens[i] = bt
+    if n == mbs or n == st.i[STI.requests_len, i]:
+        st.i[STI.batch_tokens, i] = bt
         return keep, n_new
-    by_pending = keep == blen and st.pending_len[i] <= SHORT_PENDING
+    by_pending = keep == blen and st.i[STI.pending_len, i] <= SHORT_PENDING
     if by_pending:
         n_visit = waiting_heads_nb(sim, i, stamp)
     else:
-        n_visit = st.requests_len[i]
+        n_visit = st.i[STI.requests_len, i]
         for k in range(keep):
-            rq.chosen_stamp[qu.batch[i, k] >> 1] = stamp
+            rq.i[RQI.chosen_stamp, qu.batch[i, k] >> 1] = stamp
     for k in range(n_visit):
         if n == mbs:
             break
         t = visited_head_nb(sim, i, k, by_pending)
-        if rq.chosen_stamp[t >> 1] == stamp:
+        if rq.i[RQI.chosen_stamp, t >> 1] == stamp:
             continue
         tpi = tokens_per_iteration_nb(sim, t)
         if n > 0 and bt + tpi > mbt:
             break
-        if tk.state[t] != TaskState.BLOCKED:  # a blocked task already holds its memory
+        if tk.b[TKB.state, t] != TaskState.BLOCKED:  # a blocked task already holds its memory
             m = task_memory_nb(sim, i, t)
             if m + mem > max_mem:
                 break
@@ -326,7 +326,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
         n_new += 1
         n += 1
         bt += tpi
-    st.batch_tokens[i] = bt
+    st.i[STI.batch_tokens, i] = bt
     return keep, n_new
 
 
@@ -335,9 +335,9 @@ def select_batch_splitwise_nb(sim, i, stamp):
 @internal(inline="always")
 def notify_free_instance_nb(sim, i):
     """mixed_pool: an idle borrowed instance goes back to the end of its home pool."""
-    if sim.st.sched_tag[i] == 0:
+    if sim.st.i[STI.sched_tag, i] == 0:
         return
-    sim.st.sched_tag[i] = 0
+    sim.st.i[STI.sched_tag, i] = 0
     pools = sim.pools
     q_remove_nb(pools.lists, pools.lens, POOL_MIXED, i)
     q_append_nb(pools.lists, pools.lens, sim.cl.tag[i], i)
@@ -351,7 +351,7 @@ def start_iteration_nb(sim, i, now):
     tk = sim.tk
     sim.ctr[CTR_STAMP] += 1
     stamp = sim.ctr[CTR_STAMP]
-    blen = st.batch_len[i]
+    blen = st.i[STI.batch_len, i]
     if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
         keep, n_sel = select_batch_orca_nb(sim, i, stamp)
     else:
@@ -359,53 +359,53 @@ def start_iteration_nb(sim, i, now):
     # preempt the old-batch tasks that were not kept (a suffix, in old order)
     for k in range(keep, blen):
         t = qu.batch[i, k]
-        tk.left[t] = qu.left[i, k]
-        tk.state[t] = TaskState.BLOCKED
+        tk.i[TKI.left, t] = qu.left[i, k]
+        tk.b[TKB.state, t] = TaskState.BLOCKED
         start_waiting_nb(sim, t, i)
         pending_insort_nb(sim, i, t)
-        st.pending_tokens[i] += 1
-        dq_append_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
-    st.batch_len[i] = keep
+        st.i[STI.pending_tokens, i] += 1
+        dq_append_nb(qu.blocked, st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
+    st.i[STI.batch_len, i] = keep
     if keep == 0 and blen > 0:
-        st.busy_time[i] += now - st.busy_start[i]
+        st.f[STF.busy_time, i] += now - st.f[STF.busy_start, i]
     # admit new tasks in selection order; a task running for the first time allocates its KV memory.
     # Kept tasks are decodes: one batch token each.
     bt = keep
     for k in range(n_sel):
         t = qu.sel[k]
-        dq_remove_near_nb(qu.pending, st.pending_off, st.pending_len, i, t, tk.pending_hint[t])
-        st.pending_tokens[i] -= tokens_per_iteration_nb(sim, t)
-        if tk.state[t] == TaskState.BLOCKED:
-            dq_remove_nb(qu.blocked, st.blocked_off, st.blocked_len, i, t)
+        dq_remove_near_nb(qu.pending, st.i[STI.pending_off], st.i[STI.pending_len], i, t, tk.i[TKI.pending_hint, t])
+        st.i[STI.pending_tokens, i] -= tokens_per_iteration_nb(sim, t)
+        if tk.b[TKB.state, t] == TaskState.BLOCKED:
+            dq_remove_nb(qu.blocked, st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
         else:
-            tk.first_start[t] = now
+            tk.f[TKF.first_start, t] = now
             m = task_memory_nb(sim, i, t)
-            st.memory[i] += m
-            sim.rq.memory[t >> 1] += m
-            sim.sv.ep_kv[sim.cl.endpoint[i]] += m
+            st.i[STI.memory, i] += m
+            sim.rq.i[RQI.memory, t >> 1] += m
+            sim.sv.ep[EP_KV, sim.cl.endpoint[i]] += m
         if t & 1 == 0:
-            dq_remove_nb(qu.prompts, st.prompts_off, st.prompts_len, i, t)
-            st.n_prompts[i] += 1
+            dq_remove_nb(qu.prompts, st.i[STI.prompts_off], st.i[STI.prompts_len], i, t)
+            st.i[STI.n_prompts, i] += 1
             bt += sim.wl.prompt_size[t >> 1]
         else:
             bt += 1
-        tk.state[t] = TaskState.RUNNING
+        tk.b[TKB.state, t] = TaskState.RUNNING
         stop_waiting_nb(sim, t)
-        qu.left[i, st.batch_len[i]] = tk.left[t]
-        q_append_nb(qu.batch, st.batch_len, i, t)
-        if st.batch_len[i] == 1:
-            st.busy_start[i] = now
-    st.it_count[i] += 1
-    blen = st.batch_len[i]
+        qu.left[i, st.i[STI.batch_len, i]] = tk.i[TKI.left, t]
+        q_append_nb(qu.batch, st.i[STI.batch_len], i, t)
+        if st.i[STI.batch_len, i] == 1:
+            st.f[STF.busy_start, i] = now
+    st.i[STI.it_count, i] += 1
+    blen = st.i[STI.batch_len, i]
     if blen == 0:
-        st.batch_tokens[i] = 0
+        st.i[STI.batch_tokens, i] = 0
         heap_remove_nb(sim.iheap, i)
-        if st.requests_len[i] == 0:
+        if st.i[STI.requests_len, i] == 0:
             notify_free_instance_nb(sim, i)
         return
     # duration of one iteration and number of contiguous iterations: one with a prompt, else until the
     # first decode finishes
-    n_prompt = st.n_prompts[i]
+    n_prompt = st.i[STI.n_prompts, i]
     if n_prompt > 0:
         n_iter = 1
     else:
@@ -413,14 +413,14 @@ def start_iteration_nb(sim, i, now):
         for k in range(1, blen):
             if qu.left[i, k] < n_iter:
                 n_iter = qu.left[i, k]
-    st.batch_tokens[i] = bt
+    st.i[STI.batch_tokens, i] = bt
     d = iteration_duration_nb(sim.perf, sim.cl.perf[i], bt, n_prompt > 0, n_prompt < blen,
                               sim.prm.f[PF.mixed_factor])
-    st.iter_d[i] = d
-    st.iter_n[i] = n_iter
-    st.iter_start[i] = now
+    st.f[STF.iter_d, i] = d
+    st.i[STI.iter_n, i] = n_iter
+    st.f[STF.iter_start, i] = now
     e = now + d * n_iter
-    st.iter_end[i] = e
+    st.f[STF.iter_end, i] = e
     schedule_run_end_nb(sim, i, e)
 
 
@@ -436,12 +436,12 @@ def pause_nb(sim, i, now):
     """Truncate a decode-only run at the iteration boundary following ``now`` (once per run), with the
     reference's exact float operations."""
     st = sim.st
-    if st.pause[i] or st.n_prompts[i] > 0:
+    if st.i[STI.pause, i] or st.i[STI.n_prompts, i] > 0:
         return
-    st.pause[i] = 1
-    d = st.iter_d[i]
-    n = st.iter_n[i]
-    start = st.iter_end[i] - d * n
+    st.i[STI.pause, i] = 1
+    d = st.f[STF.iter_d, i]
+    n = st.i[STI.iter_n, i]
+    start = st.f[STF.iter_end, i] - d * n
     elapsed = now - start
     k = py_floordiv_nb(now - start, d)
     n_new = k + 1.0
@@ -449,8 +449,8 @@ def pause_nb(sim, i, now):
         return  # now is at the run's end: the run finishes as planned
     remaining = d * n_new - elapsed
     e = now + remaining
-    st.iter_n[i] = int(n_new)
-    st.iter_end[i] = e
+    st.i[STI.iter_n, i] = int(n_new)
+    st.f[STF.iter_end, i] = e
     schedule_run_end_nb(sim, i, e)
 
 
@@ -461,27 +461,27 @@ def task_arrival_nb(sim, i, t, now):
     tk = sim.tk
     r = t >> 1
     is_prompt = t & 1 == 0
-    new_request = is_prompt or tk.inst[2 * r] != i
-    tk.inst[t] = i
-    tk.state[t] = TaskState.QUEUED
-    st.resident[i] += 1
-    if st.resident[i] > sim.ctr[CTR_MAX_RESIDENT]:
-        sim.ctr[CTR_MAX_RESIDENT] = st.resident[i]
+    new_request = is_prompt or tk.i[TKI.inst, 2 * r] != i
+    tk.i[TKI.inst, t] = i
+    tk.b[TKB.state, t] = TaskState.QUEUED
+    st.i[STI.resident, i] += 1
+    if st.i[STI.resident, i] > sim.ctr[CTR_MAX_RESIDENT]:
+        sim.ctr[CTR_MAX_RESIDENT] = st.i[STI.resident, i]
     if new_request:
         requests_insort_nb(sim, i, r)
     if head_task_nb(sim, r, i) == t:
         start_waiting_nb(sim, t, i)
     if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
-        tk.pending_hint[t] = dq_append_nb(sim.qu.pending, st.pending_off, st.pending_len, i, t)
+        tk.i[TKI.pending_hint, t] = dq_append_nb(sim.qu.pending, st.i[STI.pending_off], st.i[STI.pending_len], i, t)
     else:
         pending_insort_nb(sim, i, t)
-    st.pending_tokens[i] += tokens_per_iteration_nb(sim, t)
+    st.i[STI.pending_tokens, i] += tokens_per_iteration_nb(sim, t)
     if is_prompt:
-        dq_append_nb(sim.qu.prompts, st.prompts_off, st.prompts_len, i, t)
-    blen = st.batch_len[i]
+        dq_append_nb(sim.qu.prompts, st.i[STI.prompts_off], st.i[STI.prompts_len], i, t)
+    blen = st.i[STI.batch_len, i]
     mbs = sim.prm.i[PI.max_batch_size]
     if blen == 0:
-        if st.memory[i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
+        if st.i[STI.memory, i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
         return
     # a busy instance truncates its run if the task could join the next iteration (one call site: inlined)
@@ -489,10 +489,10 @@ def task_arrival_nb(sim, i, t, now):
         fits = blen < mbs
     else:
         mbt = sim.prm.i[PI.max_batch_tokens]
-        fits = blen < mbs and st.batch_tokens[i] + tokens_per_iteration_nb(sim, t) <= mbt
+        fits = blen < mbs and st.i[STI.batch_tokens, i] + tokens_per_iteration_nb(sim, t) <= mbt
         if not fits and is_prompt:
-            bpt = st.batch_tokens[i] - (blen - st.n_prompts[i])
-            fits = st.n_prompts[i] < blen and bpt + sim.wl.prompt_size[r] <= mbt
+            bpt = st.i[STI.batch_tokens, i] - (blen - st.i[STI.n_prompts, i])
+            fits = st.i[STI.n_prompts, i] < blen and bpt + sim.wl.prompt_size[r] <= mbt
     if fits:
         pause_nb(sim, i, now)
 
@@ -501,13 +501,13 @@ def task_arrival_nb(sim, i, t, now):
 def notify_flow_completion_nb(sim, i, now):
     """The KV source freed memory: an idle instance retries its first pending task, a busy one pauses."""
     st = sim.st
-    if st.pending_len[i] == 0:
+    if st.i[STI.pending_len, i] == 0:
         return
-    if st.batch_len[i] == 0:
-        t = sim.qu.pending[i, st.pending_off[i]]
-        if st.memory[i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
+    if st.i[STI.batch_len, i] == 0:
+        t = sim.qu.pending[i, st.i[STI.pending_off, i]]
+        if st.i[STI.memory, i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
-    elif st.batch_len[i] < sim.prm.i[PI.max_batch_size] and st.batch_tokens[i] < sim.prm.i[PI.max_batch_tokens]:
+    elif st.i[STI.batch_len, i] < sim.prm.i[PI.max_batch_size] and st.i[STI.batch_tokens, i] < sim.prm.i[PI.max_batch_tokens]:
         pause_nb(sim, i, now)
 
 
@@ -518,13 +518,13 @@ def log_iteration_nb(sim, i, now):
     sim.ctr[CTR_LOG_LEN] = row + 1
     lg = sim.log
     lg[row, LOG.instance] = i
-    lg[row, LOG.start] = st.iter_start[i]
+    lg[row, LOG.start] = st.f[STF.iter_start, i]
     lg[row, LOG.end] = now
-    lg[row, LOG.num_iterations] = st.iter_n[i]
-    lg[row, LOG.batch_size] = st.batch_len[i]
-    lg[row, LOG.prompt_tasks] = st.n_prompts[i]
-    lg[row, LOG.batch_tokens] = st.batch_tokens[i]
-    lg[row, LOG.memory_bytes] = st.memory[i]
-    lg[row, LOG.pending_requests] = st.requests_len[i]
-    lg[row, LOG.pending_tasks] = st.pending_len[i]
-    lg[row, LOG.borrowed] = st.sched_tag[i]
+    lg[row, LOG.num_iterations] = st.i[STI.iter_n, i]
+    lg[row, LOG.batch_size] = st.i[STI.batch_len, i]
+    lg[row, LOG.prompt_tasks] = st.i[STI.n_prompts, i]
+    lg[row, LOG.batch_tokens] = st.i[STI.batch_tokens, i]
+    lg[row, LOG.memory_bytes] = st.i[STI.memory, i]
+    lg[row, LOG.pending_requests] = st.i[STI.requests_len, i]
+    lg[row, LOG.pending_tasks] = st.i[STI.pending_len, i]
+    lg[row, LOG.borrowed] = st.i[STI.sched_tag, i]

@@ -17,7 +17,7 @@ from kernels.enums import FlowState
 from kernels.event_order_nb import schedule_flow_event_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
 from kernels.jit import internal
-from kernels.state_nb import CTR_RUNNING_FLOWS
+from kernels.state_nb import CTR_RUNNING_FLOWS, EP_KV, RQF, RQI, RQK, STI
 
 
 @internal()
@@ -30,54 +30,54 @@ def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
     cl = sim.cl
     for k in range(net.n_active[0]):
         f = net.active[k]
-        s = cl.server[rq.prompt_inst[f]]
-        d = cl.server[rq.token_inst[f]]
+        s = cl.server[rq.i[RQI.prompt_inst, f]]
+        d = cl.server[rq.i[RQI.token_inst, f]]
         if s == a or s == b or d == a or d == b:
-            rq.flow_left[f] -= rq.flow_rate[f] * (now - rq.flow_t[f])
-            rq.flow_t[f] = now
+            rq.kf[RQF.flow_left, f] -= rq.kf[RQF.flow_rate, f] * (now - rq.kf[RQF.flow_t, f])
+            rq.kf[RQF.flow_t, f] = now
     net.egress[a] += delta
     net.ingress[b] += delta
     if delta > 0:
-        rq.flow_pos[r_new] = net.n_active[0]
+        rq.ki[RQK.flow_pos, r_new] = net.n_active[0]
         net.active[net.n_active[0]] = r_new
         net.n_active[0] += 1
     else:
-        p = rq.flow_pos[r_old]
+        p = rq.ki[RQK.flow_pos, r_old]
         last = net.active[net.n_active[0] - 1]
         net.active[p] = last
-        rq.flow_pos[last] = p
+        rq.ki[RQK.flow_pos, last] = p
         net.n_active[0] -= 1
     for k in range(net.n_active[0]):
         f = net.active[k]
-        s = cl.server[rq.prompt_inst[f]]
-        d = cl.server[rq.token_inst[f]]
+        s = cl.server[rq.i[RQI.prompt_inst, f]]
+        d = cl.server[rq.i[RQI.token_inst, f]]
         if s == a or s == b or d == a or d == b:
             rate = min(cl.nic_bw[s] / net.egress[s], cl.nic_bw[d] / net.ingress[d])
-            rq.flow_rate[f] = rate
-            schedule_flow_event_nb(sim, f, now + max(rq.flow_left[f], 0.0) / rate)
+            rq.kf[RQF.flow_rate, f] = rate
+            schedule_flow_event_nb(sim, f, now + max(rq.kf[RQF.flow_left, f], 0.0) / rate)
 
 
 @internal()
 def _try_start_nb(sim, r, now):
     rq = sim.rq
-    dest = rq.token_inst[r]
-    if sim.st.memory[dest] + rq.memory[r] <= sim.cl.max_memory[dest]:
-        rq.flow_state[r] = FlowState.RUNNING
+    dest = rq.i[RQI.token_inst, r]
+    if sim.st.i[STI.memory, dest] + rq.i[RQI.memory, r] <= sim.cl.max_memory[dest]:
+        rq.ki[RQK.flow_state, r] = FlowState.RUNNING
         sim.ctr[CTR_RUNNING_FLOWS] += 1
-        rq.kv_start[r] = now
-        sim.st.memory[dest] += rq.memory[r]
-        sim.sv.ep_kv[sim.cl.endpoint[dest]] += rq.memory[r]
+        rq.kf[RQF.kv_start, r] = now
+        sim.st.i[STI.memory, dest] += rq.i[RQI.memory, r]
+        sim.sv.ep[EP_KV, sim.cl.endpoint[dest]] += rq.i[RQI.memory, r]
         size = sim.prm.i[PI.kv_bytes_per_token] * sim.wl.prompt_size[r]
         if sim.prm.i[PI.network] == 0:
             schedule_flow_event_nb(sim, r, now + size / sim.prm.f[PF.transfer_bandwidth])
             return
-        a = sim.cl.server[rq.prompt_inst[r]]
+        a = sim.cl.server[rq.i[RQI.prompt_inst, r]]
         b = sim.cl.server[dest]
         if a == b:
             schedule_flow_event_nb(sim, r, now + size / sim.cl.nvlink_bw[a])
             return
-        rq.flow_left[r] = float(size)
-        rq.flow_t[r] = now
+        rq.kf[RQF.flow_left, r] = float(size)
+        rq.kf[RQF.flow_t, r] = now
         _reshare_nb(sim, a, b, now, 1, r, -1)
     else:
         schedule_flow_event_nb(sim, r, now + sim.prm.f[PF.retry_delay])
@@ -86,7 +86,7 @@ def _try_start_nb(sim, r, now):
 @internal()
 def flow_arrive_nb(sim, r, now):
     """The prompt of request r finished: its KV transfer is submitted."""
-    sim.rq.flow_state[r] = FlowState.WAITING
+    sim.rq.ki[RQK.flow_state, r] = FlowState.WAITING
     _try_start_nb(sim, r, now)
 
 
@@ -94,18 +94,18 @@ def flow_arrive_nb(sim, r, now):
 def flow_event_nb(sim, r, now):
     """A flow event fired: a retry of a waiting transfer, or the end of a running one."""
     rq = sim.rq
-    if rq.flow_state[r] == FlowState.WAITING:
+    if rq.ki[RQK.flow_state, r] == FlowState.WAITING:
         _try_start_nb(sim, r, now)
         return
-    rq.flow_state[r] = FlowState.DONE
+    rq.ki[RQK.flow_state, r] = FlowState.DONE
     sim.ctr[CTR_RUNNING_FLOWS] -= 1
-    rq.kv_end[r] = now
-    src = rq.prompt_inst[r]
+    rq.kf[RQF.kv_end, r] = now
+    src = rq.i[RQI.prompt_inst, r]
     if sim.prm.i[PI.network] != 0:
         a = sim.cl.server[src]
-        b = sim.cl.server[rq.token_inst[r]]
+        b = sim.cl.server[rq.i[RQI.token_inst, r]]
         if a != b:
             _reshare_nb(sim, a, b, now, -1, -1, r)
-    free_memory_nb(sim, src, rq.memory[r])
-    task_arrival_nb(sim, rq.token_inst[r], 2 * r + 1, now)
+    free_memory_nb(sim, src, rq.i[RQI.memory, r])
+    task_arrival_nb(sim, rq.i[RQI.token_inst, r], 2 * r + 1, now)
     notify_flow_completion_nb(sim, src, now)

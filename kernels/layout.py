@@ -29,6 +29,7 @@ PARAM_INT = (
     "event_order",                # EventOrder: how simultaneous events are ordered
     "topology",                   # 1: regions, model endpoints and request classes (kernels.serving_nb)
     "n_regions",                  # topology: regions (columns of the region-order and endpoint tables)
+    "n_orders",                   # topology: region priority orders of the trace (Workload.serve_code)
     "feed_on_enqueue",            # topology: a batch/dev request queued at its arrival may be fed at once
     "feed_count_1",               # topology: requests fed per completion in feed band 1..4 (0: unused band)
     "feed_count_2",

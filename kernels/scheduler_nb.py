@@ -5,13 +5,13 @@ Co-located schedulers (round_robin, random, jsq, token_jsq) chain both phases on
 token pool and add a KV transfer. mixed_pool moves instances between prompt, token and mixed pools.
 Ties go to the first instance in pool order.
 """
-from kernels.layout import PI
+from kernels.layout import PI, TOPO
 from kernels.enums import Scheduler
 from kernels.instance_nb import task_arrival_nb
 from kernels.jit import internal
 from kernels.queues_nb import q_append_nb, q_remove_nb
-from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POOL_MIXED, POOL_PROMPT,
-                              POOL_TOKEN)
+from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POOL_MIXED, POOL_PROMPT, POOL_TOKEN,
+                              RQI, R_ENDPOINT, STI, topo_nb)
 
 
 @internal()
@@ -47,8 +47,8 @@ def _pick_nb(sim, p, r, ctr_index):
             k = n - 1
         return sim.pools.lists[p, k]
     if s == Scheduler.JSQ or s == Scheduler.KV_JSQ:
-        return _argmin_nb(sim.pools, p, st.requests_len)
-    return _argmin_nb(sim.pools, p, st.sched_pending_tokens)
+        return _argmin_nb(sim.pools, p, st.i[STI.requests_len])
+    return _argmin_nb(sim.pools, p, st.i[STI.sched_pending_tokens])
 
 
 @internal()
@@ -58,7 +58,7 @@ def _borrow_nb(sim, home, values):
     i = _argmin_nb(pools, home, values)
     q_remove_nb(pools.lists, pools.lens, home, i)
     q_append_nb(pools.lists, pools.lens, POOL_MIXED, i)
-    sim.st.sched_tag[i] = 1
+    sim.st.i[STI.sched_tag, i] = 1
     return i
 
 
@@ -75,41 +75,41 @@ def _mixed_pool_nb(sim, r):
     limit = sim.prm.i[PI.prompt_max_pending_tokens]
     p = -1
     for pool in (POOL_PROMPT, POOL_MIXED):
-        c = _argmin_nb(pools, pool, st.sched_pending_tokens)
-        if c >= 0 and not (st.pending_len[c] > 0 and st.sched_pending_tokens[c] + ps > limit):
+        c = _argmin_nb(pools, pool, st.i[STI.sched_pending_tokens])
+        if c >= 0 and not (st.i[STI.pending_len, c] > 0 and st.i[STI.sched_pending_tokens, c] + ps > limit):
             p = c
             break
     t = -1
     if has_token:
         for pool in (POOL_TOKEN, POOL_MIXED):
-            c = _argmin_nb(pools, pool, st.sched_memory)
-            if c >= 0 and not (st.sched_memory[c] + need >= sim.cl.max_memory[c]):
+            c = _argmin_nb(pools, pool, st.i[STI.sched_memory])
+            if c >= 0 and not (st.i[STI.sched_memory, c] + need >= sim.cl.max_memory[c]):
                 t = c
                 break
     if p < 0 and pools.lens[POOL_TOKEN] > 0:
-        p = _borrow_nb(sim, POOL_TOKEN, st.sched_pending_tokens)
+        p = _borrow_nb(sim, POOL_TOKEN, st.i[STI.sched_pending_tokens])
     if has_token and t < 0 and pools.lens[POOL_PROMPT] > 0:
-        t = _borrow_nb(sim, POOL_PROMPT, st.sched_memory)
+        t = _borrow_nb(sim, POOL_PROMPT, st.i[STI.sched_memory])
     if p < 0 or (has_token and t < 0):
         best = -1
         for pool in (POOL_PROMPT, POOL_MIXED, POOL_TOKEN):
-            c = _argmin_nb(pools, pool, st.sched_pending_tokens)
-            if c >= 0 and (best < 0 or st.sched_pending_tokens[c] < st.sched_pending_tokens[best]):
+            c = _argmin_nb(pools, pool, st.i[STI.sched_pending_tokens])
+            if c >= 0 and (best < 0 or st.i[STI.sched_pending_tokens, c] < st.i[STI.sched_pending_tokens, best]):
                 best = c
         p = best
         t = best
     if not has_token:
         t = p
     if p != t:
-        st.sched_memory[p] += kv * (ps + 1)
-        st.sched_memory[t] += need
+        st.i[STI.sched_memory, p] += kv * (ps + 1)
+        st.i[STI.sched_memory, t] += need
     elif has_token:
-        st.sched_memory[p] += need
+        st.i[STI.sched_memory, p] += need
     else:
-        st.sched_memory[p] += kv * (ps + 1)
-    st.sched_pending_tokens[p] += ps
+        st.i[STI.sched_memory, p] += kv * (ps + 1)
+    st.i[STI.sched_pending_tokens, p] += ps
     if has_token:
-        st.sched_pending_tokens[t] += 1
+        st.i[STI.sched_pending_tokens, t] += 1
     return p, t
 
 
@@ -120,26 +120,28 @@ def endpoint_instance_nb(topo, st, wl, e, r):
     tokens, which the request raises; jsq: fewest resident requests); the first on ties."""
     best_g = -1
     best_v = 0
-    for g in range(topo.ep_first_group[e], topo.ep_first_group[e] + topo.ep_groups[e]):
-        a = topo.group_first_instance[g]
-        v = st.pending_tokens[a]
-        for i in range(a + 1, a + topo.group_instances[g]):
-            if st.pending_tokens[i] < v:
-                v = st.pending_tokens[i]
+    g0 = topo_nb(topo, TOPO.ep_first_group, e)
+    for g in range(g0, g0 + topo_nb(topo, TOPO.ep_groups, e)):
+        a = topo_nb(topo, TOPO.group_first_instance, g)
+        v = st.i[STI.pending_tokens, a]
+        for i in range(a + 1, a + topo_nb(topo, TOPO.group_instances, g)):
+            if st.i[STI.pending_tokens, i] < v:
+                v = st.i[STI.pending_tokens, i]
         if best_g < 0 or v < best_v:
             best_g = g
             best_v = v
-    a = topo.group_first_instance[best_g]
+    a = topo_nb(topo, TOPO.group_first_instance, best_g)
+    b = a + topo_nb(topo, TOPO.group_instances, best_g)
     p = a
-    if topo.ep_scheduler[e] == Scheduler.JSQ:
-        for i in range(a + 1, a + topo.group_instances[best_g]):
-            if st.requests_len[i] < st.requests_len[p]:
+    if topo_nb(topo, TOPO.ep_scheduler, e) == Scheduler.JSQ:
+        for i in range(a + 1, b):
+            if st.i[STI.requests_len, i] < st.i[STI.requests_len, p]:
                 p = i
     else:
-        for i in range(a + 1, a + topo.group_instances[best_g]):
-            if st.sched_pending_tokens[i] < st.sched_pending_tokens[p]:
+        for i in range(a + 1, b):
+            if st.i[STI.sched_pending_tokens, i] < st.i[STI.sched_pending_tokens, p]:
                 p = i
-        st.sched_pending_tokens[p] += wl.prompt_size[r] + (1 if wl.token_size[r] > 1 else 0)
+        st.i[STI.sched_pending_tokens, p] += wl.prompt_size[r] + (1 if wl.token_size[r] > 1 else 0)
     return p
 
 
@@ -152,13 +154,13 @@ def schedule_request_nb(sim, r, now):
     wl = sim.wl
     has_token = wl.token_size[r] > 1
     if sim.prm.i[PI.topology]:
-        p = endpoint_instance_nb(sim.topo, st, wl, sim.sv.req_ep[r], r)
+        p = endpoint_instance_nb(sim.topo, sim.st, wl, sim.sv.req[R_ENDPOINT, r], r)
         t = p
     elif sim.prm.i[PI.co_located]:
         p = _pick_nb(sim, POOL_ALL, r, CTR_RR)
         t = p
         if s == Scheduler.TOKEN_JSQ:
-            st.sched_pending_tokens[p] += wl.prompt_size[r] + (1 if has_token else 0)
+            st.i[STI.sched_pending_tokens, p] += wl.prompt_size[r] + (1 if has_token else 0)
     elif s == Scheduler.MIXED_POOL:
         p, t = _mixed_pool_nb(sim, r)
     else:
@@ -167,11 +169,11 @@ def schedule_request_nb(sim, r, now):
         if has_token:
             t = _pick_nb(sim, POOL_TOKEN, r, CTR_RR_TOKEN)
         if s == Scheduler.KV_TOKEN_JSQ:
-            st.sched_pending_tokens[p] += wl.prompt_size[r]
+            st.i[STI.sched_pending_tokens, p] += wl.prompt_size[r]
             if has_token:
-                st.sched_pending_tokens[t] += 1
-    sim.rq.prompt_inst[r] = p
-    sim.rq.token_inst[r] = t
+                st.i[STI.sched_pending_tokens, t] += 1
+    sim.rq.i[RQI.prompt_inst, r] = p
+    sim.rq.i[RQI.token_inst, r] = t
     # the prompt arrives, then, on a co-located instance, its decode (one call site: it is inlined)
     for task in range(2 * r, 2 * r + (2 if has_token and t == p else 1)):
         task_arrival_nb(sim, p, task, now)

@@ -20,18 +20,20 @@ Semantics (docs/semantics.md, "Regions, endpoints and request classes"):
 import numpy as np
 
 from kernels.jit import internal
-from kernels.layout import PF, PI
+from kernels.layout import PF, PI, TOPO
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.state_nb import CTR_ROUTE_HEAD, CTR_ROUTE_TAIL
+from kernels.state_nb import (CTR_FEED_ENDPOINT, CTR_FEEDS, CTR_ROUTE_HEAD, CTR_ROUTE_TAIL, EP_CAP, EP_KV, Q_HEAD,
+                              Q_TAIL, R_ENDPOINT, R_NEXT, R_ROUTED, T_FED, T_ROUTED, topo_nb)
 
 CLASS_INTERACTIVE = 0
 CLASS_BATCH = 1
 CLASS_DEV = 2
+N_CLASSES = 3
 
 
 @internal()
 def utilisation_nb(sv, e):
-    return sv.ep_kv[e] / sv.ep_cap[e]
+    return sv.ep[EP_KV, e] / sv.ep[EP_CAP, e]
 
 
 @internal()
@@ -52,111 +54,152 @@ def feed_count_nb(prm, sv, e):
 
 
 @internal()
-def service_nb(topo, wl, r):
-    """The service of request r: its model's endpoint kind for its workload (prod or dev)."""
-    return topo.service_of[2 * wl.model[r] + (1 if wl.cls[r] == CLASS_DEV else 0)]
+def request_class_nb(prm, wl, r):
+    return (wl.serve_code[r] // prm.i[PI.n_orders]) % N_CLASSES
 
 
 @internal()
-def global_route_nb(sim, r, now):
-    """Request r enters global routing at ``now``: choose the region (endpoint), then reach it after the delay."""
-    topo = sim.topo
-    sv = sim.sv
-    nreg = sim.prm.i[PI.n_regions]
-    s = service_nb(topo, sim.wl, r)
-    o = sim.wl.order[r] * nreg
-    thr = sim.prm.f[PF.route_threshold]
-    chosen = -1
+def service_nb(prm, topo, wl, r):
+    """The service of request r: its model's endpoint kind for its workload (prod or dev)."""
+    model = wl.serve_code[r] // (N_CLASSES * prm.i[PI.n_orders])
+    dev = 1 if request_class_nb(prm, wl, r) == CLASS_DEV else 0
+    return topo_nb(topo, TOPO.service_of, 2 * model + dev)
+
+
+@internal()
+def candidate_nb(prm, topo, wl, r, s, k):
+    """The endpoint of service s in the k-th region of request r's priority order (-1: none; -2: past the end)."""
+    nreg = prm.i[PI.n_regions]
+    reg = topo_nb(topo, TOPO.order_regions, (wl.serve_code[r] % prm.i[PI.n_orders]) * nreg + k)
+    if reg < 0:
+        return -2
+    return topo_nb(topo, TOPO.endpoint_of, s * nreg + reg)
+
+
+@internal()
+def choose_endpoint_nb(prm, topo, sv, wl, r):
+    """Global routing: the first endpoint of r's priority order below the threshold, else the least utilised."""
+    s = service_nb(prm, topo, wl, r)
+    thr = prm.f[PF.route_threshold]
     least = -1
     least_u = np.inf
-    for k in range(nreg):
-        reg = topo.order_regions[o + k]
-        if reg < 0:
+    for k in range(prm.i[PI.n_regions]):
+        e = candidate_nb(prm, topo, wl, r, s, k)
+        if e == -2:
             break
-        e = topo.endpoint_of[s * nreg + reg]
         if e < 0:
             continue
         u = utilisation_nb(sv, e)
         if u < thr:
-            chosen = e
-            break
+            return e
         if u < least_u:
             least = e
             least_u = u
-    if chosen < 0:
-        chosen = least
-    sv.fed_time[r] = now
-    sv.req_ep[r] = chosen
-    delay = sim.prm.f[PF.route_delay]
-    if delay == 0.0:
-        schedule_request_nb(sim, r, now)
-    else:  # routed requests reach their endpoints in the order they were routed: a FIFO
-        k = sim.ctr[CTR_ROUTE_TAIL]
-        sv.route_req[k] = r
-        sv.route_time[k] = now + delay
-        sim.ctr[CTR_ROUTE_TAIL] = k + 1
+    return least
 
 
 @internal()
-def route_event_nb(sim, now):
-    """The FIFO's head reaches its endpoint."""
-    k = sim.ctr[CTR_ROUTE_HEAD]
-    sim.ctr[CTR_ROUTE_HEAD] = k + 1
-    schedule_request_nb(sim, sim.sv.route_req[k], now)
+def route_nb(prm, topo, sv, ctr, wl, r, now):
+    """Request r enters global routing at ``now``: choose its endpoint. Returns True if it reaches it at once
+    (no routing delay); otherwise it joins the FIFO of routed requests (they arrive in routing order)."""
+    sv.time[T_FED, r] = now
+    sv.req[R_ENDPOINT, r] = choose_endpoint_nb(prm, topo, sv, wl, r)
+    delay = prm.f[PF.route_delay]
+    if delay == 0.0:
+        return True
+    k = ctr[CTR_ROUTE_TAIL]
+    sv.req[R_ROUTED, k] = r
+    sv.time[T_ROUTED, k] = now + delay
+    ctr[CTR_ROUTE_TAIL] = k + 1
+    return False
+
+
+@internal()
+def route_pop_nb(ctr, sv):
+    """The routed request at the FIFO's head, removed."""
+    k = ctr[CTR_ROUTE_HEAD]
+    ctr[CTR_ROUTE_HEAD] = k + 1
+    return sv.req[R_ROUTED, k]
 
 
 @internal()
 def route_top_time_nb(ctr, sv):
     k = ctr[CTR_ROUTE_HEAD]
     if k < ctr[CTR_ROUTE_TAIL]:
-        return sv.route_time[k]
+        return sv.time[T_ROUTED, k]
     return np.inf
 
 
 @internal()
-def feed_nb(sim, e, n, now):
-    """Endpoint e feeds up to n queued requests: batch queue heads first, then dev."""
-    sv = sim.sv
-    q = 2 * (sim.topo.ep_service[e] * sim.prm.i[PI.n_regions] + sim.topo.ep_region[e])
-    for _ in range(n):
-        if sv.q_head[q] >= 0:
-            k = q
-        elif sv.q_head[q + 1] >= 0:
-            k = q + 1
-        else:
-            return
-        r = sv.q_head[k]
-        sv.q_head[k] = sv.q_next[r]
-        if sv.q_head[k] < 0:
-            sv.q_tail[k] = -1
-        global_route_nb(sim, r, now)
+def queue_pop_nb(prm, topo, sv, e):
+    """The head of endpoint e's batch queue, else of its dev queue, removed (-1: both empty)."""
+    q = 2 * (topo_nb(topo, TOPO.ep_service, e) * prm.i[PI.n_regions] + topo_nb(topo, TOPO.ep_region, e))
+    if sv.queue[Q_HEAD, q] < 0:
+        q += 1
+        if sv.queue[Q_HEAD, q] < 0:
+            return -1
+    r = sv.queue[Q_HEAD, q]
+    sv.queue[Q_HEAD, q] = sv.req[R_NEXT, r]
+    if sv.queue[Q_HEAD, q] < 0:
+        sv.queue[Q_TAIL, q] = -1
+    return r
 
 
 @internal()
-def serve_arrival_nb(sim, r, now):
-    """Request r's trace arrival: an interactive request is routed, a batch or dev request queued."""
-    if sim.wl.cls[r] == CLASS_INTERACTIVE:
-        global_route_nb(sim, r, now)
-        return
-    topo = sim.topo
-    sv = sim.sv
-    nreg = sim.prm.i[PI.n_regions]
-    s = service_nb(topo, sim.wl, r)
-    o = sim.wl.order[r] * nreg
+def queue_push_nb(prm, topo, sv, wl, r):
+    """Queue batch or dev request r in its queue region (the first region of its order hosting its service);
+    returns that region's endpoint."""
+    s = service_nb(prm, topo, wl, r)
     e = -1
-    for k in range(nreg):
-        reg = topo.order_regions[o + k]
-        if reg < 0:
-            break
-        e = topo.endpoint_of[s * nreg + reg]
+    for k in range(prm.i[PI.n_regions]):
+        e = candidate_nb(prm, topo, wl, r, s, k)
         if e >= 0:
             break
-    q = 2 * (s * nreg + topo.ep_region[e]) + (1 if sim.wl.cls[r] == CLASS_DEV else 0)
-    sv.q_next[r] = -1
-    if sv.q_tail[q] >= 0:
-        sv.q_next[sv.q_tail[q]] = r
+    q = 2 * (s * prm.i[PI.n_regions] + topo_nb(topo, TOPO.ep_region, e))
+    if request_class_nb(prm, wl, r) == CLASS_DEV:
+        q += 1
+    sv.req[R_NEXT, r] = -1
+    if sv.queue[Q_TAIL, q] >= 0:
+        sv.req[R_NEXT, sv.queue[Q_TAIL, q]] = r
     else:
-        sv.q_head[q] = r
-    sv.q_tail[q] = r
-    if sim.prm.i[PI.feed_on_enqueue]:
-        feed_nb(sim, e, feed_count_nb(sim.prm, sv, e), now)
+        sv.queue[Q_HEAD, q] = r
+    sv.queue[Q_TAIL, q] = r
+    return e
+
+
+@internal()
+def request_feeds_nb(prm, sv, ctr, e):
+    """A request completed at endpoint e (its memory freed): e feeds by its utilisation now (``feed_count_nb``);
+    the feeds are made once the completing instance has started its next run (``serving_event_nb``)."""
+    ctr[CTR_FEED_ENDPOINT] = e
+    ctr[CTR_FEEDS] += feed_count_nb(prm, sv, e)
+
+
+@internal()
+def serving_event_nb(sim, r, now):
+    """The serving work of an event: the trace arrival of request r (r >= 0: an interactive request is routed, a
+    batch or dev request queued, and its queue's endpoint may feed), then the feeds decided so far
+    (``CTR_FEEDS`` requests of endpoint ``CTR_FEED_ENDPOINT``): queue heads routed in turn. Requests routed
+    without delay are submitted to their instance here (the one call site of ``schedule_request_nb``)."""
+    prm = sim.prm
+    sv = sim.sv
+    ctr = sim.ctr
+    if r >= 0:
+        if request_class_nb(prm, sim.wl, r) != CLASS_INTERACTIVE:
+            e = queue_push_nb(prm, sim.topo, sv, sim.wl, r)
+            r = -1
+            if prm.i[PI.feed_on_enqueue]:
+                ctr[CTR_FEED_ENDPOINT] = e
+                ctr[CTR_FEEDS] = feed_count_nb(prm, sv, e)
+    while True:
+        if r < 0:
+            if ctr[CTR_FEEDS] == 0:
+                return
+            ctr[CTR_FEEDS] -= 1
+            r = queue_pop_nb(prm, sim.topo, sv, ctr[CTR_FEED_ENDPOINT])
+            if r < 0:
+                ctr[CTR_FEEDS] = 0
+                return
+        if route_nb(prm, sim.topo, sv, ctr, sim.wl, r, now):
+            schedule_request_nb(sim, r, now)
+        r = -1

@@ -23,10 +23,10 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.serving_nb import route_event_nb, route_top_time_nb, serve_arrival_nb
-from kernels.state_nb import (CTR_CAP, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RUNNING_FLOWS, N_CTR,
-                              Sim, grow_queues_nb, new_inst_nb, new_net_nb, new_pools_nb, new_queues_nb,
-                              new_requests_nb, new_serve_nb, new_tasks_nb)
+from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_nb
+from kernels.state_nb import (CTR_CAP, CTR_FEEDS, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL,
+                              CTR_RUNNING_FLOWS, N_CTR, RQI, STI, Sim, grow_queues_nb, new_inst_nb, new_net_nb,
+                              new_pools_nb, new_queues_nb, new_requests_nb, new_serve_nb, new_tasks_nb)
 
 N_LOG_COLUMNS = len(ITERATION_LOG)
 DONE = 0
@@ -42,8 +42,8 @@ def any_flow_can_start_nb(sim):
     rq = sim.rq
     for k in range(h.size[0]):
         r = h.ids[k]
-        dest = rq.token_inst[r]
-        if sim.st.memory[dest] + rq.memory[r] <= sim.cl.max_memory[dest]:
+        dest = rq.i[RQI.token_inst, r]
+        if sim.st.i[STI.memory, dest] + rq.i[RQI.memory, r] <= sim.cl.max_memory[dest]:
             return True
     return False
 
@@ -110,22 +110,25 @@ def run_events_nb(sim):
         if kind == EV_INSTANCE:
             # the instance's entry stays in its heap: the run that starts next moves it (or removes it)
             complete_iteration_nb(sim, ident, t)
+            if ctr[CTR_FEEDS]:  # a topology's completions fed queued requests
+                serving_event_nb(sim, -1, t)
         elif kind == EV_FLOW:
             heap_remove_nb(sim.fheap, ident)
             flow_event_nb(sim, ident, t)
-        elif kind == EV_ROUTE:
-            route_event_nb(sim, t)
-        else:
-            ctr[CTR_NEXT_ARRIVAL] = nxt + 1   # (reference order: the number of arrivals so far)
-            if sim.prm.i[PI.topology]:
-                serve_arrival_nb(sim, ident, t)
+        elif kind == EV_ARRIVAL and sim.prm.i[PI.topology]:
+            ctr[CTR_NEXT_ARRIVAL] = nxt + 1
+            serving_event_nb(sim, ident, t)
+        else:  # an arrival, or a routed request reaching its endpoint (topologies)
+            if kind == EV_ARRIVAL:
+                ctr[CTR_NEXT_ARRIVAL] = nxt + 1   # (reference order: the number of arrivals so far)
             else:
-                schedule_request_nb(sim, ident, t)
+                ident = route_pop_nb(ctr, sim.sv)
+            schedule_request_nb(sim, ident, t)
 
 
 @njit(cache=True)
 def simulate_1d_nb(wl, prm, cl, perf, topo):
-    """Simulate one configuration (``topo``: its topology tables, ``state_nb.Topo``). Returns (tasks, requests,
+    """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``). Returns (tasks, requests,
     instance state, serving state, iteration log, end clock)."""
     n_req = wl.arrival.shape[0]
     n_inst = cl.max_memory.shape[0]
@@ -142,7 +145,7 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
     sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size), new_requests_nb(n_req, n_kv), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
               heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.nic_bw.shape[0]), topo,
-              new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0))
+              new_serve_nb(topo, cl, n_req, prm.i[PI.topology]))
     while True:
         status = run_events_nb(sim)
         if status == NEED_QUEUE_ROOM:

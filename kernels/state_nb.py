@@ -11,7 +11,8 @@ Inputs (read-only):
 Mutable state:
   Tasks     per task: prompt of request r is task 2r, its token (decode) task is 2r+1.
   Requests  per request: KV memory held, chosen instances, KV-transfer times, done flag.
-  Inst      per instance scalars (memory, batch counters, current run of iterations, busy time...).
+  Inst      per instance scalars (memory, batch counters, current run of iterations, busy time...): rows of
+            two 2-D arrays (``InstRows``) named by ``STI`` / ``STF``.
   Queues    per instance variable-length lists as rows of 2-D arrays with lengths (and, except the
             batch, start offsets) in Inst: batch, pending (pending_queue), prompts (pending_prompt_queue),
             blocked, requests (pending_requests, sorted by arrival); ``left`` holds the remaining
@@ -23,43 +24,66 @@ from collections import namedtuple
 
 import numpy as np
 
-from kernels.layout import TOPO, TOPOLOGY
+from kernels.layout import TOPO, _index
 from kernels.jit import internal
 
 Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "uniform",
-                                   "order_key",           # instance admission order: arrival (+ dev SLA offset)
-                                   "model", "cls", "sla", "order"])  # topology: model code, class, SLA [s], order
+                                   "order_key",     # instance admission order: arrival (+ dev SLA offset)
+                                   "serve_code"])   # topology: (model x 3 + class) x n_orders + region order
 #: ``i`` / ``f``: the configuration's integer / float parameters, indexed by ``kernels.layout.PI`` / ``PF``
 Params = namedtuple("Params", ["i", "f"])
 #: Packed inputs of many configurations on one trace, and their outputs (``kernels.batch_nb``).
 Inputs = namedtuple("Inputs", ["arrival", "prompt_size", "token_size", "uniform", "prm_i", "prm_f", "inst_off",
                                "max_memory", "weights", "tag", "perf_row", "server", "srv_off", "nic_bw",
-                               "nvlink_bw", "kv_per_token", "endpoint",
-                               "req_model", "req_class", "req_sla", "req_order", "topo", "topo_off"])
+                               "nvlink_bw", "kv_per_token", "endpoint", "req_code", "req_class", "req_sla", "topo",
+                               "topo_off"])
 Outputs = namedtuple("Outputs", ["req_f", "req_i", "inst_f", "inst_i", "end_clock"])
 Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf", "server", "nic_bw", "nvlink_bw",
                                  "kv_per_token", "endpoint"])   # per instance: its model's KV bytes per token
-#: The topology tables of one configuration (``kernels.layout.TOPOLOGY``), slices of its packed int64 array.
-Topo = namedtuple("Topo", TOPOLOGY)
-#: Serving state: KV bytes in use and capacity per endpoint; batch/dev queues (FIFO linked lists over
-#: requests, heads and tails per (service, region, class)); per request the time it entered global routing
-#: and its endpoint; the FIFO of routed requests on their way to their endpoints.
-Serve = namedtuple("Serve", ["ep_kv", "ep_cap", "q_head", "q_tail", "q_next", "fed_time", "req_ep",
-                             "route_req", "route_time"])
+#: Serving state (``kernels.serving_nb``; each a few rows of one array, to keep the state tuple short):
+#: ``ep[EP_KV | EP_CAP, e]`` KV bytes in use and KV capacity of endpoint e; ``queue[Q_HEAD | Q_TAIL, q]`` the
+#: batch/dev FIFO queues (linked lists over requests) per (service, region, class); ``req[R_NEXT | R_ENDPOINT |
+#: R_ROUTED, r]`` the next request in r's queue, r's endpoint, and the FIFO of routed requests on their way
+#: to their endpoints; ``time[T_FED | T_ROUTED, r]`` when r entered global routing, and the FIFO's times.
+Serve = namedtuple("Serve", ["ep", "queue", "req", "time"])
+EP_KV, EP_CAP = 0, 1
+Q_HEAD, Q_TAIL = 0, 1
+R_NEXT, R_ENDPOINT, R_ROUTED = 0, 1, 2
+T_FED, T_ROUTED = 0, 1
 PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
                                        "const_prompt", "const_token"])
-Tasks = namedtuple("Tasks", ["state", "inst", "left", "first_start", "end",
-                             "np_acc", "np_since", "waiting", "pending_hint"])
-Requests = namedtuple("Requests", ["memory", "chosen_stamp", "prompt_inst", "token_inst",
-                                   "kv_start", "kv_end", "flow_state", "done",
-                                   "flow_left", "flow_rate", "flow_t", "flow_pos"])
-Inst = namedtuple("Inst", [
-    "memory", "sched_memory", "sched_pending_tokens", "pending_tokens",
-    "batch_len", "batch_tokens", "n_prompts", "pending_len", "prompts_len", "blocked_len", "requests_len",
-    "resident", "iter_d", "iter_n", "iter_end", "iter_start", "pause", "it_count",
-    "busy_time", "busy_start", "iterations", "tokens_served", "time_prompt", "time_token", "time_mixed",
-    "sched_tag", "pending_off", "prompts_off", "blocked_off", "requests_off",
-])
+#: Per-task state, rows of three 2-D arrays by type (``tk.i[TKI.left, t]``, ``tk.b[TKB.state, t]``,
+#: ``tk.f[TKF.end, t]``; few arrays keep the handlers' argument lists short).
+TASK_INT = ("inst", "left", "np_acc", "np_since", "pending_hint")
+TASK_FLAG = ("state", "waiting")                 # int8 (a 10M-request day keeps 20M tasks)
+TASK_FLOAT = ("first_start", "end")
+Tasks = namedtuple("Tasks", ["i", "b", "f"])
+TKI = _index("TKI", TASK_INT)
+TKB = _index("TKB", TASK_FLAG)
+TKF = _index("TKF", TASK_FLOAT)
+#: Per-request state: ``rq.i[RQI.memory, r]``; the KV-transfer fields (``ki``, ``kf``) have one column when no
+#: request of the configuration is transferred.
+REQUEST_STATE_INT = ("memory", "chosen_stamp", "prompt_inst", "token_inst", "done")
+REQUEST_KV_INT = ("flow_state", "flow_pos")
+REQUEST_KV_FLOAT = ("kv_start", "kv_end", "flow_left", "flow_rate", "flow_t")
+Requests = namedtuple("Requests", ["i", "ki", "kf"])
+RQI = _index("RQI", REQUEST_STATE_INT)
+RQK = _index("RQK", REQUEST_KV_INT)
+RQF = _index("RQF", REQUEST_KV_FLOAT)
+#: Per-instance scalars: the int64 and the float64 ones are the rows of two 2-D arrays (``InstRows``),
+#: ``st.i[STI.memory, i]``, ``st.f[STF.busy_time, i]``: two arrays in the state tuple instead of thirty keep
+#: the argument lists of the out-of-line handlers short (compile time).
+INST_INT = (
+    "memory", "sched_memory", "sched_pending_tokens", "pending_tokens", "batch_len", "batch_tokens",
+    "n_prompts", "pending_len", "prompts_len", "blocked_len", "requests_len", "resident", "iter_n", "pause",
+    "it_count", "iterations", "tokens_served", "sched_tag", "pending_off", "prompts_off", "blocked_off",
+    "requests_off",
+)
+INST_FLOAT = ("iter_d", "iter_end", "iter_start", "busy_time", "busy_start",
+              "time_prompt", "time_token", "time_mixed")
+InstRows = namedtuple("InstRows", ["i", "f"])
+STI = _index("STI", INST_INT)
+STF = _index("STF", INST_FLOAT)
 Queues = namedtuple("Queues", ["batch", "left", "pending", "prompts", "blocked", "requests", "sel", "cand"])
 Pools = namedtuple("Pools", ["lists", "lens"])
 
@@ -80,44 +104,46 @@ CTR_NEXT_ARRIVAL = 7  # index of the next request to arrive
 CTR_RUNNING_FLOWS = 8  # KV transfers in flight
 CTR_ROUTE_HEAD = 9    # routed requests on their way to an endpoint: FIFO head and tail (serving_nb)
 CTR_ROUTE_TAIL = 10
-N_CTR = 11
+CTR_FEED_ENDPOINT = 11  # feeds decided by the requests completed in this event: endpoint and count (serving_nb)
+CTR_FEEDS = 12
+N_CTR = 13
 
 
 @internal(nrt=True)
 def new_tasks_nb(token_size):
     """``left``: iterations a task still has to run (1 for a prompt, token_size - 1 for a decode); while
-    the task is batched the up-to-date count is in its batch slot (``Queues.left``). ``state`` and ``waiting``
-    are int8 (a 10M-request day keeps 20M tasks)."""
+    the task is batched the up-to-date count is in its batch slot (``Queues.left``)."""
     m = 2 * token_size.shape[0]
-    left = np.ones(m, np.int64)
-    left[1::2] = token_size - 1
-    return Tasks(np.zeros(m, np.int8), np.full(m, -1, np.int64), left,
-                 np.full(m, np.nan), np.full(m, np.nan),
-                 np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int8),
-                 np.zeros(m, np.int64))
+    tk = Tasks(np.zeros((len(TASK_INT), m), np.int64), np.zeros((len(TASK_FLAG), m), np.int8),
+               np.full((len(TASK_FLOAT), m), np.nan))
+    tk.i[TKI.inst] = -1
+    tk.i[TKI.left] = 1
+    tk.i[TKI.left, 1::2] = token_size - 1
+    return tk
 
 
 @internal(nrt=True)
 def new_requests_nb(n_requests, n_kv):
-    """Per-request state; the KV-transfer fields have ``n_kv`` entries (1 when no request is transferred)."""
-    n = n_requests
-    return Requests(np.zeros(n, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int64),
-                    np.full(n, -1, np.int64), np.full(n_kv, np.nan), np.full(n_kv, np.nan),
-                    np.zeros(n_kv, np.int64), np.zeros(n, np.int64),
-                    np.zeros(n_kv), np.zeros(n_kv), np.zeros(n_kv), np.full(n_kv, -1, np.int64))
+    """Per-request state; the KV-transfer fields have ``n_kv`` columns (1 when no request is transferred)."""
+    rq = Requests(np.zeros((len(REQUEST_STATE_INT), n_requests), np.int64),
+                  np.zeros((len(REQUEST_KV_INT), n_kv), np.int64), np.zeros((len(REQUEST_KV_FLOAT), n_kv)))
+    for k in (RQI.chosen_stamp, RQI.prompt_inst, RQI.token_inst):
+        rq.i[k] = -1
+    rq.ki[RQK.flow_pos] = -1
+    rq.kf[RQF.kv_start] = np.nan
+    rq.kf[RQF.kv_end] = np.nan
+    return rq
 
 
 @internal(nrt=True)
 def new_inst_nb(cluster, cap):
     n = cluster.max_memory.shape[0]
-    z = np.zeros(n, np.int64)
-    zf = np.zeros(n, np.float64)
-    mid = np.full(n, cap // 2, np.int64)
-    return Inst(cluster.weights.copy(), cluster.weights.copy(), z.copy(), z.copy(),
-                z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
-                z.copy(), zf.copy(), z.copy(), zf.copy(), zf.copy(), z.copy(), z.copy(),
-                zf.copy(), zf.copy(), z.copy(), z.copy(), zf.copy(), zf.copy(), zf.copy(),
-                z.copy(), mid.copy(), mid.copy(), mid.copy(), mid.copy())
+    a = InstRows(np.zeros((len(INST_INT), n), np.int64), np.zeros((len(INST_FLOAT), n), np.float64))
+    a.i[STI.memory] = cluster.weights
+    a.i[STI.sched_memory] = cluster.weights
+    for k in (STI.pending_off, STI.prompts_off, STI.blocked_off, STI.requests_off):
+        a.i[k] = cap // 2
+    return a
 
 
 @internal(nrt=True)
@@ -141,12 +167,12 @@ def grow_queues_nb(q, inst, cap):
     """A copy of ``q`` with room for ``cap`` entries per instance (double-ended lists re-centred)."""
     g = new_queues_nb(q.batch.shape[0], cap)
     for i in range(q.batch.shape[0]):
-        g.batch[i, :inst.batch_len[i]] = q.batch[i, :inst.batch_len[i]]
-        g.left[i, :inst.batch_len[i]] = q.left[i, :inst.batch_len[i]]
-        _recenter_nb(q.pending, g.pending, inst.pending_off, inst.pending_len, i)
-        _recenter_nb(q.prompts, g.prompts, inst.prompts_off, inst.prompts_len, i)
-        _recenter_nb(q.blocked, g.blocked, inst.blocked_off, inst.blocked_len, i)
-        _recenter_nb(q.requests, g.requests, inst.requests_off, inst.requests_len, i)
+        g.batch[i, :inst.i[STI.batch_len, i]] = q.batch[i, :inst.i[STI.batch_len, i]]
+        g.left[i, :inst.i[STI.batch_len, i]] = q.left[i, :inst.i[STI.batch_len, i]]
+        _recenter_nb(q.pending, g.pending, inst.i[STI.pending_off], inst.i[STI.pending_len], i)
+        _recenter_nb(q.prompts, g.prompts, inst.i[STI.prompts_off], inst.i[STI.prompts_len], i)
+        _recenter_nb(q.blocked, g.blocked, inst.i[STI.blocked_off], inst.i[STI.blocked_len], i)
+        _recenter_nb(q.requests, g.requests, inst.i[STI.requests_off], inst.i[STI.requests_len], i)
     return g
 
 
@@ -173,31 +199,22 @@ Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "poo
                          "iheap", "fheap", "eheap", "log", "clock", "net", "topo", "sv"])
 
 
-@internal(nrt=True)
-def topo_from_blob_nb(b):
-    """The named tables of a packed topology: section k is ``b[b[k]:b[k + 1]]``."""
-    return Topo(b[b[TOPO.ep_region]:b[TOPO.ep_region + 1]], b[b[TOPO.ep_service]:b[TOPO.ep_service + 1]],
-                b[b[TOPO.ep_scheduler]:b[TOPO.ep_scheduler + 1]],
-                b[b[TOPO.ep_first_group]:b[TOPO.ep_first_group + 1]], b[b[TOPO.ep_groups]:b[TOPO.ep_groups + 1]],
-                b[b[TOPO.group_first_instance]:b[TOPO.group_first_instance + 1]],
-                b[b[TOPO.group_instances]:b[TOPO.group_instances + 1]],
-                b[b[TOPO.endpoint_of]:b[TOPO.endpoint_of + 1]], b[b[TOPO.service_of]:b[TOPO.service_of + 1]],
-                b[b[TOPO.order_regions]:b[TOPO.order_regions + 1]])
+@internal(inline="always")
+def topo_nb(b, section, k):
+    """Entry k of a section of a packed topology (``kernels.layout.TOPOLOGY``): section j is ``b[b[j]:b[j + 1]]``."""
+    return b[b[section] + k]
 
 
 @internal(nrt=True)
-def new_serve_nb(topo, cluster, n_requests, topology, delayed):
-    """Serving state; per-request arrays only with a topology (size 1 otherwise: never indexed), the FIFO of
-    routed requests only with a routing delay."""
-    n_ep = max(topo.ep_region.shape[0], 1)
-    cap = np.zeros(n_ep, np.int64)
+def new_serve_nb(topo, cluster, n_requests, topology):
+    """Serving state; per-request columns only with a topology (one column otherwise: never indexed)."""
+    n_ep = max(topo[TOPO.ep_region + 1] - topo[TOPO.ep_region], 1)
+    ep = np.zeros((2, n_ep), np.int64)
     for i in range(cluster.max_memory.shape[0]):
-        cap[cluster.endpoint[i]] += cluster.max_memory[i] - cluster.weights[i]
+        ep[EP_CAP, cluster.endpoint[i]] += cluster.max_memory[i] - cluster.weights[i]
     n = n_requests if topology else 1
-    nq = max(2 * topo.endpoint_of.shape[0], 1)
-    return Serve(np.zeros(n_ep, np.int64), cap, np.full(nq, -1, np.int64), np.full(nq, -1, np.int64),
-                 np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, -1, np.int64),
-                 np.empty(n if delayed else 1, np.int64), np.empty(n if delayed else 1, np.float64))
+    nq = max(2 * (topo[TOPO.endpoint_of + 1] - topo[TOPO.endpoint_of]), 1)
+    return Serve(ep, np.full((2, nq), -1, np.int64), np.full((3, n), -1, np.int64), np.full((2, n), np.nan))
 
 
 @internal(nrt=True)

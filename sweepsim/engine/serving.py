@@ -18,7 +18,7 @@ NO_BAND = -1.0
 def serving_params(cfg) -> dict:
     """The topology parameters of ``kernels.layout`` (neutral values without a topology)."""
     t = cfg.topology
-    out = {"topology": 0, "n_regions": 0, "feed_on_enqueue": 0, "route_threshold": 0.0, "route_delay": 0.0,
+    out = {"topology": 0, "n_regions": 0, "n_orders": 1, "feed_on_enqueue": 0, "route_threshold": 0.0, "route_delay": 0.0,
            "dev_sla_fraction": 0.0}
     for k in range(1, 5):
         out[f"feed_count_{k}"] = 0
@@ -138,13 +138,18 @@ def pack_tables(tabs: dict | None) -> np.ndarray:
 
 
 def serving_inputs(cfgs, placements, trace):
-    """(req_model, req_class, req_sla, req_order) shared by the configurations (one element each when none has a
-    topology) and each configuration's packed topology tables."""
+    """(req_code, req_class, req_sla) shared by the configurations (one element each when none has a topology),
+    each configuration's packed topology tables, and the number of region orders (``n_orders``). ``req_code``
+    packs a request's model, class and region order: (model x 3 + class) x n_orders + order (int32)."""
     blobs = [pack_tables(tables(c, trace) if c.topology is not None else None) for c in cfgs]
     if not any(c.topology is not None for c in cfgs):
-        return (np.zeros(1, np.int32), np.zeros(1, np.int8), np.full(1, np.nan), np.zeros(1, np.int32)), blobs
-    _, model, cls, sla, _, order = trace_columns(trace)
-    return (model, cls, sla, order), blobs
+        return (np.zeros(1, np.int32), np.zeros(1, np.int8), np.full(1, np.nan)), blobs, 1
+    _, model, cls, sla, orders, order = trace_columns(trace)
+    n_orders = max(len(orders), 1)
+    if (model.max(initial=0) + 1) * 3 * n_orders >= 2 ** 31:
+        raise InputError(trace.path, "regions", f"{len(orders)} distinct region orders x models are too many")
+    code = (model * 3 + cls) * np.int32(n_orders) + order
+    return (code.astype(np.int32, copy=False), cls, sla), blobs, n_orders
 
 
 def per_service_order(cfg, trace, value) -> np.ndarray:

@@ -244,7 +244,8 @@ def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
         raise ValueError("configurations of one kernel call must share the performance model")
     keys = list(dict.fromkeys(k for p in placements for k in p.perf_keys))
     perf = build_tables(perf_model, keys, cfgs[0].source)
-    params = [kernel_params(c, debug) for c in cfgs]
+    req, blobs, n_orders = serving_inputs(cfgs, placements, trace)
+    params = [kernel_params(c, debug) | {"n_orders": n_orders} for c in cfgs]
     prm_i = np.array([[p[k] for k in PARAM_INT] for p in params], np.int64)
     prm_f = np.array([[p[k] for k in PARAM_FLOAT] for p in params], np.float64)
     # one draw per request for the random scheduler (one unused element per configuration otherwise)
@@ -254,7 +255,6 @@ def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
             uniform[c] = draws[c]
     cat = lambda f: np.ascontiguousarray(np.concatenate([f(p) for p in placements]), np.int64)  # noqa: E731
     bandwidths = [p.server_bandwidths() for p in placements]
-    req, blobs = serving_inputs(cfgs, placements, trace)
     return Inputs(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f,
                   _offsets([len(p.sku) for p in placements]), cat(lambda p: p.max_memory),
                   cat(lambda p: p.weights), cat(lambda p: p.tag),
