@@ -5,7 +5,7 @@ Inputs (the trace is shared and read-only; everything else has a row or a slice 
 ``uniform[c]`` (random-scheduler draws), ``prm_i[c]`` / ``prm_f[c]`` (parameters, columns named by
 ``kernels.layout.PARAM_INT`` / ``PARAM_FLOAT``), instances ``inst_off[c]:inst_off[c + 1]`` of the flattened
 instance arrays, servers ``srv_off[c]:srv_off[c + 1]``, and the performance tables of every configuration.
-Outputs: ``req_f[c, RF.x, r]``, ``req_i[c, RI.x, r]``, ``inst_f[j, IF.x]``, ``inst_i[j, II.x]`` (flattened
+Outputs: ``req_f[c, RF.x, r]``, ``req_i[c, RI.x, r]`` (int32), ``inst_f[j, IF.x]``, ``inst_i[j, II.x]`` (flattened
 instance j), ``end_clock[c]``.
 
 ``simulate_one_nb`` runs configuration c and returns its iteration log, without the GIL: the engine runs

@@ -21,29 +21,32 @@ from kernels.perf_nb import iteration_duration_nb
 from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
                                q_append_nb, q_remove_nb)
 from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, EP_KV, POOL_MIXED, RQI, STF, STI, TKB, TKF,
-                              TKI, task_memory_nb, tokens_per_iteration_nb)
+                              TKI, TKW, task_memory_nb, tokens_per_iteration_nb)
 
 # ---------------------------------------------------------------- lazy wait counts and list orders
 
 @internal()
 def num_preemptions_nb(sim, t):
+    """Splitwise instances only (ORCA instances never order by it, and keep no wait counts)."""
     tk = sim.tk
     if tk.b[TKB.waiting, t]:
-        return tk.i[TKI.np_acc, t] + sim.st.i[STI.it_count, tk.i[TKI.inst, t]] - tk.i[TKI.np_since, t]
-    return tk.i[TKI.np_acc, t]
+        return tk.w[TKW.np_acc, t] + sim.st.i[STI.it_count, tk.i[TKI.inst, t]] - tk.w[TKW.np_since, t]
+    return tk.w[TKW.np_acc, t]
 
 
 @internal()
 def start_waiting_nb(sim, t, i):
+    if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
+        return
     sim.tk.b[TKB.waiting, t] = 1
-    sim.tk.i[TKI.np_since, t] = sim.st.i[STI.it_count, i]
+    sim.tk.w[TKW.np_since, t] = sim.st.i[STI.it_count, i]
 
 
 @internal()
 def stop_waiting_nb(sim, t):
     tk = sim.tk
     if tk.b[TKB.waiting, t]:
-        tk.i[TKI.np_acc, t] += sim.st.i[STI.it_count, tk.i[TKI.inst, t]] - tk.i[TKI.np_since, t]
+        tk.w[TKW.np_acc, t] += sim.st.i[STI.it_count, tk.i[TKI.inst, t]] - tk.w[TKW.np_since, t]
         tk.b[TKB.waiting, t] = 0
 
 
@@ -507,7 +510,8 @@ def notify_flow_completion_nb(sim, i, now):
         t = sim.qu.pending[i, st.i[STI.pending_off, i]]
         if st.i[STI.memory, i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
             start_idle_instance_nb(sim, i, now)
-    elif st.i[STI.batch_len, i] < sim.prm.i[PI.max_batch_size] and st.i[STI.batch_tokens, i] < sim.prm.i[PI.max_batch_tokens]:
+    elif (st.i[STI.batch_len, i] < sim.prm.i[PI.max_batch_size]
+          and st.i[STI.batch_tokens, i] < sim.prm.i[PI.max_batch_tokens]):
         pause_nb(sim, i, now)
 
 

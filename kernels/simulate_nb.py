@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from kernels.layout import ITERATION_LOG, PF, PI
-from kernels.enums import EventOrder
+from kernels.enums import EventOrder, InstanceType
 from kernels.event_queue_nb import (EV_ARRIVAL, EV_FLOW, EV_INSTANCE, EV_ROUTE, heap_new_nb, heap_remove_nb,
                                     heap_top_time_nb, ref_heap_grow_nb, ref_heap_new_nb, ref_key_nb, ref_pop_nb,
                                     ref_push_nb)
@@ -128,8 +128,8 @@ def run_events_nb(sim):
 
 @njit(cache=True)
 def simulate_1d_nb(wl, prm, cl, perf, topo):
-    """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``). Returns (tasks, requests,
-    instance state, serving state, iteration log, end clock)."""
+    """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``). Returns
+    (tasks, requests, instance state, serving state, iteration log, end clock)."""
     n_req = wl.arrival.shape[0]
     n_inst = cl.max_memory.shape[0]
     cap = 16
@@ -142,10 +142,11 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
     if reference:  # the reference pushes every arrival before the run starts, in trace order
         for r in range(n_req):
             ref_push_nb(eheap, wl.arrival[r], ref_key_nb(EV_ARRIVAL, r, 0))
-    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size), new_requests_nb(n_req, n_kv), new_inst_nb(cl, cap),
+    waits = prm.i[PI.instance_type] != InstanceType.ORCA   # per-task wait counts: Splitwise instances only
+    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits), new_requests_nb(n_req, n_kv), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
               heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.nic_bw.shape[0]), topo,
-              new_serve_nb(topo, cl, n_req, prm.i[PI.topology]))
+              new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0.0))
     while True:
         status = run_events_nb(sim)
         if status == NEED_QUEUE_ROOM:

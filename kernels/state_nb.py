@@ -54,13 +54,15 @@ PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "
                                        "const_prompt", "const_token"])
 #: Per-task state, rows of three 2-D arrays by type (``tk.i[TKI.left, t]``, ``tk.b[TKB.state, t]``,
 #: ``tk.f[TKF.end, t]``; few arrays keep the handlers' argument lists short).
-TASK_INT = ("inst", "left", "np_acc", "np_since", "pending_hint")
+TASK_INT = ("inst", "left", "pending_hint")
+TASK_WAIT = ("np_acc", "np_since")              # Splitwise instances only (one column on ORCA instances)
 TASK_FLAG = ("state", "waiting")                 # int8 (a 10M-request day keeps 20M tasks)
 TASK_FLOAT = ("first_start", "end")
-Tasks = namedtuple("Tasks", ["i", "b", "f"])
+Tasks = namedtuple("Tasks", ["i", "b", "f", "w"])
 TKI = _index("TKI", TASK_INT)
 TKB = _index("TKB", TASK_FLAG)
 TKF = _index("TKF", TASK_FLOAT)
+TKW = _index("TKW", TASK_WAIT)
 #: Per-request state: ``rq.i[RQI.memory, r]``; the KV-transfer fields (``ki``, ``kf``) have one column when no
 #: request of the configuration is transferred.
 REQUEST_STATE_INT = ("memory", "chosen_stamp", "prompt_inst", "token_inst", "done")
@@ -110,12 +112,13 @@ N_CTR = 13
 
 
 @internal(nrt=True)
-def new_tasks_nb(token_size):
+def new_tasks_nb(token_size, waits):
     """``left``: iterations a task still has to run (1 for a prompt, token_size - 1 for a decode); while
-    the task is batched the up-to-date count is in its batch slot (``Queues.left``)."""
+    the task is batched the up-to-date count is in its batch slot (``Queues.left``). The wait counts only with
+    ``waits`` (Splitwise instances)."""
     m = 2 * token_size.shape[0]
     tk = Tasks(np.zeros((len(TASK_INT), m), np.int64), np.zeros((len(TASK_FLAG), m), np.int8),
-               np.full((len(TASK_FLOAT), m), np.nan))
+               np.full((len(TASK_FLOAT), m), np.nan), np.zeros((len(TASK_WAIT), m if waits else 1), np.int64))
     tk.i[TKI.inst] = -1
     tk.i[TKI.left] = 1
     tk.i[TKI.left, 1::2] = token_size - 1
@@ -206,15 +209,18 @@ def topo_nb(b, section, k):
 
 
 @internal(nrt=True)
-def new_serve_nb(topo, cluster, n_requests, topology):
-    """Serving state; per-request columns only with a topology (one column otherwise: never indexed)."""
+def new_serve_nb(topo, cluster, n_requests, topology, delayed):
+    """Serving state; per-request columns only with a topology (one column otherwise: never indexed), the rows
+    of the routed-request FIFO (``R_ROUTED``, ``T_ROUTED``, the last ones) only with a routing delay."""
     n_ep = max(topo[TOPO.ep_region + 1] - topo[TOPO.ep_region], 1)
     ep = np.zeros((2, n_ep), np.int64)
     for i in range(cluster.max_memory.shape[0]):
         ep[EP_CAP, cluster.endpoint[i]] += cluster.max_memory[i] - cluster.weights[i]
     n = n_requests if topology else 1
     nq = max(2 * (topo[TOPO.endpoint_of + 1] - topo[TOPO.endpoint_of]), 1)
-    return Serve(ep, np.full((2, nq), -1, np.int64), np.full((3, n), -1, np.int64), np.full((2, n), np.nan))
+    fifo = 1 if delayed else 0
+    return Serve(ep, np.full((2, nq), -1, np.int64), np.full((2 + fifo, n), -1, np.int64),
+                 np.full((1 + fifo, n), np.nan))
 
 
 @internal(nrt=True)

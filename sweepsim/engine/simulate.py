@@ -222,7 +222,7 @@ def _call(cfgs, placements, trace, draws, debug) -> list[RunResult]:
     inp, perf = pack(cfgs, placements, trace, draws, debug)
     n_inst = int(inp.inst_off[-1])
     out = Outputs(np.empty((len(cfgs), len(REQUEST_FLOAT), len(trace))),
-                  np.empty((len(cfgs), len(REQUEST_INT), len(trace)), np.int64),
+                  np.empty((len(cfgs), len(REQUEST_INT), len(trace)), np.int32),   # flags and instance ids
                   np.empty((n_inst, len(INSTANCE_FLOAT))), np.empty((n_inst, len(INSTANCE_INT)), np.int64),
                   np.empty(len(cfgs)))
     workers = min(numba.get_num_threads(), len(cfgs))
@@ -279,7 +279,7 @@ def unpack(cfgs, placements, trace: Trace, inp: Inputs, out: Outputs, log) -> li
     results = []
     for c, (cfg, p) in enumerate(zip(cfgs, placements)):
         req = {k: out.req_f[c, j].copy() for j, k in enumerate(REQUEST_FLOAT)}
-        req.update({k: out.req_i[c, j].copy() for j, k in enumerate(REQUEST_INT)})
+        req.update({k: out.req_i[c, j].astype(np.int64) for j, k in enumerate(REQUEST_INT)})
         for k in ("token_start", "token_end"):
             req[k][single] = req["prompt_end"][single]
         a, b = inp.inst_off[c], inp.inst_off[c + 1]

@@ -21,26 +21,33 @@ def queue_endpoints(cfg, trace) -> np.ndarray:
     return per_service_order(cfg, trace, lambda eps: eps[0])
 
 
+def _enum(codes: np.ndarray, categories) -> pl.Series:
+    """A column of ``categories[codes]`` as a polars Enum (physical codes = ``codes``), without per-row strings."""
+    cats = list(dict.fromkeys(categories))
+    index = {c: k for k, c in enumerate(cats)}
+    lut = np.array([index[c] for c in categories], np.uint32)
+    return pl.Series(lut[codes]).replace_strict(dict(enumerate(cats)), return_dtype=pl.Enum(cats))
+
+
 def serving_columns(res) -> dict:
-    """The topology columns of requests.parquet and the entry time latencies count from."""
+    """The topology columns of requests.parquet (text columns as Enums: region, endpoint, model, workload and
+    request_class)."""
     cfg, tr = res.config, res.trace
     topo = cfg.topology
     names, model, cls, sla, _, _ = trace_columns(tr)
     routed = res.endpoint >= 0
     ep = np.where(routed, res.endpoint, queue_endpoints(cfg, tr))
     eps = topo.endpoints
-    model_names = np.array([n or topo.models()[0] for n in names], dtype=object)
-    fed = res.fed_time
     e2e_arr = res.token_end - tr.arrival
     with np.errstate(invalid="ignore"):
         met = pl.Series(res.completed & (e2e_arr <= sla)).set(pl.Series(np.isnan(sla)), None)
     return {
-        "region": pl.Series(np.array([e.region for e in eps], dtype=object)[ep]).cast(pl.Categorical),
-        "endpoint": pl.Series(np.array([e.name for e in eps], dtype=object)[ep]).cast(pl.Categorical),
-        "model": pl.Series(model_names[model]).cast(pl.Categorical),
-        "workload": pl.Series(np.where(cls == 2, "dev", "prod")).cast(pl.Categorical),
-        "request_class": pl.Series(np.array(CLASS_NAMES, dtype=object)[cls]).cast(pl.Categorical),
-        "sla": sla, "fed_time": fed, "slo_met": met,
+        "region": _enum(np.array([topo.regions.index(e.region) for e in eps])[ep], topo.regions),
+        "endpoint": _enum(ep, [e.name for e in eps]),
+        "model": _enum(model, [n or topo.models()[0] for n in names]),
+        "workload": _enum((cls == 2).astype(np.int64), ("prod", "dev")),
+        "request_class": _enum(cls, CLASS_NAMES),
+        "sla": sla, "fed_time": res.fed_time, "slo_met": met,
         "ttft_from_arrival": res.prompt_end - tr.arrival, "e2e_from_arrival": e2e_arr,
     }
 
@@ -86,13 +93,17 @@ def endpoints_table(res, requests: pl.DataFrame, instance_energy: np.ndarray) ->
         e = server_ep[s]
         energy[e] += (sku.server_base_power_w + (sku.num_processors - gpus[s]) * sku.processor.power_idle_w) * t
         cost[e] += sku.cost_per_hour * t / 3600.0
-    ep_names = [f"{e.region}/{e.name}" for e in eps]
-    req = requests.select(pl.concat_str([pl.col("region").cast(pl.String), pl.col("endpoint").cast(pl.String)],
-                                        separator="/").alias("key"), "request_class", "completed", "fed_time", "arrival")
-    code = req["key"].replace_strict(ep_names, list(range(n)), return_dtype=pl.Int64).to_numpy()
-    klass = req["request_class"].cast(pl.String).to_numpy()
-    fed = ~np.isnan(req["fed_time"].to_numpy())
-    queued = ~fed & (req["arrival"].to_numpy() <= t)
+    # the endpoint column's categories are the endpoint names (several endpoints share one): locate by
+    # (region, name) codes
+    names = list(dict.fromkeys(e.name for e in eps))
+    regions = res.config.topology.regions
+    lut = np.full((len(regions), len(names)), -1, np.int64)
+    for j, e in enumerate(eps):
+        lut[regions.index(e.region), names.index(e.name)] = j
+    code = lut[requests["region"].to_physical().to_numpy(), requests["endpoint"].to_physical().to_numpy()]
+    klass = requests["request_class"].to_physical().to_numpy()
+    fed = ~np.isnan(requests["fed_time"].to_numpy())
+    queued = ~fed & (requests["arrival"].to_numpy() <= t)
     return pl.DataFrame({
         "region": [e.region for e in eps], "endpoint": [e.name for e in eps], "model": [e.model for e in eps],
         "workload": [e.workload for e in eps], "scheduler": [e.scheduler for e in eps],
@@ -100,8 +111,8 @@ def endpoints_table(res, requests: pl.DataFrame, instance_energy: np.ndarray) ->
         "kv_capacity_bytes": cap, "kv_utilization": kv_util,
         "busy_utilization": np.where(count > 0, busy / np.maximum(count, 1) / t if t > 0 else 0.0, np.nan),
         "requests_routed": np.bincount(code[fed], minlength=n).astype(np.int64),
-        "requests_completed": np.bincount(code[req["completed"].to_numpy()], minlength=n).astype(np.int64),
-        "batch_queued": np.bincount(code[queued & (klass == "batch")], minlength=n).astype(np.int64),
-        "dev_queued": np.bincount(code[queued & (klass == "dev")], minlength=n).astype(np.int64),
+        "requests_completed": np.bincount(code[requests["completed"].to_numpy()], minlength=n).astype(np.int64),
+        "batch_queued": np.bincount(code[queued & (klass == CLASS_NAMES.index("batch"))], minlength=n).astype(np.int64),
+        "dev_queued": np.bincount(code[queued & (klass == CLASS_NAMES.index("dev"))], minlength=n).astype(np.int64),
         "energy_j": energy, "cost_usd": cost,
     })

@@ -208,15 +208,19 @@ ALL = "all"
 
 def _serving_summary(res, req, params, cluster) -> pl.DataFrame:
     """Rows per (region, model, request class) present, then the totals (labels ``all``), with SLO attainment."""
-    keys = req.select(pl.col("region", "model", "request_class").cast(pl.String))
-    labels, codes = np.unique(keys["region"] + "\x00" + keys["model"] + "\x00" + keys["request_class"],
-                              return_inverse=True)
-    codes = codes.reshape(-1)
-    parts = [np.array([x.split("\x00") for x in labels], dtype=object).reshape(-1, 3)]
+    cols = ("region", "model", "request_class")
+    cats = [list(req[c].dtype.categories) for c in cols]       # Enum columns: physical code = position
+    phys = [req[c].to_physical().to_numpy().astype(np.int64) for c in cols]
+    combined = (phys[0] * len(cats[1]) + phys[1]) * len(cats[2]) + phys[2]
+    present = np.flatnonzero(np.bincount(combined, minlength=len(cats[0]) * len(cats[1]) * len(cats[2])))
+    index = np.full(len(cats[0]) * len(cats[1]) * len(cats[2]), -1, np.int64)
+    index[present] = np.arange(len(present))
+    codes = index[combined]
+    labels = [(cats[0][k // (len(cats[1]) * len(cats[2]))], cats[1][k // len(cats[2]) % len(cats[1])],
+               cats[2][k % len(cats[2])]) for k in present]                # sorted by region, model, class order
     df = _group_summary(res, req, codes, len(labels))
     total = _group_summary(res, req, np.zeros(len(req), np.int64), 1)
-    lab = pl.DataFrame({"region": list(parts[0][:, 0]) + [ALL], "model": list(parts[0][:, 1]) + [ALL],
-                        "request_class": list(parts[0][:, 2]) + [ALL]})
+    lab = pl.DataFrame({c: [x[j] for x in labels] + [ALL] for j, c in enumerate(cols)})
     met = req["slo_met"]
     with_sla = met.is_not_null().to_numpy()
     ok = met.fill_null(False).to_numpy()
@@ -250,7 +254,9 @@ def _group_summary(res, req, codes, n_groups) -> pl.DataFrame:
                 "throughput_rps": np.where(span > 0, done_n / span, np.nan),
                 "throughput_tps": np.where(span > 0, agg["tokens"].to_numpy().astype(np.float64) / span, np.nan),
                 "goodput_rps": np.where(span > 0, good_n / span, np.nan)}
-    done = req["completed"].to_numpy()
+    done = np.flatnonzero(req["completed"].to_numpy())
+    if n_groups > 1:   # the completed requests grouped once (stable: each group keeps its order), not per metric
+        done = done[np.argsort(codes[done], kind="stable")]
     dcodes = codes[done]
     metrics = {m: req[m].to_numpy()[done] for m in LATENCY_METRICS if m != "normalized_e2e"}
     metrics["normalized_e2e"] = metrics["e2e"] / req["token_size"].to_numpy()[done]

@@ -344,6 +344,15 @@ def read_extras(path, t: pa.Table) -> tuple[dict, Serving | None]:
 
 
 def load_trace(path) -> Trace:
+    """The trace file's requests (arrays the trace owns; Arrow's memory pool is emptied afterwards, so that a
+    large trace's file buffers do not stay resident during the run)."""
+    try:
+        return _load_trace(path)
+    finally:
+        pa.default_memory_pool().release_unused()
+
+
+def _load_trace(path) -> Trace:
     path = Path(path)
     if path.exists() and path.is_file() and path.stat().st_size == 0:
         raise InputError(path, None, "file is empty")
