@@ -214,6 +214,17 @@ def test_cli_run_with_a_topology(tmp_path):
     req = pl.read_parquet(tmp_path / "out" / "requests.parquet")
     assert {"region", "endpoint", "model", "workload", "request_class", "fed_time", "slo_met"} <= set(req.columns)
     assert pl.read_parquet(tmp_path / "out" / "endpoints.parquet").height == 4
+    # the report and the timeline read a topology run: endpoint KV utilisation and queued work panels
+    ok(invoke("report", tmp_path / "out", "--out", tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert "Endpoints (4)" in page and "all requests" in page
+    from sweepsim.plots.common import read_run
+    from sweepsim.plots.timeline import timeline_series
+    series = timeline_series(read_run(tmp_path / "out"))
+    kv = [x for x in series if x.panel == "endpoint KV"]
+    assert sorted(x.label for x in kv) == ["r0/A", "r0/C", "r1/A", "r1/C"]
+    assert all(0 <= x.y.max() <= 100 for x in kv) and max(x.y.max() for x in kv) > 0
+    assert {x.label.split()[0] for x in series if x.panel == "queued"} == {"batch", "dev"}
     # the same directory reused by a plain run loses the stale endpoints table
     plain = load_config(ORACLE / "baseline_h100_tokenjsq" / "case.toml")
     assert plain.topology is None

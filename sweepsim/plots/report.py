@@ -92,14 +92,25 @@ def run_report(path) -> str:
     run = read_run(path)
     s = run.summary
     body = [f"<p>{html.escape(config_label(s) or run.name)} &mdash; <code>{html.escape(str(run.path))}</code></p>"]
-    metrics = [c for c in RUN_METRICS if c in s.columns]
-    table = pl.DataFrame({"metric": metrics,
-                          **{f"application {a}": [s[c][k] for c in metrics]
-                             for k, a in enumerate(s["application_id"].to_list())}}, strict=False)
+    metrics = [c for c in RUN_METRICS + ("slo_attainment",) if c in s.columns]
+    serving = "request_class" in s.columns       # a topology run: per (region, model, class) rows and totals
+    if serving:
+        labels = [f"{r} / {m} / {c}" if r != "all" else "all requests"
+                  for r, m, c in zip(s["region"], s["model"], s["request_class"])]
+    else:
+        labels = [f"application {a}" for a in s["application_id"].to_list()]
+    table = pl.DataFrame({"metric": metrics, **{lab: [s[c][k] for c in metrics] for k, lab in enumerate(labels)}},
+                         strict=False)
+    if serving:  # one row per group: the wide form would have a column per (region, model, class)
+        table = s.select([pl.Series("group", labels)] + [pl.col(c) for c in metrics])
     body += ["<h2>Summary</h2>", html_table(table), '<p class="note">seconds, requests/s, tokens/s, kWh, W, $</p>']
+    eps = run._read("endpoints", required=False)
+    if eps is not None:
+        body += [f"<h2>Endpoints ({len(eps)})</h2>", html_table(eps)]
     cfg_cols = [c for c in s.columns if c not in RUN_METRICS and not any(
         c.startswith(m + "_") for m in LATENCY_METRICS)
-        and c not in ("application_id", "energy_j", "energy_per_token_j")]
+        and c not in ("application_id", "energy_j", "energy_per_token_j", "region", "model", "request_class",
+                      "requests_with_sla", "slo_attainment")]
     if cfg_cols:
         cfg = pl.DataFrame({"parameter": cfg_cols, "value": [_fmt(s[c][0]) for c in cfg_cols]})
         body += ["<h2>Configuration</h2>", html_table(cfg)]

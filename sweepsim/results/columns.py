@@ -25,7 +25,8 @@ RUN_TABLE_COLUMNS = {
                  "stalled", "prompt_instance", "token_instance", "queue_time", "ttft", "tbt", "tpot", "e2e",
                  "nth_token_overhead", "kv_transfer_time", "completion_time", "prompt_start", "prompt_end",
                  "token_start", "token_end", "kv_start", "kv_end"),
-    "summary": ("application_id", "requests", "completed", "duration", "throughput_rps", "throughput_tps"),
+    "summary": ("requests", "completed", "duration", "throughput_rps", "throughput_tps"),  # + application_id or
+    # (topology runs) region, model, request_class
     "instances": ("instance_id", "name", "sku", "processor", "server", "pool", "num_gpus", "utilization",
                   "busy_time", "iterations", "tokens_served", "prompt_time", "token_time", "mixed_time", "energy_j"),
     "iterations": ("instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
