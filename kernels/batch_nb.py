@@ -39,9 +39,7 @@ def simulate_config_nb(c, inp, perf, out):
     b = inp.inst_off[c + 1]
     sa = inp.srv_off[c]
     sb = inp.srv_off[c + 1]
-    cl = Cluster(inp.max_memory[a:b].copy(), inp.weights[a:b].copy(), inp.tag[a:b].copy(),
-                 inp.perf_row[a:b].copy(), inp.server[a:b].copy(), inp.nic_bw[sa:sb].copy(),
-                 inp.nvlink_bw[sa:sb].copy(), inp.kv_per_token[a:b].copy(), inp.endpoint[a:b].copy())
+    cl = Cluster(inp.inst_in[:, a:b].copy(), inp.srv_in[:, sa:sb].copy())
     topo = inp.topo[inp.topo_off[c]:inp.topo_off[c + 1]].copy()
     tk, rq, st, sv, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo)
     req_f = out.req_f

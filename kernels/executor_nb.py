@@ -1,11 +1,11 @@
 """End of a run of iterations: advance every batched task, finish completed tasks, walk the request DAG
 (prompt -> [KV transfer ->] decode -> request done), then start the next run."""
-from kernels.layout import PI
+from kernels.layout import CI, PI
 from kernels.enums import TaskState
 from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
                                  start_iteration_nb, start_waiting_nb)
 from kernels.jit import internal
-from kernels.state_nb import RQI, STF, STI, TKB, TKF
+from kernels.state_nb import QU, RQI, STF, STI, TKB, TKF
 from kernels.kv_transfer_nb import flow_arrive_nb
 from kernels.serving_nb import request_feeds_nb
 
@@ -68,8 +68,8 @@ def complete_iteration_nb(sim, i, now):
     n_done = 0
     nb = 0
     for k in range(blen):
-        t = qu.batch[i, k]
-        left = qu.left[i, k] - n_iter
+        t = qu.q[QU.batch, i, k]
+        left = qu.q[QU.left, i, k] - n_iter
         if t & 1 == 0:
             st.i[STI.tokens_served, i] += wl.prompt_size[t >> 1] + 1
             left = 0
@@ -77,8 +77,8 @@ def complete_iteration_nb(sim, i, now):
             qu.sel[n_done] = t
             n_done += 1
         else:
-            qu.batch[i, nb] = t
-            qu.left[i, nb] = left
+            qu.q[QU.batch, i, nb] = t
+            qu.q[QU.left, i, nb] = left
             nb += 1
     st.i[STI.batch_len, i] = nb
     st.i[STI.n_prompts, i] = 0  # a prompt always finishes in the one iteration it runs
@@ -90,7 +90,7 @@ def complete_iteration_nb(sim, i, now):
     serving = sim.prm.i[PI.topology]
     for k in range(n_done):
         if finish_task_nb(sim, i, qu.sel[k], now) and serving:
-            request_feeds_nb(sim.prm, sim.sv, sim.ctr, sim.cl.endpoint[i])
+            request_feeds_nb(sim.prm, sim.sv, sim.ctr, sim.cl.i[CI.endpoint, i])
     st.i[STI.pause, i] = 0
     start_iteration_nb(sim, i, now)
 

@@ -11,7 +11,7 @@ The per-task wait count ``num_preemptions`` (iterations a resident head task spe
 derived lazily from the instance's iteration counter ``it_count``: ``np_acc + it_count - np_since`` while the
 task waits, ``np_acc`` otherwise, so no loop over waiting tasks is needed per iteration.
 """
-from kernels.layout import LOG, PF, PI
+from kernels.layout import CI, LOG, PF, PI
 from kernels.enums import InstanceType, TaskState
 from kernels.event_order_nb import schedule_run_end_nb
 from kernels.event_queue_nb import heap_remove_nb
@@ -20,8 +20,8 @@ from kernels.jit import internal
 from kernels.perf_nb import iteration_duration_nb
 from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
                                q_append_nb, q_remove_nb)
-from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, EP_KV, POOL_MIXED, RQI, STF, STI, TKB, TKF,
-                              TKI, TKW, task_memory_nb, tokens_per_iteration_nb)
+from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, EP_KV, POOL_MIXED, QU, RQI, STF, STI, TKB,
+                              TKF, TKI, TKW, task_memory_nb, tokens_per_iteration_nb)
 
 # ---------------------------------------------------------------- lazy wait counts and list orders
 
@@ -64,7 +64,7 @@ def head_task_nb(sim, r, i):
 def pending_insort_nb(sim, i, t):
     """insort_right into pending_queue by (num_preemptions, request arrival), comparing against the
     current (mutated) keys of the queued tasks: the queue is not kept sorted."""
-    q = sim.qu.pending
+    q = sim.qu.q[QU.pending]
     arr = sim.wl.arrival
     k_np = num_preemptions_nb(sim, t)
     k_arr = arr[t >> 1]
@@ -86,7 +86,7 @@ def pending_insort_nb(sim, i, t):
 def requests_insort_nb(sim, i, r):
     """insort_right into pending_requests by the request's admission key (its arrival; a dev request of a
     topology adds a fraction of its SLA)."""
-    q = sim.qu.requests
+    q = sim.qu.q[QU.requests]
     arr = sim.wl.order_key
     a = arr[r]
     o = sim.st.i[STI.requests_off, i]
@@ -104,7 +104,7 @@ def requests_insort_nb(sim, i, r):
 @internal()
 def requests_position_nb(sim, i, r):
     """Position of resident request r in instance i's pending_requests (-1 if absent)."""
-    q = sim.qu.requests
+    q = sim.qu.q[QU.requests]
     arr = sim.wl.order_key
     a = arr[r]
     o = sim.st.i[STI.requests_off, i]
@@ -126,7 +126,7 @@ def requests_position_nb(sim, i, r):
 def requests_remove_nb(sim, i, r):
     k = requests_position_nb(sim, i, r)
     if k >= 0:
-        dq_delete_at_nb(sim.qu.requests, sim.st.i[STI.requests_off], sim.st.i[STI.requests_len], i, k)
+        dq_delete_at_nb(sim.qu.q[QU.requests], sim.st.i[STI.requests_off], sim.st.i[STI.requests_len], i, k)
 
 
 #: Batch selection finds the waiting heads through pending_queue (instead of walking every resident
@@ -145,7 +145,7 @@ def waiting_heads_nb(sim, i, stamp):
     o = st.i[STI.pending_off, i]
     nc = 0
     for k in range(st.i[STI.pending_len, i]):
-        t = qu.pending[i, o + k]
+        t = qu.q[QU.pending, i, o + k]
         r = t >> 1
         if sim.rq.i[RQI.chosen_stamp, r] != stamp and head_task_nb(sim, r, i) == t:
             cand[1, nc] = t
@@ -170,14 +170,14 @@ def visited_head_nb(sim, i, k, by_pending):
     the head of the k-th resident request in pending_requests order."""
     if by_pending:
         return sim.qu.cand[1, k]
-    return head_task_nb(sim, sim.qu.requests[i, sim.st.i[STI.requests_off, i] + k], i)
+    return head_task_nb(sim, sim.qu.q[QU.requests, i, sim.st.i[STI.requests_off, i] + k], i)
 
 
 @internal()
 def free_memory_nb(sim, i, nbytes):
     sim.st.i[STI.memory, i] -= nbytes
     sim.st.i[STI.sched_memory, i] -= nbytes
-    sim.sv.ep[EP_KV, sim.cl.endpoint[i]] -= nbytes
+    sim.sv.ep[EP_KV, sim.cl.i[CI.endpoint, i]] -= nbytes
 
 
 # ---------------------------------------------------------------- batch selection
@@ -213,7 +213,7 @@ def select_batch_orca_nb(sim, i, stamp):
             continue
         if s != TaskState.BLOCKED:  # a blocked task already holds its memory
             m = task_memory_nb(sim, i, h)
-            if m + mem > sim.cl.max_memory[i]:
+            if m + mem > sim.cl.i[CI.max_memory, i]:
                 break
             mem += m
         n_sel = _add_nb(sim, h, n_sel, stamp)
@@ -232,13 +232,13 @@ def select_batch_splitwise_nb(sim, i, stamp):
     rq = sim.rq
     mbs = sim.prm.i[PI.max_batch_size]
     mbt = sim.prm.i[PI.max_batch_tokens]
-    max_mem = sim.cl.max_memory[i]
+    max_mem = sim.cl.i[CI.max_memory, i]
     mem = st.i[STI.memory, i]
     bt = 0
     n = 0
     # 1. starved tasks (waited >= max_preemptions iterations), pending_queue order
     for k in range(st.i[STI.pending_len, i]):
-        t = qu.pending[i, st.i[STI.pending_off, i] + k]
+        t = qu.q[QU.pending, i, st.i[STI.pending_off, i] + k]
         if num_preemptions_nb(sim, t) < sim.prm.i[PI.max_preemptions]:
             break
         if head_task_nb(sim, t >> 1, i) != t:  # only with max_preemptions 0 (a waiting non-head has 0)
@@ -261,7 +261,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
             mem += m
     # 2. waiting prompts, arrival order at this instance
     for k in range(st.i[STI.prompts_len, i]):
-        t = qu.prompts[i, st.i[STI.prompts_off, i] + k]
+        t = qu.q[QU.prompts, i, st.i[STI.prompts_off, i] + k]
         if n == mbs:
             break
         tpi = tokens_per_iteration_nb(sim, t)
@@ -278,7 +278,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
             break
     # 3. preempted decodes, preemption order
     for k in range(st.i[STI.blocked_len, i]):
-        t = qu.blocked[i, st.i[STI.blocked_off, i] + k]
+        t = qu.q[QU.blocked, i, st.i[STI.blocked_off, i] + k]
         if n == mbs:
             break
         if n > 0 and bt + 1 > mbt:
@@ -310,7 +310,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
     else:
         n_visit = st.i[STI.requests_len, i]
         for k in range(keep):
-            rq.i[RQI.chosen_stamp, qu.batch[i, k] >> 1] = stamp
+            rq.i[RQI.chosen_stamp, qu.q[QU.batch, i, k] >> 1] = stamp
     for k in range(n_visit):
         if n == mbs:
             break
@@ -343,7 +343,7 @@ def notify_free_instance_nb(sim, i):
     sim.st.i[STI.sched_tag, i] = 0
     pools = sim.pools
     q_remove_nb(pools.lists, pools.lens, POOL_MIXED, i)
-    q_append_nb(pools.lists, pools.lens, sim.cl.tag[i], i)
+    q_append_nb(pools.lists, pools.lens, sim.cl.i[CI.tag, i], i)
 
 
 @internal(inline="always")
@@ -361,13 +361,13 @@ def start_iteration_nb(sim, i, now):
         keep, n_sel = select_batch_splitwise_nb(sim, i, stamp)
     # preempt the old-batch tasks that were not kept (a suffix, in old order)
     for k in range(keep, blen):
-        t = qu.batch[i, k]
-        tk.i[TKI.left, t] = qu.left[i, k]
+        t = qu.q[QU.batch, i, k]
+        tk.i[TKI.left, t] = qu.q[QU.left, i, k]
         tk.b[TKB.state, t] = TaskState.BLOCKED
         start_waiting_nb(sim, t, i)
         pending_insort_nb(sim, i, t)
         st.i[STI.pending_tokens, i] += 1
-        dq_append_nb(qu.blocked, st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
+        dq_append_nb(qu.q[QU.blocked], st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
     st.i[STI.batch_len, i] = keep
     if keep == 0 and blen > 0:
         st.f[STF.busy_time, i] += now - st.f[STF.busy_start, i]
@@ -376,26 +376,26 @@ def start_iteration_nb(sim, i, now):
     bt = keep
     for k in range(n_sel):
         t = qu.sel[k]
-        dq_remove_near_nb(qu.pending, st.i[STI.pending_off], st.i[STI.pending_len], i, t, tk.i[TKI.pending_hint, t])
+        dq_remove_near_nb(qu.q[QU.pending], st.i[STI.pending_off], st.i[STI.pending_len], i, t, tk.i[TKI.pending_hint, t])
         st.i[STI.pending_tokens, i] -= tokens_per_iteration_nb(sim, t)
         if tk.b[TKB.state, t] == TaskState.BLOCKED:
-            dq_remove_nb(qu.blocked, st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
+            dq_remove_nb(qu.q[QU.blocked], st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
         else:
             tk.f[TKF.first_start, t] = now
             m = task_memory_nb(sim, i, t)
             st.i[STI.memory, i] += m
             sim.rq.i[RQI.memory, t >> 1] += m
-            sim.sv.ep[EP_KV, sim.cl.endpoint[i]] += m
+            sim.sv.ep[EP_KV, sim.cl.i[CI.endpoint, i]] += m
         if t & 1 == 0:
-            dq_remove_nb(qu.prompts, st.i[STI.prompts_off], st.i[STI.prompts_len], i, t)
+            dq_remove_nb(qu.q[QU.prompts], st.i[STI.prompts_off], st.i[STI.prompts_len], i, t)
             st.i[STI.n_prompts, i] += 1
             bt += sim.wl.prompt_size[t >> 1]
         else:
             bt += 1
         tk.b[TKB.state, t] = TaskState.RUNNING
         stop_waiting_nb(sim, t)
-        qu.left[i, st.i[STI.batch_len, i]] = tk.i[TKI.left, t]
-        q_append_nb(qu.batch, st.i[STI.batch_len], i, t)
+        qu.q[QU.left, i, st.i[STI.batch_len, i]] = tk.i[TKI.left, t]
+        q_append_nb(qu.q[QU.batch], st.i[STI.batch_len], i, t)
         if st.i[STI.batch_len, i] == 1:
             st.f[STF.busy_start, i] = now
     st.i[STI.it_count, i] += 1
@@ -412,12 +412,12 @@ def start_iteration_nb(sim, i, now):
     if n_prompt > 0:
         n_iter = 1
     else:
-        n_iter = qu.left[i, 0]
+        n_iter = qu.q[QU.left, i, 0]
         for k in range(1, blen):
-            if qu.left[i, k] < n_iter:
-                n_iter = qu.left[i, k]
+            if qu.q[QU.left, i, k] < n_iter:
+                n_iter = qu.q[QU.left, i, k]
     st.i[STI.batch_tokens, i] = bt
-    d = iteration_duration_nb(sim.perf, sim.cl.perf[i], bt, n_prompt > 0, n_prompt < blen,
+    d = iteration_duration_nb(sim.perf, sim.cl.i[CI.perf, i], bt, n_prompt > 0, n_prompt < blen,
                               sim.prm.f[PF.mixed_factor])
     st.f[STF.iter_d, i] = d
     st.i[STI.iter_n, i] = n_iter
@@ -475,16 +475,16 @@ def task_arrival_nb(sim, i, t, now):
     if head_task_nb(sim, r, i) == t:
         start_waiting_nb(sim, t, i)
     if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
-        tk.i[TKI.pending_hint, t] = dq_append_nb(sim.qu.pending, st.i[STI.pending_off], st.i[STI.pending_len], i, t)
+        tk.i[TKI.pending_hint, t] = dq_append_nb(sim.qu.q[QU.pending], st.i[STI.pending_off], st.i[STI.pending_len], i, t)
     else:
         pending_insort_nb(sim, i, t)
     st.i[STI.pending_tokens, i] += tokens_per_iteration_nb(sim, t)
     if is_prompt:
-        dq_append_nb(sim.qu.prompts, st.i[STI.prompts_off], st.i[STI.prompts_len], i, t)
+        dq_append_nb(sim.qu.q[QU.prompts], st.i[STI.prompts_off], st.i[STI.prompts_len], i, t)
     blen = st.i[STI.batch_len, i]
     mbs = sim.prm.i[PI.max_batch_size]
     if blen == 0:
-        if st.i[STI.memory, i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
+        if st.i[STI.memory, i] + task_memory_nb(sim, i, t) <= sim.cl.i[CI.max_memory, i]:
             start_idle_instance_nb(sim, i, now)
         return
     # a busy instance truncates its run if the task could join the next iteration (one call site: inlined)
@@ -507,8 +507,8 @@ def notify_flow_completion_nb(sim, i, now):
     if st.i[STI.pending_len, i] == 0:
         return
     if st.i[STI.batch_len, i] == 0:
-        t = sim.qu.pending[i, st.i[STI.pending_off, i]]
-        if st.i[STI.memory, i] + task_memory_nb(sim, i, t) <= sim.cl.max_memory[i]:
+        t = sim.qu.q[QU.pending, i, st.i[STI.pending_off, i]]
+        if st.i[STI.memory, i] + task_memory_nb(sim, i, t) <= sim.cl.i[CI.max_memory, i]:
             start_idle_instance_nb(sim, i, now)
     elif (st.i[STI.batch_len, i] < sim.prm.i[PI.max_batch_size]
           and st.i[STI.batch_tokens, i] < sim.prm.i[PI.max_batch_tokens]):

@@ -12,7 +12,7 @@ Network models (``prm.i[PI.network]``):
   server whenever a transfer starts or ends there. Transfers within a server use its NVLink (``nvlink_bw``)
   without contention.
 """
-from kernels.layout import PF, PI
+from kernels.layout import CI, CS, PF, PI
 from kernels.enums import FlowState
 from kernels.event_order_nb import schedule_flow_event_nb
 from kernels.instance_nb import free_memory_nb, notify_flow_completion_nb, task_arrival_nb
@@ -30,8 +30,8 @@ def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
     cl = sim.cl
     for k in range(net.n_active[0]):
         f = net.active[k]
-        s = cl.server[rq.i[RQI.prompt_inst, f]]
-        d = cl.server[rq.i[RQI.token_inst, f]]
+        s = cl.i[CI.server, rq.i[RQI.prompt_inst, f]]
+        d = cl.i[CI.server, rq.i[RQI.token_inst, f]]
         if s == a or s == b or d == a or d == b:
             rq.kf[RQF.flow_left, f] -= rq.kf[RQF.flow_rate, f] * (now - rq.kf[RQF.flow_t, f])
             rq.kf[RQF.flow_t, f] = now
@@ -49,10 +49,10 @@ def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
         net.n_active[0] -= 1
     for k in range(net.n_active[0]):
         f = net.active[k]
-        s = cl.server[rq.i[RQI.prompt_inst, f]]
-        d = cl.server[rq.i[RQI.token_inst, f]]
+        s = cl.i[CI.server, rq.i[RQI.prompt_inst, f]]
+        d = cl.i[CI.server, rq.i[RQI.token_inst, f]]
         if s == a or s == b or d == a or d == b:
-            rate = min(cl.nic_bw[s] / net.egress[s], cl.nic_bw[d] / net.ingress[d])
+            rate = min(cl.f[CS.nic_bw, s] / net.egress[s], cl.f[CS.nic_bw, d] / net.ingress[d])
             rq.kf[RQF.flow_rate, f] = rate
             schedule_flow_event_nb(sim, f, now + max(rq.kf[RQF.flow_left, f], 0.0) / rate)
 
@@ -61,20 +61,20 @@ def _reshare_nb(sim, a, b, now, delta, r_new, r_old):
 def _try_start_nb(sim, r, now):
     rq = sim.rq
     dest = rq.i[RQI.token_inst, r]
-    if sim.st.i[STI.memory, dest] + rq.i[RQI.memory, r] <= sim.cl.max_memory[dest]:
+    if sim.st.i[STI.memory, dest] + rq.i[RQI.memory, r] <= sim.cl.i[CI.max_memory, dest]:
         rq.ki[RQK.flow_state, r] = FlowState.RUNNING
         sim.ctr[CTR_RUNNING_FLOWS] += 1
         rq.kf[RQF.kv_start, r] = now
         sim.st.i[STI.memory, dest] += rq.i[RQI.memory, r]
-        sim.sv.ep[EP_KV, sim.cl.endpoint[dest]] += rq.i[RQI.memory, r]
+        sim.sv.ep[EP_KV, sim.cl.i[CI.endpoint, dest]] += rq.i[RQI.memory, r]
         size = sim.prm.i[PI.kv_bytes_per_token] * sim.wl.prompt_size[r]
         if sim.prm.i[PI.network] == 0:
             schedule_flow_event_nb(sim, r, now + size / sim.prm.f[PF.transfer_bandwidth])
             return
-        a = sim.cl.server[rq.i[RQI.prompt_inst, r]]
-        b = sim.cl.server[dest]
+        a = sim.cl.i[CI.server, rq.i[RQI.prompt_inst, r]]
+        b = sim.cl.i[CI.server, dest]
         if a == b:
-            schedule_flow_event_nb(sim, r, now + size / sim.cl.nvlink_bw[a])
+            schedule_flow_event_nb(sim, r, now + size / sim.cl.f[CS.nvlink_bw, a])
             return
         rq.kf[RQF.flow_left, r] = float(size)
         rq.kf[RQF.flow_t, r] = now
@@ -102,8 +102,8 @@ def flow_event_nb(sim, r, now):
     rq.kf[RQF.kv_end, r] = now
     src = rq.i[RQI.prompt_inst, r]
     if sim.prm.i[PI.network] != 0:
-        a = sim.cl.server[src]
-        b = sim.cl.server[rq.i[RQI.token_inst, r]]
+        a = sim.cl.i[CI.server, src]
+        b = sim.cl.i[CI.server, rq.i[RQI.token_inst, r]]
         if a != b:
             _reshare_nb(sim, a, b, now, -1, -1, r)
     free_memory_nb(sim, src, rq.i[RQI.memory, r])

@@ -50,6 +50,9 @@ PARAM_FLOAT = (
     "feed_util_3",
     "feed_util_4",
 )
+#: Per-instance inputs (int64; bytes, codes, indices) and per-server inputs (float64, bytes/s) of a configuration.
+INSTANCE_IN = ("max_memory", "weights", "tag", "perf", "server", "kv_per_token", "endpoint")
+SERVER_IN = ("nic_bw", "nvlink_bw")
 #: Per-request outputs (float: times in seconds, NaN when the stage never happened).
 REQUEST_FLOAT = ("prompt_start", "prompt_end", "token_start", "token_end", "kv_start", "kv_end",
                  "fed_time")      # topology: when the request entered global routing (NaN: never)
@@ -76,3 +79,5 @@ IF = _index("IF", INSTANCE_FLOAT)
 II = _index("II", INSTANCE_INT)
 LOG = _index("LOG", ITERATION_LOG)
 TOPO = _index("TOPO", TOPOLOGY)
+CI = _index("CI", INSTANCE_IN)
+CS = _index("CS", SERVER_IN)

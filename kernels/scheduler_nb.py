@@ -5,7 +5,7 @@ Co-located schedulers (round_robin, random, jsq, token_jsq) chain both phases on
 token pool and add a KV transfer. mixed_pool moves instances between prompt, token and mixed pools.
 Ties go to the first instance in pool order.
 """
-from kernels.layout import PI, TOPO
+from kernels.layout import CI, PI, TOPO
 from kernels.enums import Scheduler
 from kernels.instance_nb import task_arrival_nb
 from kernels.jit import internal
@@ -83,7 +83,7 @@ def _mixed_pool_nb(sim, r):
     if has_token:
         for pool in (POOL_TOKEN, POOL_MIXED):
             c = _argmin_nb(pools, pool, st.i[STI.sched_memory])
-            if c >= 0 and not (st.i[STI.sched_memory, c] + need >= sim.cl.max_memory[c]):
+            if c >= 0 and not (st.i[STI.sched_memory, c] + need >= sim.cl.i[CI.max_memory, c]):
                 t = c
                 break
     if p < 0 and pools.lens[POOL_TOKEN] > 0:

@@ -14,7 +14,7 @@ The event handlers run without reference counting (``_nrt=False``: they only ind
 import numpy as np
 from numba import njit
 
-from kernels.layout import ITERATION_LOG, PF, PI
+from kernels.layout import CI, ITERATION_LOG, PF, PI
 from kernels.enums import EventOrder, InstanceType
 from kernels.event_queue_nb import (EV_ARRIVAL, EV_FLOW, EV_INSTANCE, EV_ROUTE, heap_new_nb, heap_remove_nb,
                                     heap_top_time_nb, ref_heap_grow_nb, ref_heap_new_nb, ref_key_nb, ref_pop_nb,
@@ -43,7 +43,7 @@ def any_flow_can_start_nb(sim):
     for k in range(h.size[0]):
         r = h.ids[k]
         dest = rq.i[RQI.token_inst, r]
-        if sim.st.i[STI.memory, dest] + rq.i[RQI.memory, r] <= sim.cl.max_memory[dest]:
+        if sim.st.i[STI.memory, dest] + rq.i[RQI.memory, r] <= sim.cl.i[CI.max_memory, dest]:
             return True
     return False
 
@@ -131,7 +131,7 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
     """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``). Returns
     (tasks, requests, instance state, serving state, iteration log, end clock)."""
     n_req = wl.arrival.shape[0]
-    n_inst = cl.max_memory.shape[0]
+    n_inst = cl.i.shape[1]
     cap = 16
     ctr = np.zeros(N_CTR, np.int64)
     ctr[CTR_CAP] = cap
@@ -145,7 +145,7 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
     waits = prm.i[PI.instance_type] != InstanceType.ORCA   # per-task wait counts: Splitwise instances only
     sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits), new_requests_nb(n_req, n_kv), new_inst_nb(cl, cap),
               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
-              heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.nic_bw.shape[0]), topo,
+              heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo,
               new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0.0))
     while True:
         status = run_events_nb(sim)

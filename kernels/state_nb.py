@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from kernels.layout import TOPO, _index
+from kernels.layout import CI, TOPO, _index
 from kernels.jit import internal
 
 Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "uniform",
@@ -34,12 +34,12 @@ Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "unif
 Params = namedtuple("Params", ["i", "f"])
 #: Packed inputs of many configurations on one trace, and their outputs (``kernels.batch_nb``).
 Inputs = namedtuple("Inputs", ["arrival", "prompt_size", "token_size", "uniform", "prm_i", "prm_f", "inst_off",
-                               "max_memory", "weights", "tag", "perf_row", "server", "srv_off", "nic_bw",
-                               "nvlink_bw", "kv_per_token", "endpoint", "req_code", "req_class", "req_sla", "topo",
+                               "inst_in", "srv_off", "srv_in", "req_code", "req_class", "req_sla", "topo",
                                "topo_off"])
 Outputs = namedtuple("Outputs", ["req_f", "req_i", "inst_f", "inst_i", "end_clock"])
-Cluster = namedtuple("Cluster", ["max_memory", "weights", "tag", "perf", "server", "nic_bw", "nvlink_bw",
-                                 "kv_per_token", "endpoint"])   # per instance: its model's KV bytes per token
+#: One configuration's instances and servers: ``i[CI.max_memory, i]`` (``kernels.layout.INSTANCE_IN``),
+#: ``f[CS.nic_bw, s]`` (``SERVER_IN``).
+Cluster = namedtuple("Cluster", ["i", "f"])
 #: Serving state (``kernels.serving_nb``; each a few rows of one array, to keep the state tuple short):
 #: ``ep[EP_KV | EP_CAP, e]`` KV bytes in use and KV capacity of endpoint e; ``queue[Q_HEAD | Q_TAIL, q]`` the
 #: batch/dev FIFO queues (linked lists over requests) per (service, region, class); ``req[R_NEXT | R_ENDPOINT |
@@ -86,7 +86,10 @@ INST_FLOAT = ("iter_d", "iter_end", "iter_start", "busy_time", "busy_start",
 InstRows = namedtuple("InstRows", ["i", "f"])
 STI = _index("STI", INST_INT)
 STF = _index("STF", INST_FLOAT)
-Queues = namedtuple("Queues", ["batch", "left", "pending", "prompts", "blocked", "requests", "sel", "cand"])
+#: Per-instance lists, rows of a 3-D array ``q[QU.pending, i, k]`` (``QUEUES``), and the scratch of batch selection.
+QUEUES = ("batch", "left", "pending", "prompts", "blocked", "requests")
+Queues = namedtuple("Queues", ["q", "sel", "cand"])
+QU = _index("QU", QUEUES)
 Pools = namedtuple("Pools", ["lists", "lens"])
 
 POOL_ALL = 0
@@ -140,10 +143,10 @@ def new_requests_nb(n_requests, n_kv):
 
 @internal(nrt=True)
 def new_inst_nb(cluster, cap):
-    n = cluster.max_memory.shape[0]
+    n = cluster.i.shape[1]
     a = InstRows(np.zeros((len(INST_INT), n), np.int64), np.zeros((len(INST_FLOAT), n), np.float64))
-    a.i[STI.memory] = cluster.weights
-    a.i[STI.sched_memory] = cluster.weights
+    a.i[STI.memory] = cluster.i[CI.weights]
+    a.i[STI.sched_memory] = cluster.i[CI.weights]
     for k in (STI.pending_off, STI.prompts_off, STI.blocked_off, STI.requests_off):
         a.i[k] = cap // 2
     return a
@@ -151,10 +154,8 @@ def new_inst_nb(cluster, cap):
 
 @internal(nrt=True)
 def new_queues_nb(n_instances, cap):
-    return Queues(np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
-                  np.empty((n_instances, cap), np.int64),
-                  np.empty((n_instances, cap), np.int64), np.empty((n_instances, cap), np.int64),
-                  np.empty((n_instances, cap), np.int64), np.empty(cap, np.int64), np.empty((2, cap), np.int64))
+    return Queues(np.empty((len(QUEUES), n_instances, cap), np.int64), np.empty(cap, np.int64),
+                  np.empty((2, cap), np.int64))
 
 
 @internal(nrt=True)
@@ -168,27 +169,30 @@ def _recenter_nb(src, dst, off, lens, i):
 @internal(nrt=True)
 def grow_queues_nb(q, inst, cap):
     """A copy of ``q`` with room for ``cap`` entries per instance (double-ended lists re-centred)."""
-    g = new_queues_nb(q.batch.shape[0], cap)
-    for i in range(q.batch.shape[0]):
-        g.batch[i, :inst.i[STI.batch_len, i]] = q.batch[i, :inst.i[STI.batch_len, i]]
-        g.left[i, :inst.i[STI.batch_len, i]] = q.left[i, :inst.i[STI.batch_len, i]]
-        _recenter_nb(q.pending, g.pending, inst.i[STI.pending_off], inst.i[STI.pending_len], i)
-        _recenter_nb(q.prompts, g.prompts, inst.i[STI.prompts_off], inst.i[STI.prompts_len], i)
-        _recenter_nb(q.blocked, g.blocked, inst.i[STI.blocked_off], inst.i[STI.blocked_len], i)
-        _recenter_nb(q.requests, g.requests, inst.i[STI.requests_off], inst.i[STI.requests_len], i)
+    n = q.q.shape[1]
+    g = new_queues_nb(n, cap)
+    for i in range(n):
+        b = inst.i[STI.batch_len, i]
+        g.q[QU.batch, i, :b] = q.q[QU.batch, i, :b]
+        g.q[QU.left, i, :b] = q.q[QU.left, i, :b]
+        for k, off, lens in ((QU.pending, STI.pending_off, STI.pending_len),
+                             (QU.prompts, STI.prompts_off, STI.prompts_len),
+                             (QU.blocked, STI.blocked_off, STI.blocked_len),
+                             (QU.requests, STI.requests_off, STI.requests_len)):
+            _recenter_nb(q.q[k], g.q[k], inst.i[off], inst.i[lens], i)
     return g
 
 
 @internal(nrt=True)
 def new_pools_nb(cluster):
     """Pool 0 holds every instance, pools 1/2 the prompt/token-tagged ones, in instance-id order."""
-    n = cluster.tag.shape[0]
+    n = cluster.i.shape[1]
     lists = np.full((4, n), -1, np.int64)
     lens = np.zeros(4, np.int64)
     for i in range(n):
         lists[0, lens[0]] = i
         lens[0] += 1
-        t = cluster.tag[i]
+        t = cluster.i[CI.tag, i]
         if t == 1 or t == 2:
             lists[t, lens[t]] = i
             lens[t] += 1
@@ -214,8 +218,8 @@ def new_serve_nb(topo, cluster, n_requests, topology, delayed):
     of the routed-request FIFO (``R_ROUTED``, ``T_ROUTED``, the last ones) only with a routing delay."""
     n_ep = max(topo[TOPO.ep_region + 1] - topo[TOPO.ep_region], 1)
     ep = np.zeros((2, n_ep), np.int64)
-    for i in range(cluster.max_memory.shape[0]):
-        ep[EP_CAP, cluster.endpoint[i]] += cluster.max_memory[i] - cluster.weights[i]
+    for i in range(cluster.i.shape[1]):
+        ep[EP_CAP, cluster.i[CI.endpoint, i]] += cluster.i[CI.max_memory, i] - cluster.i[CI.weights, i]
     n = n_requests if topology else 1
     nq = max(2 * (topo[TOPO.endpoint_of + 1] - topo[TOPO.endpoint_of]), 1)
     fifo = 1 if delayed else 0
@@ -235,8 +239,8 @@ def task_memory_nb(sim, i, t):
     KV(token_size - 1), in bytes per token of instance i's model."""
     r = t >> 1
     if t & 1 == 0:
-        return sim.cl.kv_per_token[i] * (sim.wl.prompt_size[r] + 1)
-    return sim.cl.kv_per_token[i] * (sim.wl.token_size[r] - 1)
+        return sim.cl.i[CI.kv_per_token, i] * (sim.wl.prompt_size[r] + 1)
+    return sim.cl.i[CI.kv_per_token, i] * (sim.wl.token_size[r] - 1)
 
 
 @internal()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels.enums import Tag
+from kernels.layout import INSTANCE_IN
 from kernels.state_nb import Cluster
 from sweepsim.config.run import RunConfig
 from sweepsim.errors import InputError
@@ -49,9 +50,10 @@ class Placement:
         return nic, nvlink
 
     def kernel_cluster(self) -> Cluster:
-        nic, nvlink = self.server_bandwidths()
-        return Cluster(self.max_memory, self.weights, self.tag, self.perf_row, self.server, nic, nvlink,
-                       self.kv_per_token, self.endpoint)
+        """The kernel's ``Cluster`` (rows named by ``kernels.layout.INSTANCE_IN`` / ``SERVER_IN``)."""
+        rows = {"perf": self.perf_row}
+        return Cluster(np.array([rows.get(k, getattr(self, k, None)) for k in INSTANCE_IN], np.int64),
+                       np.array(self.server_bandwidths(), np.float64))
 
 
 def _server_roles(cfg: RunConfig, servers: list[str]) -> list[int | None]:

@@ -13,8 +13,8 @@ import numpy as np
 
 from kernels.batch_nb import simulate_one_nb
 from kernels.enums import EventOrder, InstanceType, Tag
-from kernels.layout import INSTANCE_FLOAT, INSTANCE_INT, ITERATION_LOG, PARAM_FLOAT, PARAM_INT, REQUEST_FLOAT, \
-    REQUEST_INT
+from kernels.layout import INSTANCE_FLOAT, INSTANCE_IN, INSTANCE_INT, ITERATION_LOG, PARAM_FLOAT, PARAM_INT, \
+    REQUEST_FLOAT, REQUEST_INT, SERVER_IN
 from kernels.state_nb import Inputs, Outputs
 from sweepsim.engine.placement import Placement, place_instances
 from sweepsim.config.run import RunConfig
@@ -253,16 +253,14 @@ def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
     for c, cfg in enumerate(cfgs):
         if cfg.scheduler == "random":
             uniform[c] = draws[c]
-    cat = lambda f: np.ascontiguousarray(np.concatenate([f(p) for p in placements]), np.int64)  # noqa: E731
-    bandwidths = [p.server_bandwidths() for p in placements]
+    rows = {"perf": lambda p: np.array([keys.index(p.perf_keys[r]) for r in p.perf_row], np.int64)}
+    inst_in = np.array([np.concatenate([rows.get(k, lambda p: getattr(p, k))(p) for p in placements])
+                        for k in INSTANCE_IN], np.int64)     # (len(INSTANCE_IN), instances of every configuration)
+    bandwidths = [dict(zip(SERVER_IN, p.server_bandwidths())) for p in placements]
+    srv_in = np.array([np.concatenate([b[k] for b in bandwidths]) for k in SERVER_IN], np.float64)
     return Inputs(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f,
-                  _offsets([len(p.sku) for p in placements]), cat(lambda p: p.max_memory),
-                  cat(lambda p: p.weights), cat(lambda p: p.tag),
-                  cat(lambda p: np.array([keys.index(p.perf_keys[r]) for r in p.perf_row], np.int64)),
-                  cat(lambda p: p.server), _offsets([len(nic) for nic, _ in bandwidths]),
-                  np.ascontiguousarray(np.concatenate([nic for nic, _ in bandwidths])),
-                  np.ascontiguousarray(np.concatenate([nv for _, nv in bandwidths])),
-                  cat(lambda p: p.kv_per_token), cat(lambda p: p.endpoint), *req,
+                  _offsets([len(p.sku) for p in placements]), inst_in,
+                  _offsets([len(b["nic_bw"]) for b in bandwidths]), srv_in, *req,
                   np.ascontiguousarray(np.concatenate(blobs), np.int64), _offsets([len(b) for b in blobs])), perf
 
 
