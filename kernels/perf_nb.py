@@ -6,6 +6,7 @@ Contract: ``iteration_duration_nb`` returns the duration in seconds (> 0) of ONE
 from numba import njit
 
 from kernels.enums import PerfKind
+from kernels.state_nb import PTF, PTI, PTY
 
 
 @njit(cache=True, _nrt=False)
@@ -37,13 +38,14 @@ def interp_extrapolate_nb(knots, ys, n, x):
 @njit(cache=True, _nrt=False)
 def iteration_duration_nb(perf, c, batch_tokens, has_prompt, has_token, mixed_factor):
     """Duration of one iteration on performance-table row ``c``."""
-    if perf.kind[c] == PerfKind.CONSTANT:
+    if perf.i[PTI.kind, c] == PerfKind.CONSTANT:
         if has_prompt:
-            return perf.const_prompt[c]
-        return perf.const_token[c]
-    n = perf.n_knots[c]
+            return perf.f[PTF.const_prompt, c]
+        return perf.f[PTF.const_token, c]
+    n = perf.i[PTI.n_knots, c]
+    knots = perf.y[PTY.knots, c]
     if has_prompt and not has_token:
-        return interp_extrapolate_nb(perf.knots[c], perf.prompt_y[c], n, batch_tokens)
+        return interp_extrapolate_nb(knots, perf.y[PTY.prompt, c], n, batch_tokens)
     if has_token and not has_prompt:
-        return interp_extrapolate_nb(perf.knots[c], perf.token_y[c], n, batch_tokens)
-    return interp_extrapolate_nb(perf.knots[c], perf.prompt_y[c], n, batch_tokens) * mixed_factor
+        return interp_extrapolate_nb(knots, perf.y[PTY.token, c], n, batch_tokens)
+    return interp_extrapolate_nb(knots, perf.y[PTY.prompt, c], n, batch_tokens) * mixed_factor

@@ -50,8 +50,13 @@ EP_KV, EP_CAP = 0, 1
 Q_HEAD, Q_TAIL = 0, 1
 R_NEXT, R_ENDPOINT, R_ROUTED = 0, 1, 2
 T_FED, T_ROUTED = 0, 1
-PerfTables = namedtuple("PerfTables", ["kind", "knots", "n_knots", "prompt_y", "token_y",
-                                       "const_prompt", "const_token"])
+#: Iteration-time tables, one row c per (model, hardware, TP): ``i[PTI.kind | PTI.n_knots, c]``,
+#: ``f[PTF.const_prompt | PTF.const_token, c]`` (constant model, seconds), ``y[PTY.knots | PTY.prompt | PTY.token,
+#: c, k]`` (profiled or roofline curves: batch tokens and seconds).
+PerfTables = namedtuple("PerfTables", ["i", "f", "y"])
+PTI = _index("PTI", ("kind", "n_knots"))
+PTF = _index("PTF", ("const_prompt", "const_token"))
+PTY = _index("PTY", ("knots", "prompt", "token"))
 #: Per-task state, rows of three 2-D arrays by type (``tk.i[TKI.left, t]``, ``tk.b[TKB.state, t]``,
 #: ``tk.f[TKF.end, t]``; few arrays keep the handlers' argument lists short).
 TASK_INT = ("inst", "left", "pending_hint")

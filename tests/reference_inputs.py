@@ -9,6 +9,7 @@ resolution (a request's model and workload -> service, its region order -> regio
 engine's own tables (``sweepsim.engine.serving.tables``): the reference checks the dynamics, not the parsing."""
 import numpy as np
 
+from kernels.state_nb import PTF, PTI, PTY
 from kernels.enums import InstanceType, PerfKind, Tag
 from sweepsim.engine.placement import place_instances
 from sweepsim.engine.serving import CLASS_NAMES, tables, trace_columns
@@ -23,11 +24,12 @@ def reference_inputs(cfg, trace):
     instances = []
     for i in range(len(placement.sku)):
         c = placement.perf_row[i]
-        if perf.kind[c] == PerfKind.CONSTANT:
-            model = ("constant", float(perf.const_prompt[c]), float(perf.const_token[c]))
+        if perf.i[PTI.kind, c] == PerfKind.CONSTANT:
+            model = ("constant", float(perf.f[PTF.const_prompt, c]), float(perf.f[PTF.const_token, c]))
         else:
-            k = perf.n_knots[c]
-            model = ("db", list(perf.knots[c, :k]), list(perf.prompt_y[c, :k]), list(perf.token_y[c, :k]))
+            k = perf.i[PTI.n_knots, c]
+            model = ("db", list(perf.y[PTY.knots, c, :k]), list(perf.y[PTY.prompt, c, :k]),
+                     list(perf.y[PTY.token, c, :k]))
         tag = {Tag.NONE: None, Tag.PROMPT: "prompt", Tag.TOKEN: "token"}[int(placement.tag[i])]
         instances.append({"tag": tag, "max_memory": int(placement.max_memory[i]),
                           "weights": int(placement.weights[i]), "perf": model})

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from kernels.enums import PerfKind
-from kernels.state_nb import PerfTables
+from kernels.state_nb import PTY, PerfTables
 from kernels.perf_nb import interp_extrapolate_nb
 from sweepsim import PROJECT_ROOT
 from sweepsim.errors import InputError, check_input_file
@@ -222,9 +222,9 @@ def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=
     """Kernel tables with one row per (model, hardware, TP) key, in the order given."""
     n = len(keys)
     if cfg.kind == "constant":
-        return PerfTables(np.full(n, PerfKind.CONSTANT, np.int64), np.zeros((n, 2)), np.full(n, 2, np.int64),
-                          np.zeros((n, 2)), np.zeros((n, 2)), np.full(n, float(cfg.prompt_time) * cfg.scale),
-                          np.full(n, float(cfg.token_time) * cfg.scale))
+        return PerfTables(np.array([np.full(n, PerfKind.CONSTANT), np.full(n, 2)], np.int64),
+                          np.array([np.full(n, float(cfg.prompt_time) * cfg.scale),
+                                    np.full(n, float(cfg.token_time) * cfg.scale)]), np.zeros((3, n, 2)))
     if cfg.kind == "roofline":
         return _tables([roofline_curve(cfg, key, source) for key in keys])
     db = load_db(Path(cfg.path) if cfg.path else DEFAULT_DB)
@@ -246,13 +246,12 @@ def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=
 
 
 def _tables(curves: list[PerfCurve]) -> PerfTables:
+    """``kernels.state_nb.PerfTables`` of curves (knots padded with zeros to the longest curve)."""
     n = len(curves)
     k = max(len(c.knots) for c in curves)
-    knots = np.zeros((n, k))
-    prompt = np.zeros((n, k))
-    token = np.zeros((n, k))
+    y = np.zeros((3, n, k))
     for j, c in enumerate(curves):
         m = len(c.knots)
-        knots[j, :m], prompt[j, :m], token[j, :m] = c.knots, c.prompt_s, c.token_s
-    return PerfTables(np.full(n, PerfKind.DB, np.int64), knots, np.array([len(c.knots) for c in curves], np.int64),
-                      prompt, token, np.zeros(n), np.zeros(n))
+        y[PTY.knots, j, :m], y[PTY.prompt, j, :m], y[PTY.token, j, :m] = c.knots, c.prompt_s, c.token_s
+    return PerfTables(np.array([np.full(n, PerfKind.DB), [len(c.knots) for c in curves]], np.int64),
+                      np.zeros((2, n)), y)
