@@ -228,3 +228,63 @@ def test_cli_run_with_a_topology(tmp_path):
     # the same directory reused by a plain run loses the stale endpoints table
     plain = load_config(ORACLE / "baseline_h100_tokenjsq" / "case.toml")
     assert plain.topology is None
+
+
+@pytest.mark.parametrize("d, key, text", [
+    ({"region": [{"name": "all"}], "endpoint": [{"region": "all", "model": "A", "instances": 2}]}, "region[0].name",
+     "not 'all'"),
+    ({"region": [{"name": "west,us"}], "endpoint": [{"region": "west,us", "model": "A", "instances": 2}]},
+     "region[0].name", "letters, digits"),
+    ({"topology": "us3", "routing": 1}, "routing", "must be a table"),
+    ({"topology": "us3", "feeding": "x"}, "feeding", "must be a table"),
+])
+def test_more_bad_topologies(d, key, text):
+    with pytest.raises(InputError) as e:
+        from_dict(d)
+    assert e.value.field == key and text in str(e.value)
+
+
+def test_region_tokens_are_ascii_names_or_indices(tmp_path):
+    one = {"region": [{"name": "r0"}, {"name": "r1"}, {"name": "r2"}],
+           "endpoint": [{"region": r, "model": "A", "instances": 2} for r in ("r0", "r1", "r2")]}
+    for token in ("²", "٢"):
+        tr = _trace(n=3, models=("A",), orders=((token,),))
+        with pytest.raises(InputError, match="unknown region"):
+            run(from_dict(one), tr)
+    tr = _trace(n=3, models=("A",), orders=(("2", "0"),))
+    assert set(run(from_dict(one), tr).endpoint) == {2}
+
+
+def test_never_fed_requests_are_queued_not_stalled_and_rejected_ones_not_queued(tmp_path):
+    sv = Serving(("A",), np.zeros(4, np.int32), np.array([0, 0, 1, 0], np.int8), np.array([-1, 3, -1, -1]),
+                 np.full(4, np.nan), ((),), np.zeros(4, np.int32))
+    tr = Trace("t", np.arange(4), np.zeros(4, np.int64), np.array([0.0, 0.5, 1.0, 3.0]),
+               np.array([100, 10 ** 9, 100, 100]), np.full(4, 10), {}, sv)
+    cfg = from_dict({**TWO_REGIONS, "oversized_requests": "reject", "feeding": {"enabled": False}})
+    tr2 = Trace("t", tr.request_id, tr.application_id, tr.arrival, tr.prompt_size, tr.token_size, {},
+                Serving(("A", "C"), sv.model, sv.workload, sv.batch_id, sv.sla, sv.region_orders, sv.regions))
+    tabs = write_run(run(cfg, tr2), tmp_path)
+    req = tabs["requests"]
+    assert req["rejected"].to_list() == [False, True, False, False]
+    assert req["stalled"].to_list() == [False, False, False, False]   # request 2 (dev) waits in its queue
+    ep = tabs["endpoints"]
+    assert ep["batch_queued"].sum() == 0 and ep["dev_queued"].sum() == 1
+
+
+def test_editing_a_topology_file_reruns_the_sweep(tmp_path):
+    from sweepsim.sweep.jobs import config_hash
+    topo = tmp_path / "t.toml"
+    topo.write_text('[[region]]\nname = "r0"\n[[endpoint]]\nregion = "r0"\nmodel = "A"\ninstances = 2\n')
+    raw = {"topology": str(topo)}
+    h1 = config_hash(raw, from_dict(raw))
+    topo.write_text('[[region]]\nname = "r0"\n[[endpoint]]\nregion = "r0"\nmodel = "A"\ninstances = 6\n')
+    assert config_hash(raw, from_dict(raw)) != h1
+
+
+def test_unsigned_batch_ids_beyond_int64_are_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"request_id": [0], "arrival_timestamp": [0.0], "prompt_size": [10], "token_size": [10],
+                             "batch_id": pa.array([2 ** 63], pa.uint64())}), tmp_path / "u.parquet")
+    with pytest.raises(InputError, match="at most"):
+        load_trace(tmp_path / "u.parquet")

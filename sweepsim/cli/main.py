@@ -93,7 +93,7 @@ def run(config, trace_path, out_dir, overrides, debug):
     res = run_engine(cfg, trace, debug=debug)
     tables = write_run(res, out, debug=debug)
     _print_summary(tables)
-    stalled = int(tables["summary"]["stalled"].sum())
+    stalled = int(tables["requests"]["stalled"].sum())
     if stalled:
         click.echo(f"warning: {config}: {stalled} request(s) never completed although the run ended before "
                    f"end_time: every instance waited for memory held by requests that could not run (a deadlock "

@@ -199,7 +199,10 @@ class _Loader:
         """An axis from its dotted key, validated against the run-config keys."""
         parts = key.split(".")
         options = sorted(cfgmod.TOP_KEYS) + [f"{VARS}.<name>"]
-        if parts[0] == "instances" and len(parts) == 3 and all(parts):
+        if parts[0] == "instances" and (len(parts) != 3 or not all(parts)):
+            raise self.err(fld, f"an instance count axis is instances.<region>.<endpoint> (e.g. instances.westus.A), "
+                                f"got {key!r}")
+        if parts[0] == "instances":
             # instances.<region>.<endpoint>: the names are checked against the topology with each configuration
             return Axis(key, key, key.replace(".", "_").replace("-", "_"), tuple(parts))
         if not all(parts) or len(parts) > 2:

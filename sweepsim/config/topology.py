@@ -5,6 +5,7 @@ path) or describes one inline with ``[[region]]`` and ``[[endpoint]]`` tables; `
 and ``[instances]`` (instance counts per endpoint, ``instances.<region>.<endpoint> = N``, e.g. for sweep axes)
 apply to either. Semantics: docs/semantics.md, "Regions, endpoints and request classes"; keys: docs/topologies.md.
 """
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +21,10 @@ GROUP_SCHEDULERS = ("token_jsq", "jsq")
 FEED_BANDS = {"readme": ((0.5, 1),),               # the intent stated in SageServe's README: feed below 0.5
               "sageserve": ((0.5, 1), (0.6, 2))}   # SageServe's code: twice between 0.5 and 0.6 (parity)
 MAX_FEED_BANDS = 4
+#: Region names: what trace region orders can name (they split on commas, semicolons and spaces) and grid axes
+#: can address (instances.<region>.<endpoint>)
+REGION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+ALL = "all"     # the label of summary.parquet's totals row
 MAX_INSTANCES = 100_000
 MAX_DELAY_S = 1e6
 
@@ -215,9 +220,10 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
     regions = []
     for j, r in enumerate(regions_raw):
         _table(rsrc, f"region[{j}]", r, {"name"})
-        if not isinstance(r.get("name"), str) or not r["name"].strip() or r["name"].isdigit():
-            raise InputError(rsrc, f"region[{j}].name", "must be a non-empty name that is not a number (traces "
-                                                        "name regions or give their 0-based index)")
+        name = r.get("name")
+        if not isinstance(name, str) or not REGION_NAME.fullmatch(name) or name == ALL:
+            raise InputError(rsrc, f"region[{j}].name", f"must be a name of letters, digits, '_' and '-' starting with "
+                                                        f"a letter, not {ALL!r} (the summary's totals), got {name!r}")
         if r["name"] in regions:
             raise InputError(rsrc, f"region[{j}].name", f"region {r['name']!r} appears twice")
         regions.append(r["name"])
@@ -244,6 +250,10 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
                                  groups=())
     for j, e in enumerate(eps):
         _check_endpoint(esrc if "instances" not in d else src, f"endpoint[{j}]", e)
+    for k in ("routing", "feeding"):
+        for where, tab in ((where, raw), (src, d)):
+            if k in tab and not isinstance(tab[k], dict):
+                raise InputError(where, k, f"must be a table ([{k}] with its keys), got {tab[k]!r}")
     routing = Routing()
     rr = {**raw.get("routing", {}), **d.get("routing", {})}
     if rr:

@@ -48,7 +48,7 @@ def trace_columns(trace):
 def _region_index(topo, token, src, rid):
     if token in topo.regions:
         return topo.regions.index(token)
-    if token.isdigit() and int(token) < len(topo.regions):
+    if token.isascii() and token.isdigit() and int(token) < len(topo.regions):
         return int(token)
     raise InputError(src, "regions", f"request_id {rid}: unknown region {token!r}; the topology's regions: "
                                      f"{', '.join(topo.regions)} (or their 0-based index)")
@@ -91,8 +91,9 @@ def tables(cfg, trace) -> dict[str, np.ndarray]:
     for m, name in enumerate(names):
         if name == "":
             if len(served) != 1 and np.any(model == m):
-                raise InputError(src, "model", f"the trace has no model column and the topology serves several models "
-                                               f"({', '.join(served)}): give each request a model")
+                raise InputError(src, "model", f"requests without a model (no model column, or empty cells) and the "
+                                               f"topology serves several models ({', '.join(served)}): give each "
+                                               "request a model")
             name = served[0]
         for dev in (0, 1):
             silo = "dev" if dev else "prod"

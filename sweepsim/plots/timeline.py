@@ -178,7 +178,7 @@ def serving_series(run: Run, t_end: float) -> list[Series]:
                           ylabel="endpoint KV utilisation [%]", color=f"C{k % 10}"))
     allreq = run.requests
     for cls, color in (("batch", "C1"), ("dev", "C4")):
-        q = allreq.filter(pl.col("request_class").cast(pl.String) == cls)
+        q = allreq.filter((pl.col("request_class").cast(pl.String) == cls) & ~pl.col("rejected"))
         if len(q):
             t, y = step_sum(q["arrival"], q["fed_time"].fill_nan(None).fill_null(t_end), np.ones(len(q)), t0=0.0,
                             t1=t_end)

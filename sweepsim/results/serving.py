@@ -103,7 +103,7 @@ def endpoints_table(res, requests: pl.DataFrame, instance_energy: np.ndarray) ->
     code = lut[requests["region"].to_physical().to_numpy(), requests["endpoint"].to_physical().to_numpy()]
     klass = requests["request_class"].to_physical().to_numpy()
     fed = ~np.isnan(requests["fed_time"].to_numpy())
-    queued = ~fed & (requests["arrival"].to_numpy() <= t)
+    queued = ~fed & (requests["arrival"].to_numpy() <= t) & ~requests["rejected"].to_numpy()
     return pl.DataFrame({
         "region": [e.region for e in eps], "endpoint": [e.name for e in eps], "model": [e.model for e in eps],
         "workload": [e.workload for e in eps], "scheduler": [e.scheduler for e in eps],

@@ -13,6 +13,7 @@ from sweepsim.atomic import atomic_write
 from sweepsim.engine.performance import uncontended_latencies
 from sweepsim.engine.placement import TAG_NAMES
 from sweepsim.engine.simulate import RunResult
+from sweepsim.config.topology import ALL
 from sweepsim.results.columns import LATENCY_METRICS, STATS
 
 RUN_TABLES = ("requests", "summary", "instances")
@@ -42,7 +43,9 @@ def requests_table(res: RunResult) -> pl.DataFrame:
         "request_id": tr.request_id, "application_id": tr.application_id, "arrival": arrival,
         "prompt_size": tr.prompt_size, "token_size": tr.token_size, "completed": res.completed,
         "rejected": rejected,
-        "stalled": ~res.completed & ~rejected & (res.end_clock < res.config.end_time),
+        # a topology's batch/dev request never fed waits in its queue: not a deadlock of the batching
+        "stalled": ~res.completed & ~rejected & (res.end_clock < res.config.end_time)
+                   & (~np.isnan(entry) if serving else True),
         "prompt_instance": res.prompt_instance, "token_instance": res.token_instance,
         "queue_time": res.prompt_start - entry, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
         "nth_token_overhead": res.token_start - res.prompt_end, "kv_transfer_time": res.kv_end - res.kv_start,
@@ -202,8 +205,6 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
     return pl.concat([df, extra.select(pl.all().gather(np.zeros(len(apps), np.int64)))], how="horizontal")
 
 
-#: summary.parquet label of a topology's totals row
-ALL = "all"
 
 
 def _serving_summary(res, req, params, cluster) -> pl.DataFrame:
@@ -294,7 +295,7 @@ def check_run_dir(out) -> Path:
     """A run directory (``sweepsim run --out``) that can be written and is not a sweep's results directory."""
     from sweepsim.errors import InputError, check_output_dir
     out = check_output_dir(out)
-    for name in RUN_TABLES + DEBUG_TABLES:
+    for name in RUN_TABLES + DEBUG_TABLES + ("endpoints",):
         if (out / f"{name}.parquet").is_dir():
             raise InputError(out / f"{name}.parquet", "--out", "is a directory where the run writes a table")
     for d in [out, *out.absolute().parents]:

@@ -29,8 +29,8 @@ def config_json(raw: dict) -> str:
 
 
 def config_hash(raw: dict, cfg: RunConfig) -> str:
-    """Hash of the resolved configuration and of the content of the files it reads: the trace and the
-    performance database (or the roofline's efficiencies). The event order is hashed as resolved (its default changed once: results of the
+    """Hash of the resolved configuration and of the content of the files it reads: the trace, the topology and
+    the performance database (or the roofline's efficiencies). The event order is hashed as resolved (its default changed once: results of the
     other order must not be taken for this one's when a sweep resumes)."""
     from sweepsim.engine.performance import DEFAULT_DB
     files = [cfg.trace] if cfg.trace else []
@@ -39,7 +39,9 @@ def config_hash(raw: dict, cfg: RunConfig) -> str:
     elif cfg.performance_model.kind == "roofline":   # its fitted factors (perf fit rewrites the default file)
         from sweepsim.engine.roofline import DEFAULT_EFFICIENCY
         files.append(cfg.performance_model.efficiency or DEFAULT_EFFICIENCY)
-    doc = config_json(raw) + f"|event_order={cfg.event_order}|" + "|".join(file_digest(f) for f in files)
+    # a topology named by file or shipped name is hashed as resolved: editing the file changes the hash
+    topo = f"|topology={cfg.topology!r}" if cfg.topology is not None else ""
+    doc = config_json(raw) + f"|event_order={cfg.event_order}{topo}|" + "|".join(file_digest(f) for f in files)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 

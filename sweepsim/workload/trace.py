@@ -230,7 +230,8 @@ def _batch_ids(path, name, col) -> np.ndarray:
         raise InputError(path, name, f"must be whole numbers >= -1 (-1: not part of a batch job), found {col.type}")
     if pa.types.is_integer(col.type):
         s = pl.from_arrow(col)
-        for bad, rule in ((s < -1, ">= -1 (-1: not part of a batch job)"), (s > MAX_ID, f"at most {MAX_ID}")):
+        low = (s < -1) if pa.types.is_signed_integer(col.type) else pl.Series(np.zeros(len(s), bool))
+        for bad, rule in ((low, ">= -1 (-1: not part of a batch job)"), (s > MAX_ID, f"at most {MAX_ID}")):
             if bad.any():  # compared in the column's own type: no wrap
                 k = int(bad.arg_true()[0])
                 raise InputError(path, name, f"must be {rule} (row {k + 1} has {s[k]!r})")
