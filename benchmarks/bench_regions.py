@@ -4,8 +4,8 @@ rate profile, 85% interactive, 5% batch and 10% dev requests, model and first-re
 
 Prints, each phase in the same process: trace generation (``sweepsim trace gen``, a subprocess, skipped when the
 file exists), trace load, JIT compile or cache load (on a 5-request prefix), the simulation (wall time, simulated
-requests per second), the results (requests, summary and endpoints tables, as ``sweepsim run`` builds them, and
-writing requests.parquet), and the process's peak memory after each phase. Targets on a 2-core machine: the
+requests per second), the results (``write_run``, what ``sweepsim run`` writes: requests.parquet, summary,
+instances and endpoints tables), and the process's peak memory after each phase. Targets on a 2-core machine: the
 simulation under 60 s and under 4 GB peak memory.
 
     python -m benchmarks.bench_regions [--requests 10000000] [--trace PATH] [--no-results]
@@ -75,18 +75,13 @@ def main():
     out.update(simulate_s=wall, simulated_requests_per_s=len(trace) / wall, completed=int(res.completed.sum()),
                end_clock_s=res.end_clock, batch_and_dev_fraction=float((cls != 0).mean()),
                peak_gb_after_simulate=peak_gb(), target_s=TARGET_S, target_gb=TARGET_GB)
-    if not a.no_results:
-        from sweepsim.results.serving import endpoints_table
-        from sweepsim.results.tables import instance_energy_j, requests_table, summary_table, write_parquet_atomic
-        t0 = time.perf_counter()
-        req = requests_table(res)
-        summary = summary_table(res, req)
-        eps = endpoints_table(res, req, instance_energy_j(res))
-        out["tables_s"] = time.perf_counter() - t0
+    if not a.no_results:   # what `sweepsim run` writes: requests.parquet (in chunks), summary, instances, endpoints
+        from sweepsim.results.tables import write_run
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            write_parquet_atomic(req, Path(d) / "requests.parquet")
-            out["write_requests_s"] = time.perf_counter() - t0
+            tables = write_run(res, Path(d))
+            out["results_s"] = time.perf_counter() - t0
+        summary, eps = tables["summary"], tables["endpoints"]
         total = summary.filter(summary["region"] == "all").row(0, named=True)
         out.update(slo_attainment=total["slo_attainment"], ttft_p99_s=total["ttft_p99"], e2e_p99_s=total["e2e_p99"],
                    mean_kv_utilization=float(eps["kv_utilization"].mean()), peak_gb_after_results=peak_gb())

@@ -288,3 +288,22 @@ def test_unsigned_batch_ids_beyond_int64_are_refused(tmp_path):
                              "batch_id": pa.array([2 ** 63], pa.uint64())}), tmp_path / "u.parquet")
     with pytest.raises(InputError, match="at most"):
         load_trace(tmp_path / "u.parquet")
+
+
+@pytest.mark.parametrize("topology", [True, False])
+def test_large_runs_write_requests_in_chunks_with_the_same_tables(tmp_path, monkeypatch, topology):
+    import sweepsim.results.tables as tables
+    tr = _trace(n=2500, seed=3)
+    if topology:
+        res = run(from_dict(TWO_REGIONS), tr)
+    else:
+        plain = Trace("p", tr.request_id, tr.application_id, tr.arrival, tr.prompt_size, tr.token_size)
+        res = run(from_dict({"model": "llama2-70b", "start_state": "orca", "cluster": {"dgx-a100": 2}}), plain)
+    whole = write_run(res, tmp_path / "whole")
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 700)
+    chunked = write_run(res, tmp_path / "chunked")
+    assert set(chunked["requests"].columns) < set(whole["requests"].columns)   # only what the summary reads
+    for name in ("requests", "summary", "instances") + (("endpoints",) if topology else ()):
+        a = pl.read_parquet(tmp_path / "whole" / f"{name}.parquet")
+        b = pl.read_parquet(tmp_path / "chunked" / f"{name}.parquet")
+        assert a.schema == b.schema and a.equals(b), name

@@ -153,11 +153,13 @@ def serving_inputs(cfgs, placements, trace):
     return (code.astype(np.int32, copy=False), cls, sla), blobs, n_orders
 
 
-def per_service_order(cfg, trace, value) -> np.ndarray:
-    """Per request, ``value(endpoints)`` of the endpoints its routing may choose: its service's endpoints in the
-    regions of its priority order, in that order (computed once per distinct (service, order))."""
+def per_service_order(cfg, trace, value, rows: slice | None = None) -> np.ndarray:
+    """Per request (``rows``: of those only), ``value(endpoints)`` of the endpoints its routing may choose: its
+    service's endpoints in the regions of its priority order, in that order (once per distinct (service, order))."""
     tabs = tables(cfg, trace)
     _, model, cls, _, orders, order = trace_columns(trace)
+    if rows is not None:
+        model, cls, order = model[rows], cls[rows], order[rows]
     n_reg = len(cfg.topology.regions)
     combo = (model.astype(np.int64) * 2 + (cls == 2)) * len(orders) + order
     uniq, inv = np.unique(combo, return_inverse=True)

@@ -15,10 +15,10 @@ import polars as pl
 from sweepsim.engine.serving import CLASS_NAMES, per_service_order, trace_columns
 
 
-def queue_endpoints(cfg, trace) -> np.ndarray:
-    """Per request, the endpoint of the queue a batch or dev request waits in (for every request: the endpoint of
-    its service in the first region of its priority order that hosts it)."""
-    return per_service_order(cfg, trace, lambda eps: eps[0])
+def queue_endpoints(cfg, trace, rows: slice | None = None) -> np.ndarray:
+    """Per request (``rows``: of those only), the endpoint of the queue a batch or dev request waits in (for every
+    request: the endpoint of its service in the first region of its priority order that hosts it)."""
+    return per_service_order(cfg, trace, lambda eps: eps[0], rows)
 
 
 def _enum(codes: np.ndarray, categories) -> pl.Series:
@@ -29,26 +29,30 @@ def _enum(codes: np.ndarray, categories) -> pl.Series:
     return pl.Series(lut[codes]).replace_strict(dict(enumerate(cats)), return_dtype=pl.Enum(cats))
 
 
-def serving_columns(res) -> dict:
-    """The topology columns of requests.parquet (text columns as Enums: region, endpoint, model, workload and
-    request_class)."""
+def serving_columns(res, rows: slice | None = None) -> dict:
+    """The topology columns of requests.parquet (``rows``: of those requests only; text columns as Enums: region,
+    endpoint, model, workload and request_class)."""
     cfg, tr = res.config, res.trace
+    cut = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
     topo = cfg.topology
     names, model, cls, sla, _, _ = trace_columns(tr)
-    routed = res.endpoint >= 0
-    ep = np.where(routed, res.endpoint, queue_endpoints(cfg, tr))
+    model, cls, sla = cut(model), cut(cls), cut(sla)
+    endpoint = cut(res.endpoint)
+    routed = endpoint >= 0
+    ep = np.where(routed, endpoint, queue_endpoints(cfg, tr, rows) if not routed.all() else 0)
     eps = topo.endpoints
-    e2e_arr = res.token_end - tr.arrival
+    arrival, token_end, completed = cut(tr.arrival), cut(res.token_end), cut(res.completed)
+    e2e_arr = token_end - arrival
     with np.errstate(invalid="ignore"):
-        met = pl.Series(res.completed & (e2e_arr <= sla)).set(pl.Series(np.isnan(sla)), None)
+        met = pl.Series(completed & (e2e_arr <= sla)).set(pl.Series(np.isnan(sla)), None)
     return {
         "region": _enum(np.array([topo.regions.index(e.region) for e in eps])[ep], topo.regions),
         "endpoint": _enum(ep, [e.name for e in eps]),
         "model": _enum(model, [n or topo.models()[0] for n in names]),
         "workload": _enum((cls == 2).astype(np.int64), ("prod", "dev")),
         "request_class": _enum(cls, CLASS_NAMES),
-        "sla": sla, "fed_time": res.fed_time, "slo_met": met,
-        "ttft_from_arrival": res.prompt_end - tr.arrival, "e2e_from_arrival": e2e_arr,
+        "sla": sla, "fed_time": cut(res.fed_time), "slo_met": met,
+        "ttft_from_arrival": cut(res.prompt_end) - arrival, "e2e_from_arrival": e2e_arr,
     }
 
 

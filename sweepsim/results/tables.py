@@ -20,40 +20,57 @@ RUN_TABLES = ("requests", "summary", "instances")
 DEBUG_TABLES = ("iterations", "kv_transfers")
 
 
-def requests_table(res: RunResult) -> pl.DataFrame:
-    """One row per trace request (trace order); latencies are NaN for requests that did not complete."""
+def requests_table(res: RunResult, rows: slice | None = None) -> pl.DataFrame:
+    """One row per trace request (trace order; ``rows``: those requests only); latencies are NaN for requests that
+    did not complete."""
     tr = res.trace
-    arrival = tr.arrival
+    cut = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
+    arrival = cut(tr.arrival)
+    prompt_size, token_size = cut(tr.prompt_size), cut(tr.token_size)
+    completed = cut(res.completed)
     serving = {}
     if res.config.topology is not None:   # latencies count from the request's entry into global routing
         from sweepsim.results.serving import serving_columns
-        serving = serving_columns(res)
-        entry = res.fed_time
+        serving = serving_columns(res, rows)
+        entry = cut(res.fed_time)
     else:
         entry = arrival
-    rejected = res.rejected if res.rejected is not None else np.zeros(len(tr), bool)
-    ttft = res.prompt_end - entry
-    e2e = res.token_end - entry
-    base_ttft, base_tbt, base_e2e = uncontended_latencies(res.config, tr.prompt_size, tr.token_size,
-                                                          _request_models(res))
+    rejected = cut(res.rejected) if res.rejected is not None else np.zeros(len(arrival), bool)
+    prompt_start, prompt_end, token_start, token_end = (cut(a) for a in (res.prompt_start, res.prompt_end,
+                                                                         res.token_start, res.token_end))
+    kv_start, kv_end = cut(res.kv_start), cut(res.kv_end)
+    ttft = prompt_end - entry
+    e2e = token_end - entry
+    models = _request_models(res)
+    base_ttft, base_tbt, base_e2e = uncontended_latencies(res.config, prompt_size, token_size,
+                                                          models and (models[0], cut(models[1])))
     with np.errstate(invalid="ignore", divide="ignore"):
-        tbt = (e2e - ttft) / tr.token_size
-        tpot = np.where(tr.token_size > 1, (e2e - ttft) / (tr.token_size - 1), np.nan)
+        tbt = (e2e - ttft) / token_size
+        tpot = np.where(token_size > 1, (e2e - ttft) / (token_size - 1), np.nan)
     return pl.DataFrame({
-        "request_id": tr.request_id, "application_id": tr.application_id, "arrival": arrival,
-        "prompt_size": tr.prompt_size, "token_size": tr.token_size, "completed": res.completed,
+        "request_id": cut(tr.request_id), "application_id": cut(tr.application_id), "arrival": arrival,
+        "prompt_size": prompt_size, "token_size": token_size, "completed": completed,
         "rejected": rejected,
         # a topology's batch/dev request never fed waits in its queue: not a deadlock of the batching
-        "stalled": ~res.completed & ~rejected & (res.end_clock < res.config.end_time)
+        "stalled": ~completed & ~rejected & (res.end_clock < res.config.end_time)
                    & (~np.isnan(entry) if serving else True),
-        "prompt_instance": res.prompt_instance, "token_instance": res.token_instance,
-        "queue_time": res.prompt_start - entry, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
-        "nth_token_overhead": res.token_start - res.prompt_end, "kv_transfer_time": res.kv_end - res.kv_start,
-        "completion_time": res.token_end, "prompt_start": res.prompt_start, "prompt_end": res.prompt_end,
-        "token_start": res.token_start, "token_end": res.token_end, "kv_start": res.kv_start, "kv_end": res.kv_end,
+        "prompt_instance": cut(res.prompt_instance), "token_instance": cut(res.token_instance),
+        "queue_time": prompt_start - entry, "ttft": ttft, "tbt": tbt, "tpot": tpot, "e2e": e2e,
+        "nth_token_overhead": token_start - prompt_end, "kv_transfer_time": kv_end - kv_start,
+        "completion_time": token_end, "prompt_start": prompt_start, "prompt_end": prompt_end,
+        "token_start": token_start, "token_end": token_end, "kv_start": kv_start, "kv_end": kv_end,
         "ttft_slowdown": ttft / base_ttft, "tbt_slowdown": tbt / base_tbt, "e2e_slowdown": e2e / base_e2e,
         **serving,
     }, nan_to_null=False)
+
+
+#: requests.parquet of more requests than this is built and written in chunks of this many rows, keeping only the
+#: columns the summary and endpoints tables read (a 10M-request table holds about 3 GB at once otherwise)
+CHUNK_ROWS = 1_000_000
+#: the requests columns the summary, the endpoints table and the run's messages read
+SUMMARY_INPUT = ("request_id", "application_id", "arrival", "token_size", "completed", "rejected", "stalled",
+                 "completion_time") + tuple(m for m in LATENCY_METRICS if m != "normalized_e2e") + (
+                 "region", "endpoint", "model", "request_class", "slo_met", "fed_time")
 
 
 def _request_models(res):
@@ -315,12 +332,18 @@ def write_text_atomic(path, text: str) -> None:
 
 
 def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.DataFrame]:
-    """Write requests/summary/instances (and with debug iterations/kv_transfers) Parquet files. A run
-    directory holds one run: the debug tables of an earlier run are removed first when this run has none."""
+    """Write requests/summary/instances (and with debug iterations/kv_transfers, with a topology endpoints)
+    Parquet files; returns the tables (of a trace over ``CHUNK_ROWS`` requests, the requests table holds only the
+    ``SUMMARY_INPUT`` columns). A run directory holds one run: the tables of an earlier run that this run does
+    not write are removed first."""
     if not debug:
         for name in DEBUG_TABLES:
             (Path(out_dir) / f"{name}.parquet").unlink(missing_ok=True)
-    req = requests_table(res)
+    if len(res.trace) <= CHUNK_ROWS:
+        req = requests_table(res)
+        write_parquet_atomic(req, Path(out_dir) / "requests.parquet")
+    else:
+        req = _write_requests_in_chunks(res, Path(out_dir) / "requests.parquet")
     tables = {"requests": req, "summary": summary_table(res, req), "instances": instances_table(res)}
     if res.config.topology is not None:
         from sweepsim.results.serving import endpoints_table
@@ -331,5 +354,29 @@ def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.Data
         tables["iterations"] = iterations_table(res)
         tables["kv_transfers"] = kv_transfers_table(res)
     for name, df in tables.items():
-        write_parquet_atomic(df, Path(out_dir) / f"{name}.parquet")
+        if name != "requests":
+            write_parquet_atomic(df, Path(out_dir) / f"{name}.parquet")
     return tables
+
+
+def _write_requests_in_chunks(res: RunResult, path: Path) -> pl.DataFrame:
+    """requests.parquet written CHUNK_ROWS rows at a time (the same rows and columns as ``requests_table``);
+    returns the columns of ``SUMMARY_INPUT`` for every request."""
+    import pyarrow.parquet as pq
+    kept = []
+
+    def write(tmp):
+        writer = None
+        try:
+            for a in range(0, len(res.trace), CHUNK_ROWS):
+                df = requests_table(res, slice(a, a + CHUNK_ROWS))
+                table = df.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                kept.append(df.select([c for c in SUMMARY_INPUT if c in df.columns]))
+        finally:
+            if writer is not None:
+                writer.close()
+    atomic_write(path, write)
+    return pl.concat(kept)
