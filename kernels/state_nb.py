@@ -1,24 +1,30 @@
-"""Struct-of-arrays state of one simulated configuration, and its allocation.
+"""Struct-of-arrays state of one simulated configuration, and its allocation. Each group of scalars is the rows
+of a few 2-D arrays by type, named by index tuples (``STI.memory``, ``TKB.state``...): every array of the state
+tuple costs compile time in every out-of-line handler (docs/semantics.md, "Implementation notes").
 
 Inputs (read-only):
   Workload  per request r (trace order, arrival sorted): arrival [s], prompt_size, token_size [tokens],
-            uniform (one draw in [0, 1) per request for the random scheduler).
+            uniform (one draw in [0, 1) per request for the random scheduler), order_key (admission order at an
+            instance), serve_code (topologies: model, class and region order).
   Params    the configuration's parameters: int64 and float64 arrays named by ``kernels.layout``.
-  Cluster   per instance i: max_memory, weights [bytes], tag (home pool), perf (row of PerfTables),
-            server (index); per server: nic_bw, nvlink_bw [bytes/s] (shared-network model only).
-  PerfTables per (model, hardware, TP) row c: knots/prompt_y/token_y (seconds) or constant times.
+  Cluster   per instance i: ``i[CI.max_memory | weights | tag | perf | server | kv_per_token | endpoint, i]``;
+            per server: ``f[CS.nic_bw | nvlink_bw, s]`` [bytes/s] (shared-network model only).
+  PerfTables per (model, hardware, TP) row c: curves (batch tokens, prompt and token seconds) or constant times.
+  topo      a topology's packed tables (``kernels.layout.TOPOLOGY``, read through ``topo_nb``).
 
 Mutable state:
-  Tasks     per task: prompt of request r is task 2r, its token (decode) task is 2r+1.
-  Requests  per request: KV memory held, chosen instances, KV-transfer times, done flag.
+  Tasks     per task (prompt of request r is task 2r, its decode task 2r+1): instance, iterations left,
+            pending-queue hint; state and wait flag (int8); first start and end times; wait counts (Splitwise).
+  Requests  per request: KV memory held, selection stamp, chosen instances, done flag; KV-transfer fields.
   Inst      per instance scalars (memory, batch counters, current run of iterations, busy time...): rows of
             two 2-D arrays (``InstRows``) named by ``STI`` / ``STF``.
-  Queues    per instance variable-length lists as rows of 2-D arrays with lengths (and, except the
-            batch, start offsets) in Inst: batch, pending (pending_queue), prompts (pending_prompt_queue),
-            blocked, requests (pending_requests, sorted by arrival); ``left`` holds the remaining
-            iterations of each batch slot; ``sel`` and ``cand`` are scratch space of batch selection.
+  Queues    per instance variable-length lists, rows of one 3-D array ``q[QU.x, i, k]`` with lengths (and,
+            except the batch, start offsets) in Inst: batch, pending (pending_queue), prompts
+            (pending_prompt_queue), blocked, requests (pending_requests, by admission key); ``left`` holds the
+            remaining iterations of each batch slot; ``sel`` and ``cand`` are scratch space of batch selection.
             Capacity grows geometrically.
   Pools     instance lists in scheduler order: 0 all, 1 prompt, 2 token, 3 mixed.
+  Serve     a topology's endpoint utilisation, batch/dev queues, fed times and routed-request FIFO.
 """
 from collections import namedtuple
 
