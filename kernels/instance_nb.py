@@ -418,7 +418,7 @@ def start_iteration_nb(sim, i, now):
                 n_iter = qu.q[QU.left, i, k]
     st.i[STI.batch_tokens, i] = bt
     d = iteration_duration_nb(sim.perf, sim.cl.i[CI.perf, i], bt, n_prompt > 0, n_prompt < blen,
-                              sim.prm.f[PF.mixed_factor])
+                              sim.prm.f[PF.mixed_factor]) + sim.prm.f[PF.iteration_overhead]
     st.f[STF.iter_d, i] = d
     st.i[STI.iter_n, i] = n_iter
     st.f[STF.iter_start, i] = now

@@ -42,6 +42,7 @@ PARAM_FLOAT = (
     "retry_delay",                # a KV transfer waiting for destination memory retries after [s]
     "end_time",                   # the run stops at the first event at or after [s]
     "mixed_factor",               # iteration time of a mixed batch = prompt time x this
+    "iteration_overhead",         # seconds added to every iteration (SageServe's parity value: 0.01)
     "route_threshold",            # topology: a region is chosen if its endpoint's KV utilisation is below this
     "route_delay",                # topology: global router -> endpoint delay [s]
     "dev_sla_fraction",           # topology: a dev request's priority at an instance is arrival + this x sla

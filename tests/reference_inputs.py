@@ -38,6 +38,7 @@ def reference_inputs(cfg, trace):
               "max_batch_tokens": prm["max_batch_tokens"], "max_preemptions": prm["max_preemptions"],
               "kv_bytes_per_token": prm["kv_bytes_per_token"], "transfer_bandwidth": prm["transfer_bandwidth"],
               "end_time": prm["end_time"], "mixed_factor": prm["mixed_factor"],
+              "iteration_overhead": prm["iteration_overhead"],
               "prompt_max_pending_batch_tokens": prm["prompt_max_pending_tokens"], "event_order": cfg.event_order}
     requests = {"arrival": trace.arrival, "prompt_size": trace.prompt_size, "token_size": trace.token_size,
                 "uniform": random_draws(cfg.seed, len(trace))}

@@ -172,9 +172,10 @@ class Request:
 class PerfModel:
     """Iteration duration of a batch (spec 4.2 step 3, spec 4.3; constant model per README)."""
 
-    def __init__(self, perf, mixed_factor):
+    def __init__(self, perf, mixed_factor, overhead=0.0):
         self.kind = perf[0]
         self.mixed_factor = mixed_factor
+        self.overhead = overhead       # seconds added to every iteration (performance_model.iteration_overhead)
         if self.kind == "db":
             self.knots = [float(k) for k in perf[1]]
             self.prompt_y = [float(y) for y in perf[2]]
@@ -197,6 +198,9 @@ class PerfModel:
         return slope * (float(x) - knots[lo]) + ys[lo]
 
     def iteration_duration(self, prompt_tasks, token_tasks):
+        return self._duration(prompt_tasks, token_tasks) + self.overhead
+
+    def _duration(self, prompt_tasks, token_tasks):
         """spec 4.3: bt = sum of prompt sizes + number of decodes; mixed = prompt(bt) x 1.1."""
         if self.kind == "constant":
             return self.prompt_time if prompt_tasks else self.token_time
@@ -230,7 +234,7 @@ class OrcaInstance:
         self.endpoint = None                  # topologies: its ServingEndpoint
         self.sched_memory = int(spec["weights"])
         self.sched_pending_tokens = 0
-        self.perf = PerfModel(spec["perf"], params.get("mixed_factor", 1.1))
+        self.perf = PerfModel(spec["perf"], params.get("mixed_factor", 1.1), params.get("iteration_overhead", 0.0))
         self.max_batch_size = int(params["max_batch_size"])
         self.max_batch_tokens = math.inf      # ORCA: no token budget (spec 3.2)
         self.max_preemptions = int(params.get("max_preemptions", 4))

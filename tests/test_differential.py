@@ -87,6 +87,18 @@ def test_constant_model_and_early_end_match_reference():
     assert not got.completed.all()
 
 
+@pytest.mark.parametrize("start_state", ["orca", "baseline"])
+def test_iteration_overhead_matches_reference(start_state):
+    """SageServe's parity value: every iteration 0.01 s longer (profiled curves, mixed batches, memory pressure)."""
+    cfg = from_dict({"cluster": {"dgx-h100": 1}, "model": "llama2-70b", "start_state": start_state,
+                     "scheduler": "token_jsq", "instance": {"tensor_parallel": 2},
+                     "performance_model": {"kind": "db", "iteration_overhead": 0.01}})
+    got = assert_same(cfg, random_trace(21, 400, 30.0))
+    plain = run(replace(cfg, performance_model=replace(cfg.performance_model, iteration_overhead=0.0)),
+                random_trace(21, 400, 30.0))
+    assert np.nanmean(got.token_end - plain.token_end) > 0   # the overhead slows the run down
+
+
 def test_simultaneous_arrivals_match_reference():
     trace = random_trace(15, 200, 5.0)
     arrival = np.round(trace.arrival)  # integer times: many ties between arrivals

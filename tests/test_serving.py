@@ -307,3 +307,17 @@ def test_large_runs_write_requests_in_chunks_with_the_same_tables(tmp_path, monk
         a = pl.read_parquet(tmp_path / "whole" / f"{name}.parquet")
         b = pl.read_parquet(tmp_path / "chunked" / f"{name}.parquet")
         assert a.schema == b.schema and a.equals(b), name
+
+
+def test_iteration_overhead_adds_to_every_iteration():
+    """One request alone (prompt 100, 5 output tokens) on a constant model: 1 prompt iteration, then 4 decode
+    iterations; each iteration 0.01 s longer with SageServe's parity overhead."""
+    tr = Trace("t", np.arange(1), np.zeros(1, np.int64), np.zeros(1), np.array([100]), np.array([5]))
+    pm = {"kind": "constant", "prompt_time": 0.1, "token_time": 0.03}
+    base = {"region": [{"name": "r0"}], "endpoint": [{"region": "r0", "model": "A", "instances": 2}]}
+    a = run(from_dict({**base, "performance_model": pm}), tr)
+    b = run(from_dict({**base, "performance_model": {**pm, "iteration_overhead": 0.01}}), tr)
+    assert a.prompt_end[0] == pytest.approx(0.1) and b.prompt_end[0] == pytest.approx(0.11)
+    assert a.token_end[0] == pytest.approx(0.1 + 4 * 0.03) and b.token_end[0] == pytest.approx(0.11 + 4 * 0.04)
+    with pytest.raises(InputError, match="from 0 to 10"):
+        from_dict({**base, "performance_model": {**pm, "iteration_overhead": -1}})

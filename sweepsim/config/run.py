@@ -210,6 +210,12 @@ def _as_fraction(src, key, v):
     return x
 
 
+def _as_overhead(src, key, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 10:
+        raise InputError(src, key, f"must be seconds from 0 to 10 added to every iteration, got {v!r}")
+    return float(v)
+
+
 def _as_scale(src, key, v):
     x = _as_float(src, key, v)
     if not 0.01 <= x <= 100:
@@ -288,7 +294,8 @@ def from_dict(d: dict, src=None) -> RunConfig:
         "efficiency": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
         "context_tokens": lambda s, k, v: _as_int(s, k, v, 0, MAX_TOKENS_CONTEXT),
         "compute_efficiency": _as_fraction, "memory_efficiency": _as_fraction,
-        "scale": _as_scale, "fallback": lambda s, k, v: _choice(s, k, v, ("roofline",))})
+        "scale": _as_scale, "fallback": lambda s, k, v: _choice(s, k, v, ("roofline",)),
+        "iteration_overhead": _as_overhead})
     if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
                                                           and kw["performance_model"].token_time > 0):
         raise InputError(src, "performance_model", "constant model needs prompt_time and token_time > 0 (seconds)")

@@ -113,8 +113,9 @@ def _interp_extrapolate(knots: np.ndarray, ys: np.ndarray, x: np.ndarray) -> np.
 
 def reference_model(pm: "PerfModelConfig") -> "PerfModelConfig":
     """The performance model of the slowdown reference machine: as configured, without the what-if factors
-    (``scale``, efficiency overrides), which describe the simulated cluster, not the reference."""
-    return dataclasses.replace(pm, scale=1.0, compute_efficiency=None, memory_efficiency=None)
+    (``scale``, efficiency overrides, the iteration overhead), which describe the simulated cluster, not the
+    reference."""
+    return dataclasses.replace(pm, scale=1.0, compute_efficiency=None, memory_efficiency=None, iteration_overhead=0.0)
 
 
 _UNCONTENDED: dict = {}   # (reference machine, sizes arrays' identity) -> latencies: a sweep's configs share them
@@ -198,6 +199,7 @@ class PerfModelConfig:
     memory_efficiency: float | None = None
     scale: float = 1.0               # every iteration time x this ("what if the model is 15% off": 1.15)
     fallback: str | None = None      # db: "roofline" for (model, GPU, TP) keys the database lacks
+    iteration_overhead: float = 0.0  # seconds added to every iteration (SageServe: |t| + 0.01 s; parity: 0.01)
 
 
 def roofline_curve(cfg: PerfModelConfig, key: tuple[str, str, int], source=None) -> PerfCurve:

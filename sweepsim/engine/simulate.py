@@ -84,6 +84,7 @@ def kernel_params(cfg: RunConfig, debug: bool = False) -> dict:
             "network": NETWORK_CODES[cfg.network], "event_order": EVENT_ORDER_CODES[cfg.event_order],
             "transfer_bandwidth": link_gib * GIB,
             "retry_delay": RETRY_DELAY_S, "end_time": cfg.end_time, "mixed_factor": MIXED_BATCH_FACTOR,
+            "iteration_overhead": cfg.performance_model.iteration_overhead,
             **serving_params(cfg)}
 
 def kv_room_tokens(cfg: RunConfig, placement: Placement) -> np.ndarray:
