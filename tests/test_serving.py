@@ -321,3 +321,22 @@ def test_iteration_overhead_adds_to_every_iteration():
     assert a.token_end[0] == pytest.approx(0.1 + 4 * 0.03) and b.token_end[0] == pytest.approx(0.11 + 4 * 0.04)
     with pytest.raises(InputError, match="from 0 to 10"):
         from_dict({**base, "performance_model": {**pm, "iteration_overhead": -1}})
+
+
+@pytest.mark.parametrize("letter, profiled", [("A", "llama2-70b"), ("B", "bloom-176b")])
+def test_models_a_and_b_run_as_their_profiled_models(letter, profiled):
+    """SageServe's A and B use llama2-70b's and bloom-176b's profiled data (same weights and KV bytes): a topology
+    of A (B) gives exactly the results of the same topology of llama2-70b (bloom-176b); C uses the roofline model."""
+    trace = load_trace(ORACLE / "baseline_h100_tokenjsq" / "trace.csv")
+    a, b = (run(_one_endpoint(m, 3), trace) for m in (letter, profiled))
+    for f in ("prompt_end", "token_end", "prompt_instance"):
+        assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f
+    from sweepsim.engine.performance import build_tables, profiled_key
+    assert profiled_key(("C", "a100-80gb", 8)) == ("C", "a100-80gb", 8)
+    cfg = from_dict({"topology": "us3"})
+    t = build_tables(cfg.performance_model, [(letter, "a100-80gb", 8), ("C", "a100-80gb", 8)])
+    db = build_tables(cfg.performance_model, [(profiled, "a100-80gb", 8)])
+    from kernels.state_nb import PTI
+    k = db.i[PTI.n_knots, 0]
+    assert t.i[PTI.n_knots, 0] == k and np.array_equal(t.y[:, 0, :k], db.y[:, 0, :k])   # the profiled curve
+    assert not np.array_equal(t.y[:, 1, :k], db.y[:, 0, :k])                             # C: the roofline's
