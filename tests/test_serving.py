@@ -340,3 +340,16 @@ def test_models_a_and_b_run_as_their_profiled_models(letter, profiled):
     k = db.i[PTI.n_knots, 0]
     assert t.i[PTI.n_knots, 0] == k and np.array_equal(t.y[:, 0, :k], db.y[:, 0, :k])   # the profiled curve
     assert not np.array_equal(t.y[:, 1, :k], db.y[:, 0, :k])                             # C: the roofline's
+
+
+def test_topology_db_model_falls_back_to_roofline_unless_told():
+    for pm in (None, "db", {"iteration_overhead": 0.01}, {"kind": "db", "scale": 1.1}):
+        d = {"topology": "us3"} | ({"performance_model": pm} if pm is not None else {})
+        assert from_dict(d).performance_model.fallback == "roofline"
+    assert from_dict({"topology": "us3", "performance_model": "roofline"}).performance_model.fallback is None
+    strict = from_dict({"topology": "us3", "performance_model": {"kind": "db", "fallback": "none"}})
+    with pytest.raises(InputError, match="no profiled data for model/hardware/tp C"):
+        run(strict, _trace(models=("A", "C"), orders=(("westus",),)))
+    cfg = load_config(Path(__file__).parent.parent / "configs" / "examples" / "us3_small.toml",
+                      ["performance_model.iteration_overhead=0.01"])
+    assert cfg.performance_model.fallback == "roofline" and cfg.performance_model.iteration_overhead == 0.01

@@ -283,10 +283,12 @@ def from_dict(d: dict, src=None) -> RunConfig:
             raise InputError(src, "trace", "must be a path, a table with path = ..., or a generator spec "
                                            "(sizes = ..., rate = ..., duration = ..., seed = ...)")
         kw["trace"] = str(resolve_path(t, base))
-    # a topology's models A-D run on their profiled look-alikes; models nobody profiled on the roofline model
-    pm = d.get("performance_model", {"kind": "db", "fallback": "roofline"} if "topology" in kw else "db")
+    pm = d.get("performance_model", "db")
     if isinstance(pm, str):
         pm = {"kind": pm}
+    if "topology" in kw and isinstance(pm, dict) and pm.get("kind", "db") == "db" and "fallback" not in pm:
+        # a topology's models A-D run on their profiled look-alikes; models nobody profiled on the roofline model
+        pm = {**pm, "fallback": "roofline"}
     kw["performance_model"] = _parse_table(src, "performance_model", pm, PerfModelConfig, {
         "kind": lambda s, k, v: _choice(s, k, v, ("db", "constant", "roofline")),
         "path": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
@@ -294,7 +296,7 @@ def from_dict(d: dict, src=None) -> RunConfig:
         "efficiency": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
         "context_tokens": lambda s, k, v: _as_int(s, k, v, 0, MAX_TOKENS_CONTEXT),
         "compute_efficiency": _as_fraction, "memory_efficiency": _as_fraction,
-        "scale": _as_scale, "fallback": lambda s, k, v: _choice(s, k, v, ("roofline",)),
+        "scale": _as_scale, "fallback": lambda s, k, v: _choice(s, k, v, ("roofline", "none")),
         "iteration_overhead": _as_overhead})
     if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
                                                           and kw["performance_model"].token_time > 0):

@@ -198,7 +198,8 @@ class PerfModelConfig:
     compute_efficiency: float | None = None   # roofline: overrides of the fitted factors (sweep axes)
     memory_efficiency: float | None = None
     scale: float = 1.0               # every iteration time x this ("what if the model is 15% off": 1.15)
-    fallback: str | None = None      # db: "roofline" for (model, GPU, TP) keys the database lacks
+    fallback: str | None = None      # db: "roofline" for (model, GPU, TP) keys the database lacks ("none": error;
+                                     # topologies default to "roofline")
     iteration_overhead: float = 0.0  # seconds added to every iteration (SageServe: |t| + 0.01 s; parity: 0.01)
 
 
