@@ -353,3 +353,32 @@ def test_topology_db_model_falls_back_to_roofline_unless_told():
     cfg = load_config(Path(__file__).parent.parent / "configs" / "examples" / "us3_small.toml",
                       ["performance_model.iteration_overhead=0.01"])
     assert cfg.performance_model.fallback == "roofline" and cfg.performance_model.iteration_overhead == 0.01
+
+
+def test_feed_bands_are_labelled_by_preset_name_in_summaries():
+    base = {"region": [{"name": "r0"}], "endpoint": [{"region": "r0", "model": "A", "instances": 2}]}
+    assert from_dict({**base, "feeding": {"bands": "sageserve"}}).params()["feeding.bands"] == "sageserve"
+    assert from_dict({**base, "feeding": {"bands": [[0.5, 1], [0.6, 2]]}}).params()["feeding.bands"] == "sageserve"
+    assert from_dict({**base, "feeding": {"bands": [[0.4, 3]]}}).params()["feeding.bands"] == "0.4:3"
+
+
+def test_sweep_config_json_reruns_the_configuration(tmp_path):
+    """configs.parquet keeps each configuration in its own key order: generator mixes draw in that order."""
+    import json
+    exp = tmp_path / "e.toml"
+    exp.write_text('name = "e"\n[config]\ntopology = "us3"\n[config.instances.westus]\nA = 2\n'
+                   '[trace]\nsizes = "azure-conv"\nrate = 5\nduration = 5\nseed = 0\n'
+                   'workload = {prod = 0.85, batch = 0.05, dev = 0.10}\n'
+                   'region = {westus = 0.5, centralus = 0.3, eastus = 0.2}\n'
+                   'regions = ["westus", "centralus", "eastus"]\n'
+                   'model = {D = 0.5, A = 0.5}\n[grid]\n"routing.threshold" = [0.5]\n')
+    ok(invoke("grid", exp, "--out", tmp_path / "out"))
+    doc = json.loads(pl.read_parquet(tmp_path / "out" / "configs.parquet")["config_json"][0])
+    assert list(doc["trace"]["workload"]) == ["prod", "batch", "dev"]
+    assert list(doc["trace"]["model"]) == ["D", "A"] and list(doc["trace"]["region"])[0] == "westus"
+
+
+def test_timeline_colours_are_distinct_for_up_to_20_endpoints():
+    from sweepsim.plots.timeline import _endpoint_color
+    assert len({_endpoint_color(k, 12) for k in range(12)}) == 12
+    assert _endpoint_color(3, 4) == "C3"

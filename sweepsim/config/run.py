@@ -16,7 +16,8 @@ from sweepsim.config.catalog import get_model, get_sku, processors, skus
 from sweepsim.engine.performance import PerfModelConfig
 from sweepsim.config.schedulers import CO_LOCATED
 from sweepsim.config.schedulers import SCHEDULERS as SCHEDULER_TABLE
-from sweepsim.config.topology import TOP_KEYS as TOPOLOGY_KEYS, Topology, is_topology_config, parse_topology
+from sweepsim.config.topology import TOP_KEYS as TOPOLOGY_KEYS, Topology, band_label, is_topology_config, \
+    parse_topology
 
 START_STATES = ("orca", "baseline", "splitwise", "splitwise_hhcap")
 SCHEDULERS = tuple(SCHEDULER_TABLE)
@@ -83,7 +84,7 @@ class RunConfig:
                 out.pop(k)
             out.update({"topology": t.name, "routing.threshold": t.routing.threshold, "routing.delay": t.routing.delay,
                         "feeding.enabled": t.feeding.enabled, "feeding.granularity": t.feeding.granularity,
-                        "feeding.bands": ";".join(f"{u:g}:{k}" for u, k in t.feeding.bands),
+                        "feeding.bands": band_label(t.feeding.bands),
                         "feeding.on_enqueue": t.feeding.on_enqueue,
                         "feeding.dev_sla_fraction": t.feeding.dev_sla_fraction})
             for e in t.endpoints:

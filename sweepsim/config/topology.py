@@ -136,6 +136,14 @@ def _bands(src, key, v):
     return tuple(out)
 
 
+def band_label(bands) -> str:
+    """Feed bands as summaries show them: the preset's name, or ``u:count;u:count``."""
+    for name, preset in FEED_BANDS.items():
+        if tuple(bands) == preset:
+            return name
+    return ";".join(f"{u:g}:{k}" for u, k in bands)
+
+
 def _endpoint(src, key, v, regions):
     from sweepsim.config.catalog import get_model, get_sku
     names = {"region", "model", "instances", "workload", "scheduler", "sku", "tensor_parallel", "groups"}

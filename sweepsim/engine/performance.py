@@ -242,7 +242,7 @@ def build_tables(cfg: PerfModelConfig, keys: list[tuple[str, str, int]], source=
             raise InputError(source, "performance_model",
                              f"no profiled data for model/hardware/tp {key[0]}/{key[1]}/tp{key[2]}; available: "
                              + ", ".join(have) + '; or performance_model = "roofline" for models and GPUs nobody '
-                             "profiled")
+                             'profiled (performance_model.fallback = "roofline": for those alone)')
         c = db[key]
         curves.append(c if cfg.scale == 1.0 else PerfCurve(c.knots, c.prompt_s * cfg.scale, c.token_s * cfg.scale))
     return _tables(curves)

@@ -153,6 +153,15 @@ def arrival_series(run: Run, t_end: float) -> list[Series]:
     return out
 
 
+def _endpoint_color(k: int, n: int) -> str:
+    """Distinct colours for up to 20 endpoints (matplotlib's tab20 beyond the 10-colour default cycle)."""
+    if n <= 10:
+        return f"C{k}"
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    return to_hex(colormaps["tab20"](k % 20))
+
+
 def serving_series(run: Run, t_end: float) -> list[Series]:
     """Per-endpoint KV utilisation and queued batch/dev requests of a topology run (none otherwise)."""
     eps = run._read("endpoints", required=False)
@@ -175,7 +184,7 @@ def serving_series(run: Run, t_end: float) -> list[Series]:
                                  (dec["kv"] * (dec["token_size"] - 1)).to_numpy()])
         t, y = step_sum(starts, ends, nbytes, t0=0.0, t1=t_end)
         out.append(Series("endpoint KV", f"{row['region']}/{row['endpoint']}", t, 100.0 * y / row["kv_capacity_bytes"],
-                          ylabel="endpoint KV utilisation [%]", color=f"C{k % 10}"))
+                          ylabel="endpoint KV utilisation [%]", color=_endpoint_color(k, len(eps))))
     allreq = run.requests
     for cls, color in (("batch", "C1"), ("dev", "C4")):
         q = allreq.filter((pl.col("request_class").cast(pl.String) == cls) & ~pl.col("rejected"))

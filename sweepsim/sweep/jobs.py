@@ -28,6 +28,12 @@ def config_json(raw: dict) -> str:
     return json.dumps(doc, sort_keys=True, default=str)
 
 
+def run_config_json(raw: dict) -> str:
+    """The resolved configuration as JSON in its own key order (configs.parquet ``config_json``): written back as
+    TOML it reruns the configuration, including generator mixes whose order draws the trace."""
+    return json.dumps(raw, default=str)
+
+
 def config_hash(raw: dict, cfg: RunConfig) -> str:
     """Hash of the resolved configuration and of the content of the files it reads: the trace, the topology and
     the performance database (or the roofline's efficiencies). The event order is hashed as resolved (its default changed once: results of the

@@ -7,7 +7,7 @@ import polars as pl
 
 from sweepsim.errors import InputError
 from sweepsim.results.tables import write_parquet_atomic, write_text_atomic
-from sweepsim.sweep.jobs import Job, config_json
+from sweepsim.sweep.jobs import Job, run_config_json
 
 PARTS = "parts"
 FAILURE_SCHEMA = {"config_hash": pl.String, "error": pl.String, "permanent": pl.Boolean}
@@ -166,7 +166,7 @@ class Store:
         if "permanent" not in fails.columns:
             fails = fails.with_columns(pl.lit(False).alias("permanent"))
         write_parquet_atomic(fails.select(list(FAILURE_SCHEMA)), self.out / "failures.parquet")
-        rows = [{"config_hash": j.hash, **j.varied, "config_json": config_json(j.raw)}
+        rows = [{"config_hash": j.hash, **j.varied, "config_json": run_config_json(j.raw)}
                 for j in jobs]
         if rows:
             write_parquet_atomic(pl.DataFrame(rows), self.out / "configs.parquet")
