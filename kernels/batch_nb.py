@@ -17,7 +17,7 @@ from numba import njit
 
 from kernels.jit import internal
 from kernels.layout import IF, II, PF, PI, RF, RI
-from kernels.serving_nb import CLASS_DEV
+from kernels.serving_nb import CLASS_DEV, request_class_nb
 from kernels.simulate_nb import simulate_1d_nb
 from kernels.state_nb import RQF, RQI, R_ENDPOINT, STF, STI, TKF, T_FED, Cluster, Params, Workload
 
@@ -32,7 +32,7 @@ def simulate_config_nb(c, inp, perf, out):
         order_key = inp.arrival.copy()
         frac = prm.f[PF.dev_sla_fraction]
         for r in range(order_key.shape[0]):
-            if inp.req_class[r] == CLASS_DEV and inp.req_sla[r] == inp.req_sla[r]:
+            if request_class_nb(prm, inp.req_code, r) == CLASS_DEV and inp.req_sla[r] == inp.req_sla[r]:
                 order_key[r] += frac * inp.req_sla[r]
     wl = Workload(inp.arrival, inp.prompt_size, inp.token_size, inp.uniform[c].copy(), order_key, inp.req_code)
     a = inp.inst_off[c]
@@ -45,7 +45,7 @@ def simulate_config_nb(c, inp, perf, out):
     req_f = out.req_f
     req_i = out.req_i
     inst_f = out.inst_f
-    kv = prm.i[PI.co_located] == 0
+    kv = rq.kf.shape[1] == inp.arrival.shape[0]   # the KV-transfer fields were allocated per request
     inst_i = out.inst_i
     for r in range(inp.arrival.shape[0]):
         req_f[c, RF.prompt_start, r] = tk.f[TKF.first_start, 2 * r]

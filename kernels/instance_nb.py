@@ -79,7 +79,8 @@ def pending_insort_nb(sim, i, t):
             hi = mid
         else:
             lo = mid + 1
-    sim.tk.i[TKI.pending_hint, t] = dq_insert_nb(q, sim.st.i[STI.pending_off], sim.st.i[STI.pending_len], i, lo, t)
+    sim.tk.i[TKI.pending_hint, t] = dq_insert_nb(q, sim.st.i[STI.pending_off], sim.st.i[STI.pending_len], i, lo,
+                                                 t)
 
 
 @internal()
@@ -376,7 +377,8 @@ def start_iteration_nb(sim, i, now):
     bt = keep
     for k in range(n_sel):
         t = qu.sel[k]
-        dq_remove_near_nb(qu.q[QU.pending], st.i[STI.pending_off], st.i[STI.pending_len], i, t, tk.i[TKI.pending_hint, t])
+        dq_remove_near_nb(qu.q[QU.pending], st.i[STI.pending_off], st.i[STI.pending_len], i, t,
+                          tk.i[TKI.pending_hint, t])
         st.i[STI.pending_tokens, i] -= tokens_per_iteration_nb(sim, t)
         if tk.b[TKB.state, t] == TaskState.BLOCKED:
             dq_remove_nb(qu.q[QU.blocked], st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
@@ -475,7 +477,8 @@ def task_arrival_nb(sim, i, t, now):
     if head_task_nb(sim, r, i) == t:
         start_waiting_nb(sim, t, i)
     if sim.prm.i[PI.instance_type] == InstanceType.ORCA:
-        tk.i[TKI.pending_hint, t] = dq_append_nb(sim.qu.q[QU.pending], st.i[STI.pending_off], st.i[STI.pending_len], i, t)
+        tk.i[TKI.pending_hint, t] = dq_append_nb(sim.qu.q[QU.pending], st.i[STI.pending_off], st.i[STI.pending_len],
+                                                 i, t)
     else:
         pending_insort_nb(sim, i, t)
     st.i[STI.pending_tokens, i] += tokens_per_iteration_nb(sim, t)

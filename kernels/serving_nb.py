@@ -3,7 +3,8 @@
 Semantics (docs/semantics.md, "Regions, endpoints and request classes"):
 - An endpoint serves one service (a model, or a model's prod-only or dev-only silo) in one region; its
   instances form replica groups (contiguous instance ranges). Its KV utilisation is the KV bytes in use on its
-  instances over their KV capacity (``sv.ep_kv / sv.ep_cap``, kept up to date by every allocation and free).
+  instances over their KV capacity (``sv.ep[EP_KV, e] / sv.ep[EP_CAP, e]``, kept up to date by every allocation
+  and free).
 - An interactive request (prod, no batch job) enters global routing at its arrival. A batch or dev request is
   queued at its arrival, FIFO per (service, queue region, class), the queue region being the first region of its
   priority order that hosts its service; it enters global routing only when fed.
@@ -25,8 +26,8 @@ from kernels.scheduler_nb import schedule_request_nb
 from kernels.state_nb import (CTR_FEED_ENDPOINT, CTR_FEEDS, CTR_ROUTE_HEAD, CTR_ROUTE_TAIL, EP_CAP, EP_KV, Q_HEAD,
                               Q_TAIL, R_ENDPOINT, R_NEXT, R_ROUTED, T_FED, T_ROUTED, topo_nb)
 
+#: request classes, as ``Workload.serve_code`` holds them (1 is batch)
 CLASS_INTERACTIVE = 0
-CLASS_BATCH = 1
 CLASS_DEV = 2
 N_CLASSES = 3
 
@@ -54,15 +55,16 @@ def feed_count_nb(prm, sv, e):
 
 
 @internal()
-def request_class_nb(prm, wl, r):
-    return (wl.serve_code[r] // prm.i[PI.n_orders]) % N_CLASSES
+def request_class_nb(prm, serve_code, r):
+    """Request r's class from its code (``Workload.serve_code``)."""
+    return (serve_code[r] // prm.i[PI.n_orders]) % N_CLASSES
 
 
 @internal()
 def service_nb(prm, topo, wl, r):
     """The service of request r: its model's endpoint kind for its workload (prod or dev)."""
     model = wl.serve_code[r] // (N_CLASSES * prm.i[PI.n_orders])
-    dev = 1 if request_class_nb(prm, wl, r) == CLASS_DEV else 0
+    dev = 1 if request_class_nb(prm, wl.serve_code, r) == CLASS_DEV else 0
     return topo_nb(topo, TOPO.service_of, 2 * model + dev)
 
 
@@ -156,7 +158,7 @@ def queue_push_nb(prm, topo, sv, wl, r):
         if e >= 0:
             break
     q = 2 * (s * prm.i[PI.n_regions] + topo_nb(topo, TOPO.ep_region, e))
-    if request_class_nb(prm, wl, r) == CLASS_DEV:
+    if request_class_nb(prm, wl.serve_code, r) == CLASS_DEV:
         q += 1
     sv.req[R_NEXT, r] = -1
     if sv.queue[Q_TAIL, q] >= 0:
@@ -185,7 +187,7 @@ def serving_event_nb(sim, r, now):
     sv = sim.sv
     ctr = sim.ctr
     if r >= 0:
-        if request_class_nb(prm, sim.wl, r) != CLASS_INTERACTIVE:
+        if request_class_nb(prm, sim.wl.serve_code, r) != CLASS_INTERACTIVE:
             e = queue_push_nb(prm, sim.topo, sv, sim.wl, r)
             r = -1
             if prm.i[PI.feed_on_enqueue]:

@@ -143,8 +143,8 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
         for r in range(n_req):
             ref_push_nb(eheap, wl.arrival[r], ref_key_nb(EV_ARRIVAL, r, 0))
     waits = prm.i[PI.instance_type] != InstanceType.ORCA   # per-task wait counts: Splitwise instances only
-    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits), new_requests_nb(n_req, n_kv), new_inst_nb(cl, cap),
-              new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
+    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits), new_requests_nb(n_req, n_kv),
+              new_inst_nb(cl, cap), new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
               heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo,
               new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0.0))
     while True:

@@ -40,7 +40,7 @@ Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "unif
 Params = namedtuple("Params", ["i", "f"])
 #: Packed inputs of many configurations on one trace, and their outputs (``kernels.batch_nb``).
 Inputs = namedtuple("Inputs", ["arrival", "prompt_size", "token_size", "uniform", "prm_i", "prm_f", "inst_off",
-                               "inst_in", "srv_off", "srv_in", "req_code", "req_class", "req_sla", "topo",
+                               "inst_in", "srv_off", "srv_in", "req_code", "req_sla", "topo",
                                "topo_off"])
 Outputs = namedtuple("Outputs", ["req_f", "req_i", "inst_f", "inst_i", "end_clock"])
 #: One configuration's instances and servers: ``i[CI.max_memory, i]`` (``kernels.layout.INSTANCE_IN``),

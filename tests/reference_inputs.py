@@ -12,7 +12,8 @@ import numpy as np
 from kernels.state_nb import PTF, PTI, PTY
 from kernels.enums import InstanceType, PerfKind, Tag
 from sweepsim.engine.placement import place_instances
-from sweepsim.engine.serving import CLASS_NAMES, tables, trace_columns
+from sweepsim.engine.serving import tables, trace_columns
+from sweepsim.workload.trace import WORKLOAD_CLASSES
 from sweepsim.engine.simulate import kernel_params, random_draws
 from sweepsim.engine.performance import build_tables
 
@@ -72,7 +73,7 @@ def topology_inputs(cfg, trace, placement):
     _, model, cls, sla, _, order = trace_columns(trace)
     n_reg = len(topo.regions)
     rows = tabs["order_regions"]
-    columns = {"class": [CLASS_NAMES[int(c)] for c in cls],
+    columns = {"class": [WORKLOAD_CLASSES[int(c)] for c in cls],
                "service": [int(tabs["service_of"][2 * int(m) + (1 if c == 2 else 0)]) for m, c in zip(model, cls)],
                "priority": [[int(x) for x in rows[o * n_reg:(o + 1) * n_reg] if x >= 0] for o in order],
                "sla": [float(x) for x in sla]}

@@ -164,7 +164,8 @@ def _endpoint(src, key, v, regions):
         kw["sku"] = get_sku(v["sku"], src, f"{key}.sku").name
     if "tensor_parallel" in v:
         if v["tensor_parallel"] not in (1, 2, 4, 8) or isinstance(v["tensor_parallel"], bool):
-            raise InputError(src, f"{key}.tensor_parallel", f"unknown value {v['tensor_parallel']!r}; allowed: 1, 2, 4, 8")
+            raise InputError(src, f"{key}.tensor_parallel",
+                             f"unknown value {v['tensor_parallel']!r}; allowed: 1, 2, 4, 8")
         kw["tensor_parallel"] = v["tensor_parallel"]
     if "groups" in v:
         g = v["groups"]
@@ -275,7 +276,8 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
         for k in ("enabled", "on_enqueue"):
             if k in ff and not isinstance(ff[k], bool):
                 raise InputError(src, f"feeding.{k}", f"must be true or false, got {ff[k]!r}")
-        feeding = Feeding(ff.get("enabled", True), _num(src, "feeding.granularity", ff.get("granularity", 1), 1, 10_000, True),
+        feeding = Feeding(ff.get("enabled", True),
+                          _num(src, "feeding.granularity", ff.get("granularity", 1), 1, 10_000, True),
                           _bands(src, "feeding.bands", ff.get("bands", "readme")), ff.get("on_enqueue", True),
                           _num(src, "feeding.dev_sla_fraction", ff.get("dev_sla_fraction", 0.8), 0.0, 10.0))
     return Topology(name, tuple(regions), tuple(eps), routing, feeding)

@@ -9,8 +9,8 @@ import numpy as np
 from kernels.enums import Scheduler
 from kernels.layout import TOPOLOGY
 from sweepsim.errors import InputError
+from sweepsim.workload.trace import WORKLOAD_CLASSES
 
-CLASS_NAMES = ("interactive", "batch", "dev")
 GROUP_SCHEDULER_CODES = {"token_jsq": Scheduler.TOKEN_JSQ, "jsq": Scheduler.JSQ}
 NO_BAND = -1.0
 
@@ -18,8 +18,8 @@ NO_BAND = -1.0
 def serving_params(cfg) -> dict:
     """The topology parameters of ``kernels.layout`` (neutral values without a topology)."""
     t = cfg.topology
-    out = {"topology": 0, "n_regions": 0, "n_orders": 1, "feed_on_enqueue": 0, "route_threshold": 0.0, "route_delay": 0.0,
-           "dev_sla_fraction": 0.0}
+    out = {"topology": 0, "n_regions": 0, "n_orders": 1, "feed_on_enqueue": 0, "route_threshold": 0.0,
+           "route_delay": 0.0, "dev_sla_fraction": 0.0}
     for k in range(1, 5):
         out[f"feed_count_{k}"] = 0
         out[f"feed_util_{k}"] = NO_BAND
@@ -119,7 +119,7 @@ def tables(cfg, trace) -> dict[str, np.ndarray]:
             name = names[m] or served[0]
             if name in served:
                 raise InputError(src, "workload", f"request_id {rid}: the topology has no endpoint of {name} for "
-                                                  f"{CLASS_NAMES[kls]} requests")
+                                                  f"{WORKLOAD_CLASSES[kls]} requests")
             raise InputError(src, "model", f"request_id {rid}: model {name!r} is not served by topology {topo.name} "
                                            f"(serves {', '.join(served)})")
         regs = order_regions[o * n_reg:(o + 1) * n_reg]
@@ -139,18 +139,18 @@ def pack_tables(tabs: dict | None) -> np.ndarray:
 
 
 def serving_inputs(cfgs, placements, trace):
-    """(req_code, req_class, req_sla) shared by the configurations (one element each when none has a topology),
+    """(req_code, req_sla) shared by the configurations (one element each when none has a topology),
     each configuration's packed topology tables, and the number of region orders (``n_orders``). ``req_code``
     packs a request's model, class and region order: (model x 3 + class) x n_orders + order (int32)."""
     blobs = [pack_tables(tables(c, trace) if c.topology is not None else None) for c in cfgs]
     if not any(c.topology is not None for c in cfgs):
-        return (np.zeros(1, np.int32), np.zeros(1, np.int8), np.full(1, np.nan)), blobs, 1
+        return (np.zeros(1, np.int32), np.full(1, np.nan)), blobs, 1
     _, model, cls, sla, orders, order = trace_columns(trace)
     n_orders = max(len(orders), 1)
     if (model.max(initial=0) + 1) * 3 * n_orders >= 2 ** 31:
         raise InputError(trace.path, "regions", f"{len(orders)} distinct region orders x models are too many")
     code = (model * 3 + cls) * np.int32(n_orders) + order
-    return (code.astype(np.int32, copy=False), cls, sla), blobs, n_orders
+    return (code.astype(np.int32, copy=False), sla), blobs, n_orders
 
 
 def per_service_order(cfg, trace, value, rows: slice | None = None) -> np.ndarray:

@@ -171,8 +171,8 @@ def serving_series(run: Run, t_end: float) -> list[Series]:
     req = run.requests.filter(pl.col("prompt_start").is_not_nan())
     kv = pl.col("model").cast(pl.String).replace_strict({m: v.kv_bytes_per_token for m, v in models().items()},
                                                          return_dtype=pl.Float64)
-    req = req.with_columns(kv.alias("kv"), pl.concat_str([pl.col("region").cast(pl.String),
-                                                          pl.col("endpoint").cast(pl.String)], separator="/").alias("key"))
+    key = pl.concat_str([pl.col("region").cast(pl.String), pl.col("endpoint").cast(pl.String)], separator="/")
+    req = req.with_columns(kv.alias("kv"), key.alias("key"))
     out = []
     for k, row in enumerate(eps.iter_rows(named=True)):
         r = req.filter(pl.col("key") == f"{row['region']}/{row['endpoint']}")

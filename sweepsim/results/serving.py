@@ -12,7 +12,8 @@
 import numpy as np
 import polars as pl
 
-from sweepsim.engine.serving import CLASS_NAMES, per_service_order, trace_columns
+from sweepsim.engine.serving import per_service_order, trace_columns
+from sweepsim.workload.trace import WORKLOAD_CLASSES
 
 
 def queue_endpoints(cfg, trace, rows: slice | None = None) -> np.ndarray:
@@ -50,7 +51,7 @@ def serving_columns(res, rows: slice | None = None) -> dict:
         "endpoint": _enum(ep, [e.name for e in eps]),
         "model": _enum(model, [n or topo.models()[0] for n in names]),
         "workload": _enum((cls == 2).astype(np.int64), ("prod", "dev")),
-        "request_class": _enum(cls, CLASS_NAMES),
+        "request_class": _enum(cls, WORKLOAD_CLASSES),
         "sla": sla, "fed_time": cut(res.fed_time), "slo_met": met,
         "ttft_from_arrival": cut(res.prompt_end) - arrival, "e2e_from_arrival": e2e_arr,
     }
@@ -116,7 +117,7 @@ def endpoints_table(res, requests: pl.DataFrame, instance_energy: np.ndarray) ->
         "busy_utilization": np.where(count > 0, busy / np.maximum(count, 1) / t if t > 0 else 0.0, np.nan),
         "requests_routed": np.bincount(code[fed], minlength=n).astype(np.int64),
         "requests_completed": np.bincount(code[requests["completed"].to_numpy()], minlength=n).astype(np.int64),
-        "batch_queued": np.bincount(code[queued & (klass == CLASS_NAMES.index("batch"))], minlength=n).astype(np.int64),
-        "dev_queued": np.bincount(code[queued & (klass == CLASS_NAMES.index("dev"))], minlength=n).astype(np.int64),
+        **{f"{c}_queued": np.bincount(code[queued & (klass == WORKLOAD_CLASSES.index(c))], minlength=n).astype(np.int64)
+           for c in ("batch", "dev")},
         "energy_j": energy, "cost_usd": cost,
     })
