@@ -35,14 +35,41 @@ def serving_params(cfg) -> dict:
     return out
 
 
+#: what depends on a trace alone, computed once for it (a run, or every configuration of a sweep chunk): the last
+#: trace's entries, with the trace itself to check identity
+_PER_TRACE: dict = {}
+
+
+def _per_trace(trace, name, compute):
+    hit = _PER_TRACE.get("trace")
+    if hit is not trace:
+        _PER_TRACE.clear()
+        _PER_TRACE["trace"] = trace
+    if name not in _PER_TRACE:
+        _PER_TRACE[name] = compute()
+    return _PER_TRACE[name]
+
+
 def trace_columns(trace):
     """(model names, model code (int32), class code (int8), sla, region orders, order code (int32)) per request."""
+    return _per_trace(trace, "columns", lambda: _trace_columns(trace))
+
+
+def _trace_columns(trace):
     n = len(trace)
     sv = getattr(trace, "serving", None)
     if sv is None:
         return ("",), np.zeros(n, np.int32), np.zeros(n, np.int8), np.full(n, np.nan), ((),), np.zeros(n, np.int32)
     return (sv.model_names, np.ascontiguousarray(sv.model, np.int32), np.ascontiguousarray(sv.request_class(), np.int8),
             np.ascontiguousarray(sv.sla, np.float64), sv.region_orders, np.ascontiguousarray(sv.regions, np.int32))
+
+
+def _combinations(trace) -> dict[int, int]:
+    """For each (model code x 3 + class) x n_orders + order present in the trace, its first request's row."""
+    _, model, cls, _, orders, order = trace_columns(trace)
+    combo = (model.astype(np.int64) * 3 + cls) * len(orders) + order
+    uniq, at = np.unique(combo, return_index=True)
+    return dict(zip(uniq.tolist(), at.tolist()))
 
 
 def _region_index(topo, token, src, rid):
@@ -59,7 +86,7 @@ def tables(cfg, trace) -> dict[str, np.ndarray]:
     every request has a model, a workload and a region order the topology can serve."""
     topo = cfg.topology
     src = trace.path
-    names, model, cls, _, orders, order = trace_columns(trace)
+    names, _, _, _, orders, _ = trace_columns(trace)
     n_reg = len(topo.regions)
     services = topo.services()
     eps = topo.endpoints
@@ -82,15 +109,13 @@ def tables(cfg, trace) -> dict[str, np.ndarray]:
         endpoint_of[services.index((e.model, e.workload)) * n_reg + topo.regions.index(e.region)] = j
     out["endpoint_of"] = endpoint_of
     served = topo.models()
-    first_row = {}  # a request of each (model code, class, order) combination, for the checks and messages
-    combo = (model.astype(np.int64) * 3 + cls) * len(orders) + order
-    uniq, at = np.unique(combo, return_index=True)
-    for c, k in zip(uniq.tolist(), at.tolist()):
-        first_row[c] = k
+    # the first request of each (model code, class, order) combination, for the checks and messages
+    first_row = _per_trace(trace, "combinations", lambda: _combinations(trace))
+    present = {c // (3 * len(orders)) for c in first_row}
     service_of = np.full(2 * len(names), -1, np.int64)
     for m, name in enumerate(names):
         if name == "":
-            if len(served) != 1 and np.any(model == m):
+            if len(served) != 1 and m in present:
                 raise InputError(src, "model", f"requests without a model (no model column, or empty cells) and the "
                                                f"topology serves several models ({', '.join(served)}): give each "
                                                "request a model")
@@ -103,8 +128,11 @@ def tables(cfg, trace) -> dict[str, np.ndarray]:
                     break
     out["service_of"] = service_of
     order_regions = np.full(max(len(orders), 1) * n_reg, -1, np.int64)
+    first_of_order = {}
+    for c, k in first_row.items():
+        first_of_order[c % len(orders)] = min(k, first_of_order.get(c % len(orders), k))
     for o, toks in enumerate(orders):
-        rid = trace.request_id[int(np.flatnonzero(order == o)[0])] if np.any(order == o) else None
+        rid = trace.request_id[first_of_order[o]] if o in first_of_order else None
         idx = [_region_index(topo, t, src, rid) for t in toks] if toks else list(range(n_reg))
         if len(set(idx)) != len(idx):
             raise InputError(src, "regions", f"request_id {rid}: a region appears twice in its priority order")
