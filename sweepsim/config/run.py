@@ -324,8 +324,7 @@ def _topology_kw(d: dict, src, base) -> dict:
                    ("model", "each endpoint names its model"), ("scheduler", "each endpoint names its group scheduler "
                                                                             "(endpoint.scheduler)"),
                    ("start_state", "topology instances are ORCA instances"),
-                   ("instance", "endpoints give tensor_parallel; max_batch_size is fixed at 512 (set it under "
-                                "[[endpoint]] is not supported)")):
+                   ("instance", "each endpoint gives its tensor_parallel; the batch size is SageServe's 512")):
         if k in d:
             raise InputError(src, k, f"does not apply to a topology config: {why}")
     if d.get("event_order", "by_kind") != "by_kind":
