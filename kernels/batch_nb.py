@@ -16,16 +16,17 @@ import numpy as np
 from numba import njit
 
 from kernels.jit import internal
-from kernels.layout import IF, II, PF, PI, RF, RI
+from kernels.layout import ENDPOINT_TIME, IF, II, PF, PI, RF, RI
 from kernels.serving_nb import CLASS_DEV, request_class_nb
 from kernels.simulate_nb import simulate_1d_nb
-from kernels.state_nb import RQF, RQI, R_ENDPOINT, STF, STI, TKF, T_FED, Cluster, Params, Workload
+from kernels.state_nb import RQF, RQI, R_ENDPOINT, SCF, STF, STI, TKF, T_FED, Cluster, Params, Workload
 
 
 @internal(nrt=True)
 def simulate_config_nb(c, inp, perf, out):
     """Simulate configuration c of ``inp`` (``Inputs``; ``perf``: the performance tables of every
-    configuration) and write its outputs to ``out`` (``Outputs``); returns its iteration log."""
+    configuration) and write its outputs to ``out`` (``Outputs``); returns its iteration log, scaling log
+    (``kernels.layout.SCALING_LOG``), time per endpoint (``ENDPOINT_TIME`` rows) and spot time per region."""
     prm = Params(inp.prm_i[c].copy(), inp.prm_f[c].copy())
     order_key = inp.arrival
     if prm.i[PI.topology]:  # a dev request is admitted at an instance as if it arrived a fraction of its SLA later
@@ -41,7 +42,7 @@ def simulate_config_nb(c, inp, perf, out):
     sb = inp.srv_off[c + 1]
     cl = Cluster(inp.inst_in[:, a:b].copy(), inp.srv_in[:, sa:sb].copy())
     topo = inp.topo[inp.topo_off[c]:inp.topo_off[c + 1]].copy()
-    tk, rq, st, sv, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo)
+    tk, rq, st, sv, sc, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo)
     req_f = out.req_f
     req_i = out.req_i
     inst_f = out.inst_f
@@ -64,16 +65,24 @@ def simulate_config_nb(c, inp, perf, out):
         inst_f[a + k, IF.time_prompt] = st.f[STF.time_prompt, k]
         inst_f[a + k, IF.time_token] = st.f[STF.time_token, k]
         inst_f[a + k, IF.time_mixed] = st.f[STF.time_mixed, k]
+        inst_f[a + k, IF.serving_time] = st.f[STF.serving_time, k]
+        inst_f[a + k, IF.starting_time] = st.f[STF.starting_time, k]
+        inst_f[a + k, IF.draining_time] = st.f[STF.draining_time, k]
+        inst_f[a + k, IF.spot_time] = st.f[STF.spot_time, k]
         inst_i[a + k, II.iterations] = st.i[STI.iterations, k]
         inst_i[a + k, II.tokens_served] = st.i[STI.tokens_served, k]
         inst_i[a + k, II.final_memory] = st.i[STI.memory, k]
     out.end_clock[c] = clock
-    return log
+    n_ep = sv.ep.shape[1] - 1
+    ep_time = np.empty((len(ENDPOINT_TIME), n_ep))
+    for k in range(len(ENDPOINT_TIME)):
+        ep_time[k] = sc.f[SCF.serving + k, :n_ep]
+    return log, sc.log.copy(), ep_time, sc.f[SCF.spot, :prm.i[PI.n_regions]].copy()
 
 
 @njit(cache=True, nogil=True)
 def simulate_one_nb(c, inp, perf, out):
-    """Configuration c of ``inp``; returns its iteration log. It releases the GIL, so that threads simulate
+    """Configuration c of ``inp``; returns ``simulate_config_nb``'s logs and times. It releases the GIL, so that threads simulate
     several configurations at once (``sweepsim.engine.simulate``): one compiled entry serves a single run
     and a sweep."""
     return simulate_config_nb(c, inp, perf, out)

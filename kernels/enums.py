@@ -68,3 +68,33 @@ class _EventOrder(NamedTuple):
 
 
 EventOrder = _EventOrder()
+
+
+class _ScalePolicy(NamedTuple):
+    UTILIZATION: int = 0   # KV utilisation (SageServe's BasicArbiter)
+    CHIRON: int = 1        # dev endpoints: estimated pending time; others: fraction of instances holding interactive work
+    QUEUE: int = 2         # resident + queued requests per serving instance
+
+
+ScalePolicy = _ScalePolicy()
+
+
+class _Lifecycle(NamedTuple):
+    SERVING: int = 0
+    STARTING: int = 1
+    DRAINING: int = 2
+    SPOT: int = 3
+
+
+Lifecycle = _Lifecycle()
+
+
+class _ScaleAction(NamedTuple):
+    RECLAIM: int = 0     # a spot instance of the endpoint's model is taken back
+    DONATE: int = 1      # a spot instance of another model is taken (level 2)
+    READY: int = 2       # a starting instance joins its endpoint's groups
+    DRAIN: int = 3       # a serving instance leaves its groups
+    SPOT: int = 4        # a drained instance enters its region's spot pool
+
+
+ScaleAction = _ScaleAction()

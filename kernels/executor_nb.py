@@ -1,13 +1,13 @@
 """End of a run of iterations: advance every batched task, finish completed tasks, walk the request DAG
 (prompt -> [KV transfer ->] decode -> request done), then start the next run."""
-from kernels.layout import CI, PI
+from kernels.layout import PI
 from kernels.enums import TaskState
 from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
                                  start_iteration_nb, start_waiting_nb)
 from kernels.jit import internal
 from kernels.state_nb import QU, RQI, STF, STI, TKB, TKF
 from kernels.kv_transfer_nb import flow_arrive_nb
-from kernels.serving_nb import request_feeds_nb
+from kernels.serving_nb import request_completed_nb
 
 
 @internal(inline="always")
@@ -90,7 +90,7 @@ def complete_iteration_nb(sim, i, now):
     serving = sim.prm.i[PI.topology]
     for k in range(n_done):
         if finish_task_nb(sim, i, qu.sel[k], now) and serving:
-            request_feeds_nb(sim.prm, sim.sv, sim.ctr, sim.cl.i[CI.endpoint, i])
+            request_completed_nb(sim, i, qu.sel[k] >> 1)
     st.i[STI.pause, i] = 0
     start_iteration_nb(sim, i, now)
 

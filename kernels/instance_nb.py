@@ -12,12 +12,13 @@ derived lazily from the instance's iteration counter ``it_count``: ``np_acc + it
 task waits, ``np_acc`` otherwise, so no loop over waiting tasks is needed per iteration.
 """
 from kernels.layout import CI, LOG, PF, PI
-from kernels.enums import InstanceType, TaskState
+from kernels.enums import InstanceType, Lifecycle, TaskState
 from kernels.event_order_nb import schedule_run_end_nb
 from kernels.event_queue_nb import heap_remove_nb
 from kernels.floats_nb import py_floordiv_nb
 from kernels.jit import internal
 from kernels.perf_nb import iteration_duration_nb
+from kernels.scaling_nb import instance_idle_nb
 from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
                                q_append_nb, q_remove_nb)
 from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, EP_KV, POOL_MIXED, QU, RQI, STF, STI, TKB,
@@ -337,8 +338,12 @@ def select_batch_splitwise_nb(sim, i, stamp):
 # ---------------------------------------------------------------- runs of iterations
 
 @internal(inline="always")
-def notify_free_instance_nb(sim, i):
-    """mixed_pool: an idle borrowed instance goes back to the end of its home pool."""
+def notify_free_instance_nb(sim, i, now):
+    """The instance holds no request: mixed_pool: an idle borrowed instance goes back to the end of its home pool;
+    autoscaling: an instance outside its endpoint's groups may move on (``scaling_nb.instance_idle_nb``)."""
+    if sim.prm.i[PI.scale_level] > 0 and sim.st.i[STI.life, i] != Lifecycle.SERVING:
+        instance_idle_nb(sim, i, now)
+        return
     if sim.st.i[STI.sched_tag, i] == 0:
         return
     sim.st.i[STI.sched_tag, i] = 0
@@ -406,7 +411,7 @@ def start_iteration_nb(sim, i, now):
         st.i[STI.batch_tokens, i] = 0
         heap_remove_nb(sim.iheap, i)
         if st.i[STI.requests_len, i] == 0:
-            notify_free_instance_nb(sim, i)
+            notify_free_instance_nb(sim, i, now)
         return
     # duration of one iteration and number of contiguous iterations: one with a prompt, else until the
     # first decode finishes

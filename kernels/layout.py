@@ -35,6 +35,12 @@ PARAM_INT = (
     "feed_count_2",
     "feed_count_3",
     "feed_count_4",
+    "scale_level",                # autoscaling (kernels.scaling_nb): 0 none, 1 spot pool + same-model reclaim, 2 donation
+    "scale_policy",               # ScalePolicy: the signal evaluated (KV utilisation, Chiron's, queue length)
+    "scale_instant",              # 1: capacity changes at once, the delays are lock-outs only (SageServe parity)
+    "scale_min",                  # serving instances an endpoint keeps
+    "scale_max",                  # most serving + starting instances of an endpoint (0: no limit)
+    "scale_seed",                 # seed of the donation draws (splitmix64)
 )
 #: Float parameters of a configuration.
 PARAM_FLOAT = (
@@ -50,6 +56,16 @@ PARAM_FLOAT = (
     "feed_util_2",
     "feed_util_3",
     "feed_util_4",
+    "scale_upper",                # autoscaling: scale up when the policy's signal is above this
+    "scale_lower",                # ... down when below this
+    "scale_interval",             # an endpoint is evaluated on arrival if more than this after its last evaluation [s]
+    "scale_timer",                # every endpoint is evaluated every this many seconds (0: never) [s]
+    "spin_up",                    # a donated instance serves after [s] (and the lock-out after a donation)
+    "reclaim_delay",              # a reclaimed spot instance serves after [s] (and the lock-out after a reclaim)
+    "spin_down",                  # a drained instance enters the spot pool after [s] (and the lock-out after a scale-down)
+    "chiron_pending_time",        # chiron policy: a dev endpoint scales up above this estimated pending time [s]
+    "chiron_prompt_time",         # ... estimated seconds per queued request
+    "chiron_decode_throughput",   # ... estimated output tokens per second per instance
 )
 #: Per-instance inputs (int64; bytes, codes, indices) and per-server inputs (float64, bytes/s) of a configuration.
 INSTANCE_IN = ("max_memory", "weights", "tag", "perf", "server", "kv_per_token", "endpoint")
@@ -60,7 +76,8 @@ REQUEST_FLOAT = ("prompt_start", "prompt_end", "token_start", "token_end", "kv_s
 REQUEST_INT = ("completed", "prompt_instance", "token_instance",
                "endpoint")       # topology: the endpoint its region choice named (-1: never routed)
 #: Per-instance outputs (seconds; counts; bytes).
-INSTANCE_FLOAT = ("busy_time", "time_prompt", "time_token", "time_mixed")
+INSTANCE_FLOAT = ("busy_time", "time_prompt", "time_token", "time_mixed",
+                  "serving_time", "starting_time", "draining_time", "spot_time")   # lifecycle states [s]
 INSTANCE_INT = ("iterations", "tokens_served", "final_memory")
 #: Per-configuration topology tables (int64, packed one after another, ``kernels.serving_nb``): per endpoint
 #: its region, service (model x workload silo), group scheduler code and group range; per group its
@@ -68,6 +85,11 @@ INSTANCE_INT = ("iterations", "tokens_served", "final_memory")
 #: served); the regions of each priority order (-1 padded to n_regions columns).
 TOPOLOGY = ("ep_region", "ep_service", "ep_scheduler", "ep_first_group", "ep_groups",
             "group_first_instance", "group_instances", "endpoint_of", "service_of", "order_regions")
+#: Autoscaling: one row per instance move (``kernels.scaling_nb``; action codes ``ScaleAction``), the endpoint's
+#: serving / starting / draining counts and its region's spot-pool size after it.
+SCALING_LOG = ("time", "endpoint", "action", "instance", "from_model", "serving", "starting", "draining", "spot")
+#: Per endpoint: instance-seconds serving, starting and draining, and seconds its serving instances ran a batch.
+ENDPOINT_TIME = ("serving", "starting", "draining", "busy")
 #: Columns of the debug iteration log (one row per completed contiguous run of iterations).
 ITERATION_LOG = ("instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
                  "memory_bytes", "pending_requests", "pending_tasks", "borrowed")
@@ -79,6 +101,8 @@ RI = _index("RI", REQUEST_INT)
 IF = _index("IF", INSTANCE_FLOAT)
 II = _index("II", INSTANCE_INT)
 LOG = _index("LOG", ITERATION_LOG)
+SLOG = _index("SLOG", SCALING_LOG)
+ET = _index("ET", ENDPOINT_TIME)
 TOPO = _index("TOPO", TOPOLOGY)
 CI = _index("CI", INSTANCE_IN)
 CS = _index("CS", SERVER_IN)

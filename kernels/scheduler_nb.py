@@ -11,7 +11,8 @@ from kernels.instance_nb import task_arrival_nb
 from kernels.jit import internal
 from kernels.queues_nb import q_append_nb, q_remove_nb
 from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POOL_MIXED, POOL_PROMPT, POOL_TOKEN,
-                              RQI, R_ENDPOINT, STI, topo_nb)
+                              EPR, RQI, R_ENDPOINT, STI, topo_nb)
+from kernels.scaling_nb import scale_on_arrival_nb
 
 
 @internal()
@@ -114,34 +115,40 @@ def _mixed_pool_nb(sim, r):
 
 
 @internal()
-def endpoint_instance_nb(topo, st, wl, e, r):
+def endpoint_instance_nb(sim, e, r):
     """A topology's request r reaches endpoint e: the group whose smallest instance pending-token count is
     smallest, then the group's instance by the endpoint's scheduler (token_jsq: smallest scheduler pending
-    tokens, which the request raises; jsq: fewest resident requests); the first on ties."""
-    best_g = -1
+    tokens, which the request raises; jsq: fewest resident requests); the first on ties. Groups and their
+    members in order (``Scale.g``). The endpoint's resident-request and interactive sums count the request."""
+    g = sim.sc.g
+    st = sim.st
+    ep = sim.sv.ep
+    best = -1
     best_v = 0
-    g0 = topo_nb(topo, TOPO.ep_first_group, e)
-    for g in range(g0, g0 + topo_nb(topo, TOPO.ep_groups, e)):
-        a = topo_nb(topo, TOPO.group_first_instance, g)
-        v = st.i[STI.pending_tokens, a]
-        for i in range(a + 1, a + topo_nb(topo, TOPO.group_instances, g)):
-            if st.i[STI.pending_tokens, i] < v:
-                v = st.i[STI.pending_tokens, i]
-        if best_g < 0 or v < best_v:
-            best_g = g
+    base = ep[EPR.group_base, e]
+    for slot in range(base, base + ep[EPR.groups, e]):
+        v = st.i[STI.pending_tokens, g[slot, 1]]
+        for k in range(2, g[slot, 0] + 1):
+            if st.i[STI.pending_tokens, g[slot, k]] < v:
+                v = st.i[STI.pending_tokens, g[slot, k]]
+        if best < 0 or v < best_v:
+            best = slot
             best_v = v
-    a = topo_nb(topo, TOPO.group_first_instance, best_g)
-    b = a + topo_nb(topo, TOPO.group_instances, best_g)
-    p = a
-    if topo_nb(topo, TOPO.ep_scheduler, e) == Scheduler.JSQ:
-        for i in range(a + 1, b):
-            if st.i[STI.requests_len, i] < st.i[STI.requests_len, p]:
-                p = i
+    p = g[best, 1]
+    if topo_nb(sim.topo, TOPO.ep_scheduler, e) == Scheduler.JSQ:
+        for k in range(2, g[best, 0] + 1):
+            if st.i[STI.requests_len, g[best, k]] < st.i[STI.requests_len, p]:
+                p = g[best, k]
     else:
-        for i in range(a + 1, b):
-            if st.i[STI.sched_pending_tokens, i] < st.i[STI.sched_pending_tokens, p]:
-                p = i
-        st.i[STI.sched_pending_tokens, p] += wl.prompt_size[r] + (1 if wl.token_size[r] > 1 else 0)
+        for k in range(2, g[best, 0] + 1):
+            if st.i[STI.sched_pending_tokens, g[best, k]] < st.i[STI.sched_pending_tokens, p]:
+                p = g[best, k]
+        st.i[STI.sched_pending_tokens, p] += sim.wl.prompt_size[r] + (1 if sim.wl.token_size[r] > 1 else 0)
+    ep[EPR.requests, e] += 1
+    if (sim.wl.serve_code[r] // sim.prm.i[PI.n_orders]) % 3 == 0:   # an interactive request (serving_nb)
+        st.i[STI.interactive, p] += 1
+        if st.i[STI.interactive, p] == 1:
+            ep[EPR.interactive, e] += 1
     return p
 
 
@@ -154,7 +161,10 @@ def schedule_request_nb(sim, r, now):
     wl = sim.wl
     has_token = wl.token_size[r] > 1
     if sim.prm.i[PI.topology]:
-        p = endpoint_instance_nb(sim.topo, sim.st, wl, sim.sv.req[R_ENDPOINT, r], r)
+        e = sim.sv.req[R_ENDPOINT, r]
+        if sim.prm.i[PI.scale_level] > 0:
+            scale_on_arrival_nb(sim, e, now)
+        p = endpoint_instance_nb(sim, e, r)
         t = p
     elif sim.prm.i[PI.co_located]:
         p = _pick_nb(sim, POOL_ALL, r, CTR_RR)

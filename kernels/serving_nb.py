@@ -21,10 +21,10 @@ Semantics (docs/semantics.md, "Regions, endpoints and request classes"):
 import numpy as np
 
 from kernels.jit import internal
-from kernels.layout import PF, PI, TOPO
+from kernels.layout import CI, PF, PI, TOPO
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.state_nb import (CTR_FEED_ENDPOINT, CTR_FEEDS, CTR_ROUTE_HEAD, CTR_ROUTE_TAIL, EP_CAP, EP_KV, Q_HEAD,
-                              Q_TAIL, R_ENDPOINT, R_NEXT, R_ROUTED, T_FED, T_ROUTED, topo_nb)
+from kernels.state_nb import (CTR_FEED_ENDPOINT, CTR_FEEDS, CTR_ROUTE_HEAD, CTR_ROUTE_TAIL, EP_CAP, EP_KV, EPR, Q_HEAD,
+                              Q_TAIL, R_ENDPOINT, R_NEXT, R_ROUTED, STI, T_FED, T_ROUTED, topo_nb)
 
 #: request classes, as ``Workload.serve_code`` holds them (1 is batch)
 CLASS_INTERACTIVE = 0
@@ -133,7 +133,7 @@ def route_top_time_nb(ctr, sv):
 
 
 @internal()
-def queue_pop_nb(prm, topo, sv, e):
+def queue_pop_nb(prm, topo, sv, wl, e):
     """The head of endpoint e's batch queue, else of its dev queue, removed (-1: both empty)."""
     q = 2 * (topo_nb(topo, TOPO.ep_service, e) * prm.i[PI.n_regions] + topo_nb(topo, TOPO.ep_region, e))
     if sv.queue[Q_HEAD, q] < 0:
@@ -141,6 +141,8 @@ def queue_pop_nb(prm, topo, sv, e):
         if sv.queue[Q_HEAD, q] < 0:
             return -1
     r = sv.queue[Q_HEAD, q]
+    sv.ep[EPR.queued, e] -= 1
+    sv.ep[EPR.queued_tokens, e] -= wl.token_size[r]
     sv.queue[Q_HEAD, q] = sv.req[R_NEXT, r]
     if sv.queue[Q_HEAD, q] < 0:
         sv.queue[Q_TAIL, q] = -1
@@ -166,15 +168,26 @@ def queue_push_nb(prm, topo, sv, wl, r):
     else:
         sv.queue[Q_HEAD, q] = r
     sv.queue[Q_TAIL, q] = r
+    sv.ep[EPR.queued, e] += 1
+    sv.ep[EPR.queued_tokens, e] += wl.token_size[r]
     return e
 
 
 @internal()
-def request_feeds_nb(prm, sv, ctr, e):
-    """A request completed at endpoint e (its memory freed): e feeds by its utilisation now (``feed_count_nb``);
-    the feeds are made once the completing instance has started its next run (``serving_event_nb``)."""
-    ctr[CTR_FEED_ENDPOINT] = e
-    ctr[CTR_FEEDS] += feed_count_nb(prm, sv, e)
+def request_completed_nb(sim, i, r):
+    """Request r completed at instance i (its memory freed): it leaves the sums of i's endpoint (the sink when i is
+    outside its groups), and the endpoint r was routed to feeds by its utilisation now (``feed_count_nb``); the
+    feeds are made once the completing instance has started its next run (``serving_event_nb``)."""
+    sv = sim.sv
+    a = sim.cl.i[CI.endpoint, i]
+    sv.ep[EPR.requests, a] -= 1
+    if request_class_nb(sim.prm, sim.wl.serve_code, r) == CLASS_INTERACTIVE:
+        sim.st.i[STI.interactive, i] -= 1
+        if sim.st.i[STI.interactive, i] == 0:
+            sv.ep[EPR.interactive, a] -= 1
+    e = sv.req[R_ENDPOINT, r]
+    sim.ctr[CTR_FEED_ENDPOINT] = e
+    sim.ctr[CTR_FEEDS] += feed_count_nb(sim.prm, sv, e)
 
 
 @internal()
@@ -198,7 +211,7 @@ def serving_event_nb(sim, r, now):
             if ctr[CTR_FEEDS] == 0:
                 return
             ctr[CTR_FEEDS] -= 1
-            r = queue_pop_nb(prm, sim.topo, sv, ctr[CTR_FEED_ENDPOINT])
+            r = queue_pop_nb(prm, sim.topo, sv, sim.wl, ctr[CTR_FEED_ENDPOINT])
             if r < 0:
                 ctr[CTR_FEEDS] = 0
                 return

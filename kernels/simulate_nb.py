@@ -23,16 +23,19 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
+from kernels.scaling_nb import lifecycle_event_nb, scale_finish_nb, scale_init_nb, scale_timer_nb
 from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_nb
-from kernels.state_nb import (CTR_CAP, CTR_FEEDS, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL,
-                              CTR_RUNNING_FLOWS, N_CTR, RQI, STI, Sim, grow_queues_nb, new_inst_nb, new_net_nb,
-                              new_pools_nb, new_queues_nb, new_requests_nb, new_serve_nb, new_tasks_nb)
+from kernels.state_nb import (CTR_CAP, CTR_FEEDS, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
+                              CTR_RUNNING_FLOWS, CTR_SLOG_LEN, N_CTR, RQI, SCF, STI, Sim, grow_queues_nb, new_inst_nb,
+                              new_net_nb, new_pools_nb, new_queues_nb, new_requests_nb, new_scale_nb, new_serve_nb,
+                              new_tasks_nb, Scale)
 
 N_LOG_COLUMNS = len(ITERATION_LOG)
 DONE = 0
 NEED_QUEUE_ROOM = 1
 NEED_LOG_ROOM = 2
 NEED_EVENT_ROOM = 3
+NEED_SCALE_LOG_ROOM = 4
 
 
 @internal()
@@ -86,6 +89,9 @@ def run_events_nb(sim):
             return NEED_QUEUE_ROOM
         if sim.prm.i[PI.debug] and ctr[CTR_LOG_LEN] + 1 > sim.log.shape[0]:
             return NEED_LOG_ROOM
+        scaling = sim.prm.i[PI.scale_level] > 0
+        if scaling and ctr[CTR_SLOG_LEN] + 2 * sim.sv.ep.shape[1] + 4 > sim.sc.log.shape[0]:
+            return NEED_SCALE_LOG_ROOM   # room for every endpoint moving twice (a timer evaluation)
         # the next event: (kind, id, time)
         if sim.prm.i[PI.event_order] == EventOrder.REFERENCE:
             if 2 * (sim.eheap.size[0] + event_room_nb(sim)) > sim.eheap.time.shape[0]:
@@ -106,8 +112,18 @@ def run_events_nb(sim):
             kind, ident, t = EV_ROUTE, 0, t_route
         else:
             kind, ident, t = EV_ARRIVAL, nxt, t_arr
+        if scaling and sim.prm.f[PF.scale_timer] > 0.0 and sim.sc.f[SCF.timer, 0] < t:
+            # the periodic evaluation comes after every other event at its time (only while other events remain)
+            t = sim.sc.f[SCF.timer, 0]
+            sim.clock[0] = t
+            scale_timer_nb(sim, t)
+            continue
         sim.clock[0] = t
-        if kind == EV_INSTANCE:
+        if kind == EV_INSTANCE and scaling and sim.st.i[STI.batch_len, ident] == 0:
+            # no run: the instance's lifecycle event (it starts serving, or enters the spot pool)
+            heap_remove_nb(sim.iheap, ident)
+            lifecycle_event_nb(sim, ident, t)
+        elif kind == EV_INSTANCE:
             # the instance's entry stays in its heap: the run that starts next moves it (or removes it)
             complete_iteration_nb(sim, ident, t)
             if ctr[CTR_FEEDS]:  # a topology's completions fed queued requests
@@ -129,7 +145,7 @@ def run_events_nb(sim):
 @njit(cache=True)
 def simulate_1d_nb(wl, prm, cl, perf, topo):
     """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``). Returns
-    (tasks, requests, instance state, serving state, iteration log, end clock)."""
+    (tasks, requests, instance state, serving state, scaling state (its log trimmed), iteration log, end clock)."""
     n_req = wl.arrival.shape[0]
     n_inst = cl.i.shape[1]
     cap = 16
@@ -143,26 +159,40 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
         for r in range(n_req):
             ref_push_nb(eheap, wl.arrival[r], ref_key_nb(EV_ARRIVAL, r, 0))
     waits = prm.i[PI.instance_type] != InstanceType.ORCA   # per-task wait counts: Splitwise instances only
+    sv, slots = new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0.0)
+    scaling = prm.i[PI.scale_level] > 0
+    sc = new_scale_nb(topo, sv, slots, prm.i[PI.n_regions], scaling)
+    sc.f[SCF.timer, 0] = prm.f[PF.scale_timer]
+    ctr[CTR_RNG] = prm.i[PI.scale_seed]
     sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits), new_requests_nb(n_req, n_kv),
               new_inst_nb(cl, cap), new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
-              heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo,
-              new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0.0))
+              heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo, sv, sc)
+    scale_init_nb(sim.st, cl, sv, topo)
     while True:
         status = run_events_nb(sim)
         if status == NEED_QUEUE_ROOM:
             cap = 2 * ctr[CTR_CAP]
             ctr[CTR_CAP] = cap
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, grow_queues_nb(sim.qu, sim.st, cap),
-                      sim.pools, ctr, sim.iheap, sim.fheap, sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv)
+                      sim.pools, ctr, sim.iheap, sim.fheap, sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv,
+                      sim.sc)
         elif status == NEED_LOG_ROOM:
             bigger = np.empty((2 * sim.log.shape[0], N_LOG_COLUMNS), np.float64)
             bigger[:sim.log.shape[0]] = sim.log
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, sim.eheap, bigger, sim.clock, sim.net, topo, sim.sv)
+                      sim.iheap, sim.fheap, sim.eheap, bigger, sim.clock, sim.net, topo, sim.sv, sim.sc)
         elif status == NEED_EVENT_ROOM:
             eheap = ref_heap_grow_nb(sim.eheap, 2 * (sim.eheap.size[0] + event_room_nb(sim)))
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, eheap, sim.log, sim.clock, sim.net, topo, sim.sv)
+                      sim.iheap, sim.fheap, eheap, sim.log, sim.clock, sim.net, topo, sim.sv, sim.sc)
+        elif status == NEED_SCALE_LOG_ROOM:
+            slog = np.empty((2 * sim.sc.log.shape[0] + 2 * sim.sv.ep.shape[1], sim.sc.log.shape[1]))
+            slog[:ctr[CTR_SLOG_LEN]] = sim.sc.log[:ctr[CTR_SLOG_LEN]]
+            sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr, sim.iheap, sim.fheap,
+                      sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv,
+                      Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog))
         else:
             break
-    return sim.tk, sim.rq, sim.st, sim.sv, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]
+    scale_finish_nb(sim, sim.clock[0])
+    sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]])
+    return sim.tk, sim.rq, sim.st, sim.sv, sc, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]

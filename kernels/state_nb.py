@@ -30,7 +30,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from kernels.layout import CI, TOPO, _index
+from kernels.layout import CI, SCALING_LOG, TOPO, _index
 from kernels.jit import internal
 
 Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "uniform",
@@ -47,15 +47,30 @@ Outputs = namedtuple("Outputs", ["req_f", "req_i", "inst_f", "inst_i", "end_cloc
 #: ``f[CS.nic_bw, s]`` (``SERVER_IN``).
 Cluster = namedtuple("Cluster", ["i", "f"])
 #: Serving state (``kernels.serving_nb``; each a few rows of one array, to keep the state tuple short):
-#: ``ep[EP_KV | EP_CAP, e]`` KV bytes in use and KV capacity of endpoint e; ``queue[Q_HEAD | Q_TAIL, q]`` the
-#: batch/dev FIFO queues (linked lists over requests) per (service, region, class); ``req[R_NEXT | R_ENDPOINT |
-#: R_ROUTED, r]`` the next request in r's queue, r's endpoint, and the FIFO of routed requests on their way
-#: to their endpoints; ``time[T_FED | T_ROUTED, r]`` when r entered global routing, and the FIFO's times.
+#: ``ep[EP_x, e]`` per endpoint (one more column, the *sink*, charged by instances outside every endpoint's
+#: groups): KV bytes in use and KV capacity of its serving instances, their resident requests and how many hold
+#: an interactive request, its batch/dev queues' requests and output tokens, its replica groups (first slot of
+#: ``Scale.g`` and count), its serving / starting / draining instances, its model, and its model's instance
+#: template (weights, KV bytes per token, performance row); ``queue[Q_HEAD | Q_TAIL, q]`` the batch/dev FIFO
+#: queues (linked lists over requests) per (service, region, class); ``req[R_NEXT | R_ENDPOINT | R_ROUTED, r]`` the
+#: next request in r's queue, r's endpoint, and the FIFO of routed requests on their way to their endpoints;
+#: ``time[T_FED | T_ROUTED, r]`` when r entered global routing, and the FIFO's times.
 Serve = namedtuple("Serve", ["ep", "queue", "req", "time"])
-EP_KV, EP_CAP = 0, 1
+ENDPOINT_ROWS = ("kv", "cap", "requests", "interactive", "queued", "queued_tokens", "group_base", "groups",
+                 "serving", "starting", "draining", "model", "weights", "kv_per_token", "perf")
+EPR = _index("EPR", ENDPOINT_ROWS)
+EP_KV, EP_CAP = EPR.kv, EPR.cap
 Q_HEAD, Q_TAIL = 0, 1
 R_NEXT, R_ENDPOINT, R_ROUTED = 0, 1, 2
 T_FED, T_ROUTED = 0, 1
+#: Autoscaling state (``kernels.scaling_nb``): ``g[slot, 0]`` the size of a replica group and ``g[slot, 1:]`` its
+#: members in order (endpoint e's groups are slots ``ep[EPR.group_base, e]`` on); ``i[SCI.x, rm]`` per (region,
+#: model) its spot pool (a FIFO linked through ``STI.spot_next``); ``f[SCF.x, k]`` per (region, model) the lock-out
+#: end, per endpoint the time charged to it by state and its last evaluation, per region its spot time, and (column
+#: 0) the next timer evaluation; ``log`` the scaling events (``kernels.layout.SCALING_LOG``).
+Scale = namedtuple("Scale", ["g", "i", "f", "log"])
+SCI = _index("SCI", ("spot_head", "spot_tail", "spot_n"))
+SCF = _index("SCF", ("lock", "serving", "starting", "draining", "busy", "last_eval", "spot", "timer"))
 #: Iteration-time tables, one row c per (model, hardware, TP): ``i[PTI.kind | PTI.n_knots, c]``,
 #: ``f[PTF.const_prompt | PTF.const_token, c]`` (constant model, seconds), ``y[PTY.knots | PTY.prompt | PTY.token,
 #: c, k]`` (profiled or roofline curves: batch tokens and seconds).
@@ -91,9 +106,13 @@ INST_INT = (
     "n_prompts", "pending_len", "prompts_len", "blocked_len", "requests_len", "resident", "iter_n", "pause",
     "it_count", "iterations", "tokens_served", "sched_tag", "pending_off", "prompts_off", "blocked_off",
     "requests_off",
+    "interactive",   # topologies: resident interactive requests
+    "life", "spot_next", "owner", "region", "model",   # autoscaling: Lifecycle state, spot-pool link, endpoint...
 )
 INST_FLOAT = ("iter_d", "iter_end", "iter_start", "busy_time", "busy_start",
-              "time_prompt", "time_token", "time_mixed")
+              "time_prompt", "time_token", "time_mixed",
+              "since", "busy_mark",                                                   # autoscaling
+              "serving_time", "starting_time", "draining_time", "spot_time")          # in Lifecycle order
 InstRows = namedtuple("InstRows", ["i", "f"])
 STI = _index("STI", INST_INT)
 STF = _index("STF", INST_FLOAT)
@@ -122,7 +141,9 @@ CTR_ROUTE_HEAD = 9    # routed requests on their way to an endpoint: FIFO head a
 CTR_ROUTE_TAIL = 10
 CTR_FEED_ENDPOINT = 11  # feeds decided by the requests completed in this event: endpoint and count (serving_nb)
 CTR_FEEDS = 12
-N_CTR = 13
+CTR_RNG = 13          # autoscaling: the donation stream's splitmix64 state
+CTR_SLOG_LEN = 14     # rows used in the scaling log
+N_CTR = 15
 
 
 @internal(nrt=True)
@@ -214,7 +235,7 @@ Net = namedtuple("Net", ["active", "n_active", "egress", "ingress"])
 
 #: Everything one configuration's event handlers read or write, passed as one argument.
 Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "pools", "ctr",
-                         "iheap", "fheap", "eheap", "log", "clock", "net", "topo", "sv"])
+                         "iheap", "fheap", "eheap", "log", "clock", "net", "topo", "sv", "sc"])
 
 
 @internal(inline="always")
@@ -227,15 +248,65 @@ def topo_nb(b, section, k):
 def new_serve_nb(topo, cluster, n_requests, topology, delayed):
     """Serving state; per-request columns only with a topology (one column otherwise: never indexed), the rows
     of the routed-request FIFO (``R_ROUTED``, ``T_ROUTED``, the last ones) only with a routing delay."""
-    n_ep = max(topo[TOPO.ep_region + 1] - topo[TOPO.ep_region], 1)
-    ep = np.zeros((2, n_ep), np.int64)
+    n_ep = topo[TOPO.ep_region + 1] - topo[TOPO.ep_region]
+    ep = np.zeros((len(ENDPOINT_ROWS), n_ep + 1), np.int64)
     for i in range(cluster.i.shape[1]):
-        ep[EP_CAP, cluster.i[CI.endpoint, i]] += cluster.i[CI.max_memory, i] - cluster.i[CI.weights, i]
+        e = cluster.i[CI.endpoint, i]
+        ep[EP_CAP, e] += cluster.i[CI.max_memory, i] - cluster.i[CI.weights, i]
+        ep[EPR.serving, e] += 1
+        ep[EPR.weights, e] = cluster.i[CI.weights, i]
+        ep[EPR.kv_per_token, e] = cluster.i[CI.kv_per_token, i]
+        ep[EPR.perf, e] = cluster.i[CI.perf, i]
+    n_models = (topo[TOPO.service_of + 1] - topo[TOPO.service_of]) // 2
+    for m in range(n_models):
+        for dev in range(2):
+            s = topo_nb(topo, TOPO.service_of, 2 * m + dev)
+            if s >= 0:
+                for e in range(n_ep):
+                    if topo_nb(topo, TOPO.ep_service, e) == s:
+                        ep[EPR.model, e] = m
+    slots = 0
+    for e in range(n_ep):
+        ep[EPR.group_base, e] = slots
+        ep[EPR.groups, e] = topo_nb(topo, TOPO.ep_groups, e)
+        reg = topo_nb(topo, TOPO.ep_region, e)
+        total = 0   # the region's instances: an endpoint never has more than total / 2 groups (of 2 or 3)
+        for f in range(n_ep):
+            if topo_nb(topo, TOPO.ep_region, f) == reg:
+                total += ep[EPR.serving, f]
+        slots += max(total // 2 + 1, ep[EPR.groups, e])
     n = n_requests if topology else 1
     nq = max(2 * (topo[TOPO.endpoint_of + 1] - topo[TOPO.endpoint_of]), 1)
     fifo = 1 if delayed else 0
     return Serve(ep, np.full((2, nq), -1, np.int64), np.full((2 + fifo, n), -1, np.int64),
-                 np.full((1 + fifo, n), np.nan))
+                 np.full((1 + fifo, n), np.nan)), slots
+
+
+@internal(nrt=True)
+def new_scale_nb(topo, sv, slots, n_regions, scaling):
+    """Autoscaling state: the topology's replica groups (group slots per endpoint: ``new_serve_nb``), empty spot
+    pools, no lock-outs; the scaling log only with scaling."""
+    n_ep = sv.ep.shape[1] - 1
+    widest = 3   # groups of up to 3 with scaling
+    for g in range(topo[TOPO.group_instances + 1] - topo[TOPO.group_instances]):
+        widest = max(widest, topo_nb(topo, TOPO.group_instances, g))
+    gm = np.zeros((max(slots, 1), 1 + widest), np.int64)
+    for e in range(n_ep):
+        g0 = topo_nb(topo, TOPO.ep_first_group, e)
+        for k in range(sv.ep[EPR.groups, e]):
+            a = topo_nb(topo, TOPO.group_first_instance, g0 + k)
+            size = topo_nb(topo, TOPO.group_instances, g0 + k)
+            slot = sv.ep[EPR.group_base, e] + k
+            gm[slot, 0] = size
+            for j in range(size):
+                gm[slot, 1 + j] = a + j
+    n_rm = max(n_regions * ((topo[TOPO.service_of + 1] - topo[TOPO.service_of]) // 2), 1)
+    width = max(n_rm, n_ep + 1, n_regions, 1)
+    si = np.full((len(SCI), n_rm), -1, np.int64)
+    si[SCI.spot_n] = 0
+    f = np.zeros((len(SCF), width))
+    f[SCF.last_eval] = -np.inf
+    return Scale(gm, si, f, np.empty((64 if scaling else 1, len(SCALING_LOG))))
 
 
 @internal(nrt=True)

@@ -81,7 +81,7 @@ from pathlib import Path
 
 from sweepsim.config import run as cfgmod
 from sweepsim.errors import InputError, allowed, read_toml
-from sweepsim.config.topology import Feeding, Routing
+from sweepsim.config.topology import Feeding, Routing, Scaling
 from sweepsim.engine.performance import PerfModelConfig
 from sweepsim.config.expansion import Axis, copy_raw, check_value, expand
 from sweepsim.config.expressions import Expression, ExpressionError
@@ -163,7 +163,8 @@ def _table_keys() -> dict:
             "performance_model": tuple(f.name for f in fields(PerfModelConfig)),
             "trace": ("path",) + tuple(k for k in SPEC_KEYS if k != "apps"),
             "routing": tuple(f.name for f in fields(Routing)),
-            "feeding": tuple(f.name for f in fields(Feeding))}
+            "feeding": tuple(f.name for f in fields(Feeding)),
+            "scaling": tuple(f.name for f in fields(Scaling))}
 
 
 # ------------------------------------------------------------------------------------------------ loader

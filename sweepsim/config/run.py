@@ -87,6 +87,10 @@ class RunConfig:
                         "feeding.bands": band_label(t.feeding.bands),
                         "feeding.on_enqueue": t.feeding.on_enqueue,
                         "feeding.dev_sla_fraction": t.feeding.dev_sla_fraction})
+            if t.scaling.level:
+                out.update({f"scaling.{f.name}": getattr(t.scaling, f.name) for f in fields(type(t.scaling))})
+            else:
+                out["scaling.level"] = 0
             for e in t.endpoints:
                 out[f"instances.{e.region}.{e.name}"] = e.instances
         return out

@@ -6,7 +6,7 @@ and ``[instances]`` (instance counts per endpoint, ``instances.<region>.<endpoin
 apply to either. Semantics: docs/semantics.md, "Regions, endpoints and request classes"; keys: docs/topologies.md.
 """
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sweepsim import PROJECT_ROOT
@@ -64,6 +64,33 @@ class Feeding:
     dev_sla_fraction: float = 0.8     # dev admission key at an instance: arrival + this x sla
 
 
+SCALING_POLICIES = ("utilization", "chiron", "queue")
+SCALING_DELAYS = ("real", "lockout")
+#: (upper, lower) signal thresholds per policy: KV utilisation (SageServe's BasicArbiter), Chiron's fraction of
+#: instances holding interactive requests, requests per serving instance
+SCALING_THRESHOLDS = {"utilization": (0.5, 0.25), "chiron": (0.6, 0.3), "queue": (8.0, 2.0)}
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Reactive autoscaling (docs/semantics.md, "Reactive autoscaling"); level 0 moves nothing."""
+    level: int = 0                    # 0 none; 1 spot pool + same-model reclaim; 2 also donation between models
+    policy: str = "utilization"
+    upper: float = 0.5                # scale up above this signal (policy default: SCALING_THRESHOLDS)
+    lower: float = 0.25               # scale down below it
+    interval: float = -1.0            # evaluate an endpoint on arrival if more than this after its last evaluation [s]
+    timer: float = 0.0                # evaluate every endpoint every this many seconds (0: only on arrivals) [s]
+    delays: str = "real"              # "real": instances start and drain for real; "lockout": SageServe (instant)
+    spin_up: float = 155.0            # a donated instance serves after [s]
+    reclaim_delay: float = 65.0       # a reclaimed spot instance serves after [s]
+    spin_down: float = 0.0            # a drained instance enters the spot pool after [s]
+    min_instances: int = 2            # serving instances an endpoint keeps
+    max_instances: int = 0            # most serving + starting instances of an endpoint (0: no limit)
+    pending_time: float = 86400.0     # chiron: a dev endpoint scales up above this estimated pending time [s]
+    prompt_time: float = 10.0         # chiron: estimated seconds per queued request
+    decode_throughput: float = 100.0  # chiron: estimated output tokens per second per instance
+
+
 @dataclass(frozen=True)
 class Topology:
     name: str
@@ -71,6 +98,7 @@ class Topology:
     endpoints: tuple[Endpoint, ...]
     routing: Routing = field(default_factory=Routing)
     feeding: Feeding = field(default_factory=Feeding)
+    scaling: Scaling = field(default_factory=Scaling)
 
     def models(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(e.model for e in self.endpoints))
@@ -93,7 +121,7 @@ def replica_groups(n: int) -> tuple[int, ...]:
     return (3,) * (k - 1) + (2, 2)
 
 
-TOP_KEYS = ("topology", "region", "endpoint", "routing", "feeding", "instances")
+TOP_KEYS = ("topology", "region", "endpoint", "routing", "feeding", "scaling", "instances")
 
 
 def is_topology_config(d: dict) -> bool:
@@ -199,9 +227,10 @@ def load_topology_file(name_or_path: str, src=None, base: Path | None = None) ->
         have = sorted(q.stem for q in TOPOLOGIES_DIR.glob("*.toml"))
         raise InputError(src, "topology", f"unknown topology {name_or_path!r}; {allowed(have)} or a .toml path")
     d = read_toml(p, None, "topology file")
-    extra = sorted(set(d) - {"region", "endpoint", "routing", "feeding", "description"})
+    extra = sorted(set(d) - {"region", "endpoint", "routing", "feeding", "scaling", "description"})
     if extra:
-        raise InputError(p, extra[0], "unknown key; allowed: description, region, endpoint, routing, feeding")
+        raise InputError(p, extra[0], "unknown key; allowed: description, region, endpoint, routing, feeding, "
+                                      "scaling")
     return d | {"_path": str(p)}
 
 
@@ -259,7 +288,7 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
                                  groups=())
     for j, e in enumerate(eps):
         _check_endpoint(esrc if "instances" not in d else src, f"endpoint[{j}]", e)
-    for k in ("routing", "feeding"):
+    for k in ("routing", "feeding", "scaling"):
         for where, tab in ((where, raw), (src, d)):
             if k in tab and not isinstance(tab[k], dict):
                 raise InputError(where, k, f"must be a table ([{k}] with its keys), got {tab[k]!r}")
@@ -280,4 +309,55 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
                           _num(src, "feeding.granularity", ff.get("granularity", 1), 1, 10_000, True),
                           _bands(src, "feeding.bands", ff.get("bands", "readme")), ff.get("on_enqueue", True),
                           _num(src, "feeding.dev_sla_fraction", ff.get("dev_sla_fraction", 0.8), 0.0, 10.0))
-    return Topology(name, tuple(regions), tuple(eps), routing, feeding)
+    scaling = _scaling(src, {**raw.get("scaling", {}), **d.get("scaling", {})}, regions, eps)
+    return Topology(name, tuple(regions), tuple(eps), routing, feeding, scaling)
+
+
+def _scaling(src, ss: dict, regions, eps) -> Scaling:
+    """``[scaling]``: its keys checked, the policy's thresholds as defaults; with level >= 1 every region's
+    endpoints must share one SKU and tensor parallelism (instances move between them) and have replica groups of
+    2 or 3 instances (SageServe's group moves)."""
+    if not ss:
+        return Scaling()
+    names = {f.name for f in fields(Scaling)}
+    _table(src, "scaling", ss, names)
+    level = _num(src, "scaling.level", ss.get("level", 0), 0, 2, True)
+    policy = ss.get("policy", "utilization")
+    if policy not in SCALING_POLICIES:
+        raise InputError(src, "scaling.policy", f"unknown policy {policy!r}; {allowed(SCALING_POLICIES)}")
+    delays = ss.get("delays", "real")
+    if delays not in SCALING_DELAYS:
+        raise InputError(src, "scaling.delays", f"unknown delays {delays!r}; {allowed(SCALING_DELAYS)}")
+    up, low = SCALING_THRESHOLDS[policy]
+    hi = 1e9
+    out = Scaling(level, policy, _num(src, "scaling.upper", ss.get("upper", up), 0.0, hi),
+                  _num(src, "scaling.lower", ss.get("lower", low), 0.0, hi),
+                  _num(src, "scaling.interval", ss.get("interval", -1.0), -1.0, MAX_DELAY_S),
+                  _num(src, "scaling.timer", ss.get("timer", 0.0), 0.0, MAX_DELAY_S), delays,
+                  *(_num(src, f"scaling.{k}", ss.get(k, getattr(Scaling, k)), 0.0, MAX_DELAY_S)
+                    for k in ("spin_up", "reclaim_delay", "spin_down")),
+                  _num(src, "scaling.min_instances", ss.get("min_instances", 2), 2, MAX_INSTANCES, True),
+                  _num(src, "scaling.max_instances", ss.get("max_instances", 0), 0, MAX_INSTANCES, True),
+                  _num(src, "scaling.pending_time", ss.get("pending_time", 86400.0), 0.0, 1e12),
+                  _num(src, "scaling.prompt_time", ss.get("prompt_time", 10.0), 0.0, 1e6),
+                  _num(src, "scaling.decode_throughput", ss.get("decode_throughput", 100.0), 1e-9, 1e12))
+    if out.lower > out.upper:
+        raise InputError(src, "scaling.lower", f"must be at most scaling.upper ({out.upper:g}), got {out.lower:g}")
+    if out.max_instances and out.max_instances < out.min_instances:
+        raise InputError(src, "scaling.max_instances", f"must be 0 (no limit) or at least scaling.min_instances "
+                                                       f"({out.min_instances}), got {out.max_instances}")
+    if level == 0:
+        return out
+    for reg in regions:
+        mine = [e for e in eps if e.region == reg]
+        kinds = {(e.sku, e.tensor_parallel) for e in mine}
+        if len(kinds) > 1:
+            raise InputError(src, "scaling.level", f"instances move between the endpoints of a region, so they need "
+                                                   f"one SKU and tensor parallelism; region {reg!r} has "
+                                                   f"{sorted(kinds)}")
+        for e in mine:
+            if any(g not in (2, 3) for g in e.group_sizes()):
+                raise InputError(src, "scaling.level", f"scaling moves instances between replica groups of 2 or 3; "
+                                                       f"endpoint {e.name!r} of region {reg!r} has groups "
+                                                       f"{list(e.group_sizes())}")
+    return out

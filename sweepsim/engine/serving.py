@@ -6,13 +6,15 @@ region in the topology's order. Errors name the first request that cannot be ser
 """
 import numpy as np
 
-from kernels.enums import Scheduler
+from kernels.enums import ScalePolicy, Scheduler
 from kernels.layout import TOPOLOGY
+from sweepsim.config.topology import Scaling
 from sweepsim.errors import InputError
 from sweepsim.workload.trace import WORKLOAD_CLASSES
 
 GROUP_SCHEDULER_CODES = {"token_jsq": Scheduler.TOKEN_JSQ, "jsq": Scheduler.JSQ}
 NO_BAND = -1.0
+SCALE_POLICY_CODES = {"utilization": ScalePolicy.UTILIZATION, "chiron": ScalePolicy.CHIRON, "queue": ScalePolicy.QUEUE}
 
 
 def serving_params(cfg) -> dict:
@@ -23,6 +25,13 @@ def serving_params(cfg) -> dict:
     for k in range(1, 5):
         out[f"feed_count_{k}"] = 0
         out[f"feed_util_{k}"] = NO_BAND
+    sc = t.scaling if t is not None else Scaling()
+    out.update(scale_level=sc.level, scale_policy=SCALE_POLICY_CODES[sc.policy], scale_instant=int(sc.delays == "lockout"),
+               scale_min=sc.min_instances, scale_max=sc.max_instances, scale_seed=int(cfg.seed) & (2 ** 63 - 1),
+               scale_upper=sc.upper, scale_lower=sc.lower, scale_interval=sc.interval, scale_timer=sc.timer,
+               spin_up=sc.spin_up, reclaim_delay=sc.reclaim_delay, spin_down=sc.spin_down,
+               chiron_pending_time=sc.pending_time, chiron_prompt_time=sc.prompt_time,
+               chiron_decode_throughput=sc.decode_throughput)
     if t is None:
         return out
     f = t.feeding

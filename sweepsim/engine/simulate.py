@@ -63,6 +63,14 @@ class RunResult:
     rejected: np.ndarray | None = None   # per request: dropped before the run (oversized_requests = "reject")
     fed_time: np.ndarray | None = None   # topology, per request: when it entered global routing (NaN: never)
     endpoint: np.ndarray | None = None   # topology, per request: its endpoint (-1: never routed)
+    # per instance: seconds in each lifecycle state (autoscaling; serving the whole run otherwise)
+    serving_time: np.ndarray | None = None
+    starting_time: np.ndarray | None = None
+    draining_time: np.ndarray | None = None
+    spot_time: np.ndarray | None = None
+    scaling_log: np.ndarray | None = None     # autoscaling: one row per move (kernels.layout.SCALING_LOG)
+    endpoint_time: np.ndarray | None = None   # topology: (ENDPOINT_TIME rows, endpoints) [s]
+    region_spot_time: np.ndarray | None = None   # topology: spot instance-seconds per region
 
 
 def random_draws(seed: int, n: int) -> np.ndarray:
@@ -233,7 +241,12 @@ def _call(cfgs, placements, trace, draws, debug) -> list[RunResult]:
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:  # the kernel releases the GIL
                 logs = list(pool.map(lambda c: simulate_one_nb(c, inp, perf, out), range(len(cfgs))))
-    return unpack(cfgs, placements, trace, inp, out, logs[0].copy() if debug else np.empty((0, len(ITERATION_LOG))))
+    results = unpack(cfgs, placements, trace, inp, out,
+                     logs[0][0].copy() if debug else np.empty((0, len(ITERATION_LOG))))
+    for res, (_, slog, ep_time, spot) in zip(results, logs):
+        if res.config.topology is not None:
+            res.scaling_log, res.endpoint_time, res.region_spot_time = slog, ep_time, spot
+    return results
 
 
 def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):

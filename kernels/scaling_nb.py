@@ -1,0 +1,404 @@
+"""Reactive autoscaling of a topology (SageServe section 3): instances move between their region's model endpoints
+and a spot pool during the run.
+
+Semantics: docs/semantics.md, "Reactive autoscaling". Every instance is a slot with a lifecycle state
+(``Lifecycle``: serving in one of its endpoint's replica groups, starting, draining, spot) in ``st.i[STI.life]``;
+endpoint sums (KV bytes and capacity, resident requests, instances holding interactive work) count serving
+instances only and change by an instance's own values when it joins or leaves (O(1) per move). Lifecycle events
+(a starting instance's ready time, a drained instance's entry to the spot pool) are the instance's entry in the
+run-end heap: an instance waiting for one runs no batch. Time is charged per state to the endpoint (serving,
+starting, draining) or the region's pool (spot) at every move and at the end of the run.
+
+Entry points (out of line, so the event loop stays small): ``scale_on_arrival_nb`` (a routed request reaches its
+endpoint), ``scale_timer_nb``, ``lifecycle_event_nb``, ``instance_idle_nb`` (an instance outside its groups holds no
+request any more) and ``scale_finish_nb``.
+"""
+import numpy as np
+
+from kernels.enums import Lifecycle, ScaleAction, ScalePolicy
+from kernels.event_queue_nb import heap_set_nb
+from kernels.jit import internal
+from kernels.layout import CI, PF, PI, SLOG, TOPO
+from kernels.state_nb import CTR_RNG, CTR_SLOG_LEN, EPR, SCF, SCI, STF, STI, topo_nb
+
+#: workload silo of a dev-only endpoint's service (``TOPO.service_of`` holds (model, dev) pairs)
+_SILO_DEV = 1
+
+
+@internal()
+def scale_init_nb(st, cl, sv, topo):
+    """Every instance serves its topology endpoint from time 0."""
+    n_ep = sv.ep.shape[1] - 1
+    for i in range(cl.i.shape[1]):
+        e = cl.i[CI.endpoint, i]
+        st.i[STI.life, i] = Lifecycle.SERVING
+        st.i[STI.spot_next, i] = -1
+        st.i[STI.owner, i] = e
+        st.i[STI.region, i] = topo_nb(topo, TOPO.ep_region, e) if e < n_ep else 0
+        st.i[STI.model, i] = sv.ep[EPR.model, e]
+
+
+@internal()
+def n_models_nb(topo):
+    """Models of a topology (``TOPO.service_of`` has a (prod, dev) pair per model)."""
+    return (topo[TOPO.service_of + 1] - topo[TOPO.service_of]) // 2
+
+
+@internal()
+def _pool_nb(sim, region, m):
+    """The column of (region, model) in ``Scale.i`` and the lock-out row."""
+    return region * n_models_nb(sim.topo) + m
+
+
+@internal()
+def _uniform_nb(ctr):
+    """The next draw in [0, 1) of the configuration's splitmix64 stream."""
+    s = np.uint64(ctr[CTR_RNG]) + np.uint64(0x9E3779B97F4A7C15)
+    ctr[CTR_RNG] = np.int64(s)
+    z = s
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@internal()
+def _busy_now_nb(st, i, now):
+    """Seconds instance i has run a batch so far, the current run included."""
+    b = st.f[STF.busy_time, i]
+    if st.i[STI.batch_len, i] > 0:
+        b += now - st.f[STF.busy_start, i]
+    return b
+
+
+@internal()
+def _charge_nb(sim, i, now):
+    """Charge instance i's time since its last move to its state (and its endpoint, or its region's pool)."""
+    st = sim.st
+    d = now - st.f[STF.since, i]
+    life = st.i[STI.life, i]
+    st.f[STF.serving_time + life, i] += d
+    if life == Lifecycle.SPOT:
+        sim.sc.f[SCF.spot, st.i[STI.region, i]] += d
+    else:
+        sim.sc.f[SCF.serving + life, st.i[STI.owner, i]] += d
+    st.f[STF.since, i] = now
+
+
+@internal()
+def _spot_count_nb(sim, region):
+    c = 0
+    for m in range(n_models_nb(sim.topo)):
+        c += sim.sc.i[SCI.spot_n, _pool_nb(sim, region, m)]
+    return c
+
+
+@internal()
+def _log_nb(sim, now, e, action, i, from_model):
+    k = sim.ctr[CTR_SLOG_LEN]
+    log = sim.sc.log
+    ep = sim.sv.ep
+    log[k, SLOG.time] = now
+    log[k, SLOG.endpoint] = e
+    log[k, SLOG.action] = action
+    log[k, SLOG.instance] = i
+    log[k, SLOG.from_model] = from_model
+    log[k, SLOG.serving] = ep[EPR.serving, e]
+    log[k, SLOG.starting] = ep[EPR.starting, e]
+    log[k, SLOG.draining] = ep[EPR.draining, e]
+    log[k, SLOG.spot] = _spot_count_nb(sim, sim.st.i[STI.region, i])
+    sim.ctr[CTR_SLOG_LEN] = k + 1
+
+
+@internal()
+def _group_join_nb(sc, ep, e, n):
+    """Instance n joins endpoint e's groups (SageServe section 3.3)."""
+    g = sc.g
+    k = ep[EPR.groups, e]
+    last = ep[EPR.group_base, e] + k - 1
+    if g[last, 0] == 3:
+        moved = g[last, 3]
+        g[last, 0] = 2
+        g[last + 1, 0] = 2
+        g[last + 1, 1] = moved
+        g[last + 1, 2] = n
+        ep[EPR.groups, e] = k + 1
+        return
+    if k > 1 and g[last, 0] == 2 and g[last - 1, 0] == 2:
+        last -= 1
+    g[last, 0] += 1
+    g[last, g[last, 0]] = n
+
+
+@internal()
+def _group_leave_nb(sc, ep, e):
+    """The instance that leaves endpoint e's groups (SageServe section 3.3), removed; -1: none can."""
+    g = sc.g
+    k = ep[EPR.groups, e]
+    last = ep[EPR.group_base, e] + k - 1
+    if g[last, 0] == 3:
+        g[last, 0] = 2
+        return g[last, 3]
+    if k > 1 and g[last, 0] == 2 and g[last - 1, 0] == 2:
+        victim = g[last, 2]
+        g[last - 1, 0] = 3
+        g[last - 1, 3] = g[last, 1]
+        g[last, 0] = 0
+        ep[EPR.groups, e] = k - 1
+        return victim
+    if k > 1 and g[last - 1, 0] == 3:
+        g[last - 1, 0] = 2
+        return g[last - 1, 3]
+    return -1
+
+
+@internal()
+def _join_nb(sim, i, e, now):
+    """Instance i starts serving endpoint e (taking e's model), in e's groups."""
+    st = sim.st
+    cl = sim.cl
+    ep = sim.sv.ep
+    _charge_nb(sim, i, now)
+    if st.i[STI.life, i] == Lifecycle.STARTING:
+        ep[EPR.starting, e] -= 1
+    st.i[STI.life, i] = Lifecycle.SERVING
+    st.i[STI.owner, i] = e
+    dw = ep[EPR.weights, e] - cl.i[CI.weights, i]
+    st.i[STI.memory, i] += dw
+    st.i[STI.sched_memory, i] += dw
+    cl.i[CI.weights, i] = ep[EPR.weights, e]
+    cl.i[CI.kv_per_token, i] = ep[EPR.kv_per_token, e]
+    cl.i[CI.perf, i] = ep[EPR.perf, e]
+    st.i[STI.model, i] = ep[EPR.model, e]
+    cl.i[CI.endpoint, i] = e
+    ep[EPR.kv, e] += st.i[STI.memory, i] - cl.i[CI.weights, i]
+    ep[EPR.cap, e] += cl.i[CI.max_memory, i] - cl.i[CI.weights, i]
+    ep[EPR.requests, e] += st.i[STI.requests_len, i]
+    if st.i[STI.interactive, i] > 0:
+        ep[EPR.interactive, e] += 1
+    ep[EPR.serving, e] += 1
+    st.f[STF.busy_mark, i] = _busy_now_nb(st, i, now)
+    _group_join_nb(sim.sc, ep, e, i)
+
+
+@internal()
+def _leave_nb(sim, i, now):
+    """Serving instance i (already out of its groups) leaves its endpoint's sums; its frees go to the sink."""
+    st = sim.st
+    cl = sim.cl
+    ep = sim.sv.ep
+    e = st.i[STI.owner, i]
+    _charge_nb(sim, i, now)
+    sim.sc.f[SCF.busy, e] += _busy_now_nb(st, i, now) - st.f[STF.busy_mark, i]
+    ep[EPR.kv, e] -= st.i[STI.memory, i] - cl.i[CI.weights, i]
+    ep[EPR.cap, e] -= cl.i[CI.max_memory, i] - cl.i[CI.weights, i]
+    ep[EPR.requests, e] -= st.i[STI.requests_len, i]
+    if st.i[STI.interactive, i] > 0:
+        ep[EPR.interactive, e] -= 1
+    ep[EPR.serving, e] -= 1
+    cl.i[CI.endpoint, i] = ep.shape[1] - 1
+
+
+@internal()
+def _idle_nb(st, i):
+    return st.i[STI.batch_len, i] == 0 and st.i[STI.requests_len, i] == 0
+
+
+@internal()
+def _spot_push_nb(sim, i, now):
+    """Instance i enters its region's spot pool (the list of its model)."""
+    st = sim.st
+    _charge_nb(sim, i, now)
+    st.i[STI.life, i] = Lifecycle.SPOT
+    rm = _pool_nb(sim, st.i[STI.region, i], st.i[STI.model, i])
+    si = sim.sc.i
+    st.i[STI.spot_next, i] = -1
+    if si[SCI.spot_tail, rm] >= 0:
+        st.i[STI.spot_next, si[SCI.spot_tail, rm]] = i
+    else:
+        si[SCI.spot_head, rm] = i
+    si[SCI.spot_tail, rm] = i
+    si[SCI.spot_n, rm] += 1
+
+
+@internal()
+def _spot_pop_nb(sim, rm):
+    si = sim.sc.i
+    i = si[SCI.spot_head, rm]
+    si[SCI.spot_head, rm] = sim.st.i[STI.spot_next, i]
+    if si[SCI.spot_head, rm] < 0:
+        si[SCI.spot_tail, rm] = -1
+    si[SCI.spot_n, rm] -= 1
+    return i
+
+
+@internal()
+def _scale_up_nb(sim, e, now):
+    """One more instance for endpoint e: reclaim its model's oldest spot instance, else (level 2) donate another
+    model's, drawn from the configuration's stream."""
+    prm = sim.prm
+    ep = sim.sv.ep
+    si = sim.sc.i
+    st = sim.st
+    if prm.i[PI.scale_max] > 0 and ep[EPR.serving, e] + ep[EPR.starting, e] >= prm.i[PI.scale_max]:
+        return
+    region = topo_nb(sim.topo, TOPO.ep_region, e)
+    own = _pool_nb(sim, region, ep[EPR.model, e])
+    rm = own
+    if si[SCI.spot_n, own] > 0:
+        action = ScaleAction.RECLAIM
+        delay = prm.f[PF.reclaim_delay]
+    elif prm.i[PI.scale_level] >= 2:
+        n_models = n_models_nb(sim.topo)
+        nonempty = 0
+        for m in range(n_models):
+            if si[SCI.spot_n, _pool_nb(sim, region, m)] > 0:
+                nonempty += 1
+        if nonempty == 0:
+            return
+        pick = int(_uniform_nb(sim.ctr) * nonempty)
+        for m in range(n_models):
+            if si[SCI.spot_n, _pool_nb(sim, region, m)] > 0:
+                if pick == 0:
+                    rm = _pool_nb(sim, region, m)
+                    break
+                pick -= 1
+        action = ScaleAction.DONATE
+        delay = prm.f[PF.spin_up]
+    else:
+        return
+    sim.sc.f[SCF.lock, own] = now + delay   # the lock-out is the requesting model's
+    i = _spot_pop_nb(sim, rm)
+    from_model = st.i[STI.model, i]
+    _charge_nb(sim, i, now)
+    st.i[STI.life, i] = Lifecycle.STARTING
+    st.i[STI.owner, i] = e
+    ep[EPR.starting, e] += 1
+    instant = prm.i[PI.scale_instant] != 0
+    if instant and (action == ScaleAction.RECLAIM or _idle_nb(st, i)):
+        _join_nb(sim, i, e, now)
+    elif not instant:
+        heap_set_nb(sim.iheap, i, now + delay)
+    # (instant: a donated instance still running its old model's requests joins once it holds none)
+    _log_nb(sim, now, e, action, i, from_model)
+
+
+@internal()
+def _scale_down_nb(sim, e, now):
+    """One instance fewer for endpoint e (if it keeps ``scale_min``): the group move's instance drains."""
+    prm = sim.prm
+    ep = sim.sv.ep
+    rm = _pool_nb(sim, topo_nb(sim.topo, TOPO.ep_region, e), ep[EPR.model, e])
+    sim.sc.f[SCF.lock, rm] = now + prm.f[PF.spin_down]
+    if ep[EPR.serving, e] <= prm.i[PI.scale_min]:
+        return
+    i = _group_leave_nb(sim.sc, ep, e)
+    if i < 0:
+        return
+    _leave_nb(sim, i, now)
+    st = sim.st
+    if prm.i[PI.scale_instant]:
+        _spot_push_nb(sim, i, now)
+        _log_nb(sim, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
+        return
+    st.i[STI.life, i] = Lifecycle.DRAINING
+    ep[EPR.draining, e] += 1
+    _log_nb(sim, now, e, ScaleAction.DRAIN, i, st.i[STI.model, i])
+    if _idle_nb(st, i):
+        heap_set_nb(sim.iheap, i, now + prm.f[PF.spin_down])
+
+
+@internal()
+def _dev_only_nb(sim, e):
+    """Whether endpoint e serves only its model's dev requests (Chiron's batch endpoints)."""
+    service = topo_nb(sim.topo, TOPO.ep_service, e)
+    m = sim.sv.ep[EPR.model, e]
+    return topo_nb(sim.topo, TOPO.service_of, 2 * m + _SILO_DEV) == service \
+        and topo_nb(sim.topo, TOPO.service_of, 2 * m) != service
+
+
+@internal()
+def _evaluate_nb(sim, e, now):
+    """The arbiter's decision for endpoint e at ``now``: nothing during its model's lock-out in its region, else
+    the policy's signal against ``scale_upper`` / ``scale_lower`` (docs/semantics.md)."""
+    prm = sim.prm
+    ep = sim.sv.ep
+    if now < sim.sc.f[SCF.lock, _pool_nb(sim, topo_nb(sim.topo, TOPO.ep_region, e), ep[EPR.model, e])]:
+        return
+    policy = prm.i[PI.scale_policy]
+    n = ep[EPR.serving, e]
+    upper = prm.f[PF.scale_upper]
+    if policy == ScalePolicy.UTILIZATION:
+        x = ep[EPR.kv, e] / ep[EPR.cap, e]
+    elif policy == ScalePolicy.QUEUE:
+        x = (ep[EPR.requests, e] + ep[EPR.queued, e]) / n
+    elif _dev_only_nb(sim, e):   # Chiron's batch endpoint: estimated pending time; down when nothing is queued
+        x = ep[EPR.queued, e] * prm.f[PF.chiron_prompt_time] \
+            + ep[EPR.queued_tokens, e] / (prm.f[PF.chiron_decode_throughput] * n)
+        if x > prm.f[PF.chiron_pending_time]:
+            _scale_up_nb(sim, e, now)
+        elif ep[EPR.queued, e] == 0:
+            _scale_down_nb(sim, e, now)
+        return
+    else:   # Chiron's interactive endpoints: the fraction of instances holding interactive requests
+        x = ep[EPR.interactive, e] / n
+    if x > upper:
+        _scale_up_nb(sim, e, now)
+    elif x < prm.f[PF.scale_lower]:
+        _scale_down_nb(sim, e, now)
+
+
+@internal()
+def scale_on_arrival_nb(sim, e, now):
+    """A routed request reaches endpoint e: evaluate e if more than ``scale_interval`` passed since its last
+    evaluation."""
+    f = sim.sc.f
+    if now > f[SCF.last_eval, e] + sim.prm.f[PF.scale_interval]:
+        _evaluate_nb(sim, e, now)
+        f[SCF.last_eval, e] = now
+
+
+@internal()
+def scale_timer_nb(sim, now):
+    """The periodic evaluation: every endpoint, in order; the next one ``scale_timer`` seconds later."""
+    for e in range(sim.sv.ep.shape[1] - 1):
+        _evaluate_nb(sim, e, now)
+    sim.sc.f[SCF.timer, 0] = now + sim.prm.f[PF.scale_timer]
+
+
+@internal()
+def lifecycle_event_nb(sim, i, now):
+    """Instance i's lifecycle event: a starting instance joins its endpoint; a drained one enters the spot pool."""
+    st = sim.st
+    e = st.i[STI.owner, i]
+    if st.i[STI.life, i] == Lifecycle.STARTING:
+        _join_nb(sim, i, e, now)
+        _log_nb(sim, now, e, ScaleAction.READY, i, st.i[STI.model, i])
+    else:
+        sim.sv.ep[EPR.draining, e] -= 1
+        _spot_push_nb(sim, i, now)
+        _log_nb(sim, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
+
+
+@internal()
+def instance_idle_nb(sim, i, now):
+    """Instance i, outside its endpoint's groups, holds no request any more: a draining instance enters the spot
+    pool after ``spin_down``; (parity delays) a donated one waiting for its old requests joins now."""
+    life = sim.st.i[STI.life, i]
+    if life == Lifecycle.DRAINING:
+        heap_set_nb(sim.iheap, i, now + sim.prm.f[PF.spin_down])
+    elif life == Lifecycle.STARTING:
+        heap_set_nb(sim.iheap, i, now)
+
+
+@internal()
+def scale_finish_nb(sim, now):
+    """Charge every instance's time up to the end of the run."""
+    st = sim.st
+    for i in range(st.i.shape[1]):
+        if st.i[STI.life, i] == Lifecycle.SERVING:
+            e = st.i[STI.owner, i]
+            sim.sc.f[SCF.busy, e] += _busy_now_nb(st, i, now) - st.f[STF.busy_mark, i]
+            st.f[STF.busy_mark, i] = _busy_now_nb(st, i, now)
+        _charge_nb(sim, i, now)
+
