@@ -5,7 +5,7 @@ from kernels.enums import TaskState
 from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
                                  start_iteration_nb, start_waiting_nb)
 from kernels.jit import internal
-from kernels.state_nb import QU, RQI, STF, STI, TKB, TKF
+from kernels.state_nb import QU, RQI, SCF, STF, STI, TKB, TKF
 from kernels.kv_transfer_nb import flow_arrive_nb
 from kernels.serving_nb import request_completed_nb
 
@@ -56,12 +56,10 @@ def complete_iteration_nb(sim, i, now):
     blen = st.i[STI.batch_len, i]
     n_prompt = st.i[STI.n_prompts, i]
     ran = now - st.f[STF.iter_start, i]
-    if n_prompt == blen:
-        st.f[STF.time_prompt, i] += ran
-    elif n_prompt == 0:
-        st.f[STF.time_token, i] += ran
-    else:
-        st.f[STF.time_mixed, i] += ran
+    kind = 0 if n_prompt == blen else (1 if n_prompt == 0 else 2)   # prompt-only, decode-only, mixed
+    st.f[STF.time_prompt + kind, i] += ran
+    if sim.prm.i[PI.topology]:   # charged to the instance's endpoint too (it may move)
+        sim.sc.f[SCF.prompt + kind, st.i[STI.owner, i]] += ran
     st.i[STI.iterations, i] += n_iter
     # every decode produced n_iter tokens, every prompt its prompt and first token
     st.i[STI.tokens_served, i] += (blen - n_prompt) * n_iter

@@ -88,8 +88,9 @@ TOPOLOGY = ("ep_region", "ep_service", "ep_scheduler", "ep_first_group", "ep_gro
 #: Autoscaling: one row per instance move (``kernels.scaling_nb``; action codes ``ScaleAction``), the endpoint's
 #: serving / starting / draining counts and its region's spot-pool size after it.
 SCALING_LOG = ("time", "endpoint", "action", "instance", "from_model", "serving", "starting", "draining", "spot")
-#: Per endpoint: instance-seconds serving, starting and draining, and seconds its serving instances ran a batch.
-ENDPOINT_TIME = ("serving", "starting", "draining", "busy")
+#: Per endpoint: instance-seconds serving, starting and draining, seconds its serving instances ran a batch, and
+#: seconds its instances (serving, draining) ran prompt-only, decode-only and mixed batches (for energy).
+ENDPOINT_TIME = ("serving", "starting", "draining", "busy", "prompt", "token", "mixed")
 #: Columns of the debug iteration log (one row per completed contiguous run of iterations).
 ITERATION_LOG = ("instance", "start", "end", "num_iterations", "batch_size", "prompt_tasks", "batch_tokens",
                  "memory_bytes", "pending_requests", "pending_tasks", "borrowed")

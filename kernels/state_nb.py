@@ -70,7 +70,8 @@ T_FED, T_ROUTED = 0, 1
 #: 0) the next timer evaluation; ``log`` the scaling events (``kernels.layout.SCALING_LOG``).
 Scale = namedtuple("Scale", ["g", "i", "f", "log"])
 SCI = _index("SCI", ("spot_head", "spot_tail", "spot_n"))
-SCF = _index("SCF", ("lock", "serving", "starting", "draining", "busy", "last_eval", "spot", "timer"))
+SCF = _index("SCF", ("lock", "serving", "starting", "draining", "busy", "prompt", "token", "mixed", "last_eval", "spot",
+                     "timer"))
 #: Iteration-time tables, one row c per (model, hardware, TP): ``i[PTI.kind | PTI.n_knots, c]``,
 #: ``f[PTF.const_prompt | PTF.const_token, c]`` (constant model, seconds), ``y[PTY.knots | PTY.prompt | PTY.token,
 #: c, k]`` (profiled or roofline curves: batch tokens and seconds).

@@ -59,6 +59,11 @@ def _print_serving_summary(tables):
     click.echo(f"endpoints: {len(ep)}, instances: {int(ep['instances'].sum())}, mean KV utilization "
                f"{ep['kv_utilization'].mean():.3f}; still queued at the end: {int(ep['batch_queued'].sum())} batch, "
                f"{int(ep['dev_queued'].sum())} dev")
+    if "scaling_events" in tables:
+        t = tables["summary"].row(-1, named=True)
+        click.echo(f"scaling: {t['scaling_actions']} actions; GPU-hours serving {t['gpu_hours_serving']:.2f}, starting "
+                   f"{t['gpu_hours_starting']:.2f}, draining {t['gpu_hours_draining']:.2f}, in the spot pool "
+                   f"{t['gpu_hours_spot']:.2f}; wasted {t['wasted_gpu_hours']:.2f}; cost ${t['cost_usd']:.2f}")
 
 
 @main.command()
@@ -75,7 +80,9 @@ def run(config, trace_path, out_dir, overrides, debug):
 
     Writes requests.parquet (one row per request), summary.parquet (one row per application; with a topology,
     per region, model and request class plus totals), instances.parquet (one row per instance) and, with a
-    topology, endpoints.parquet (one row per model endpoint) to the output directory.
+    topology, endpoints.parquet (one row per model endpoint) to the output directory; with autoscaling
+    ([scaling] level >= 1) also scaling_events.parquet (one row per instance move) and endpoints_timeline.parquet
+    (instance counts per endpoint and spot pool every 60 s).
     """
     from sweepsim.config.run import load_config, with_trace
     from sweepsim.engine.simulate import run as run_engine

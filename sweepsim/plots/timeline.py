@@ -17,7 +17,9 @@ Panels (in order):
 - topology runs (an endpoints.parquet beside the run): ``endpoint KV`` (each endpoint's KV bytes in use over its
   KV capacity, from requests.parquet: a request holds KV(prompt + 1) from its prompt's start and KV(output - 1)
   from its decode's start until it completes) and ``queued`` (batch and dev requests arrived and not yet fed,
-  per class).
+  per class); with autoscaling (scaling_events.parquet) also ``endpoint instances`` (serving instances per
+  endpoint), ``spot pool`` (its size per region, with the scale-up and scale-down events as markers), and the
+  KV capacity follows the serving instances.
 
 More series (e.g. an autoscaler's instance counts per model and region, or its scale events) are added with
 ``extra`` (a list of :class:`Series`) or by registering a provider in :data:`SERIES_PROVIDERS` (called with the
@@ -173,7 +175,9 @@ def serving_series(run: Run, t_end: float) -> list[Series]:
                                                          return_dtype=pl.Float64)
     key = pl.concat_str([pl.col("region").cast(pl.String), pl.col("endpoint").cast(pl.String)], separator="/")
     req = req.with_columns(kv.alias("kv"), key.alias("key"))
-    out = []
+    events = run._read("scaling_events", required=False)
+    steps = serving_steps(eps, events) if events is not None else None
+    out = scaling_series(eps, events, steps, t_end) if events is not None else []
     for k, row in enumerate(eps.iter_rows(named=True)):
         r = req.filter(pl.col("key") == f"{row['region']}/{row['endpoint']}")
         end = r["completion_time"].fill_nan(t_end).to_numpy()
@@ -183,7 +187,13 @@ def serving_series(run: Run, t_end: float) -> list[Series]:
         nbytes = np.concatenate([(r["kv"] * (r["prompt_size"] + 1)).to_numpy(),
                                  (dec["kv"] * (dec["token_size"] - 1)).to_numpy()])
         t, y = step_sum(starts, ends, nbytes, t0=0.0, t1=t_end)
-        out.append(Series("endpoint KV", f"{row['region']}/{row['endpoint']}", t, 100.0 * y / row["kv_capacity_bytes"],
+        cap = np.full(len(t), float(row["kv_capacity_bytes"]))
+        if steps is not None:   # autoscaling: the capacity of the instances serving at each time
+            times, serving = steps[k]
+            cap = serving[np.searchsorted(times, t, side="right") - 1] * (row["kv_capacity_bytes"] / row["instances"])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = np.where(cap > 0, 100.0 * y / cap, np.nan)
+        out.append(Series("endpoint KV", f"{row['region']}/{row['endpoint']}", t, util,
                           ylabel="endpoint KV utilisation [%]", color=_endpoint_color(k, len(eps))))
     allreq = run.requests
     for cls, color in (("batch", "C1"), ("dev", "C4")):
@@ -193,6 +203,39 @@ def serving_series(run: Run, t_end: float) -> list[Series]:
                             t1=t_end)
             out.append(Series("queued", f"{cls} requests queued (arrived, not fed)", t, y,
                               ylabel="queued [requests]", color=color))
+    return out
+
+
+def serving_steps(eps: pl.DataFrame, events: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per endpoint (endpoints.parquet order), the step function of its serving instances: (times, counts)."""
+    out = []
+    for row in eps.iter_rows(named=True):
+        ev = events.filter((pl.col("region").cast(pl.String) == row["region"])
+                           & (pl.col("endpoint").cast(pl.String) == row["endpoint"]))
+        out.append((np.concatenate([[0.0], ev["time"].to_numpy()]),
+                    np.concatenate([[row["instances"]], ev["serving"].to_numpy()]).astype(float)))
+    return out
+
+
+def scaling_series(eps: pl.DataFrame, events: pl.DataFrame, steps, t_end: float) -> list[Series]:
+    """Autoscaling: serving instances per endpoint, the spot pool per region (dashed in the same panel), and the
+    scale-up / scale-down events as markers."""
+    out = []
+    for k, (row, (times, serving)) in enumerate(zip(eps.iter_rows(named=True), steps)):
+        out.append(Series("endpoint instances", f"{row['region']}/{row['endpoint']}", np.append(times, t_end),
+                          np.append(serving, serving[-1]), ylabel="serving instances",
+                          color=_endpoint_color(k, len(eps))))
+    for region in dict.fromkeys(eps["region"].to_list()):
+        ev = events.filter(pl.col("region").cast(pl.String) == region)
+        times = np.concatenate([[0.0], ev["time"].to_numpy(), [t_end]])
+        size = np.concatenate([[0], ev["spot"].to_numpy(), ev["spot"].to_numpy()[-1:] if len(ev) else [0]])
+        out.append(Series("spot pool", f"{region} spot pool", times, size.astype(float), ylabel="spot instances"))
+    for actions, label, color in ((("reclaim", "donate"), "scale-ups (reclaim, donate)", "C2"),
+                                  (("drain",) if (events["action"] == "drain").any() else ("spot",),
+                                   "scale-downs", "C3")):
+        t = events.filter(pl.col("action").cast(pl.String).is_in(actions))["time"].to_numpy()
+        if len(t):
+            out.append(Series("spot pool", label, t, kind="events", color=color))
     return out
 
 

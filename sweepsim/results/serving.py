@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from sweepsim.engine.serving import per_service_order, trace_columns
+from sweepsim.results.scaling import endpoint_scaling_columns
 from sweepsim.workload.trace import WORKLOAD_CLASSES
 
 
@@ -77,7 +78,8 @@ def endpoints_table(res, requests: pl.DataFrame, instance_energy: np.ndarray) ->
     """One row per endpoint: its instances and groups; time-averaged KV utilisation (KV bytes in use over its KV
     capacity) and busy fraction of its instances; requests routed to it and completed; batch and dev requests
     still queued for it at the end; energy [J] (``instance_energy``: GPU energy per instance, plus its servers'
-    base power and idle GPUs) and cost [$] of its servers over the run."""
+    base power and idle GPUs) and cost [$] of its servers over the run (with autoscaling: of its allocated
+    instance-hours); GPU-hours by lifecycle state, waste and scaling actions (``results.scaling``)."""
     from sweepsim.config.catalog import get_sku
     eps = res.config.topology.endpoints
     p = res.placement
@@ -120,4 +122,4 @@ def endpoints_table(res, requests: pl.DataFrame, instance_energy: np.ndarray) ->
         **{f"{c}_queued": np.bincount(code[queued & (klass == WORKLOAD_CLASSES.index(c))], minlength=n).astype(np.int64)
            for c in ("batch", "dev")},
         "energy_j": energy, "cost_usd": cost,
-    })
+    }).with_columns(**{k: pl.Series(k, v) for k, v in endpoint_scaling_columns(res).items()})

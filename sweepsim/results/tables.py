@@ -64,6 +64,8 @@ def requests_table(res: RunResult, rows: slice | None = None) -> pl.DataFrame:
     }, nan_to_null=False)
 
 
+#: tables of topology runs (the last two with autoscaling only)
+TOPOLOGY_TABLES = ("endpoints", "scaling_events", "endpoints_timeline")
 #: requests.parquet of more requests than this is built and written in chunks of this many rows, keeping only the
 #: columns the summary and endpoints tables read (a 10M-request table holds about 3 GB at once otherwise)
 CHUNK_ROWS = 1_000_000
@@ -84,11 +86,16 @@ def _request_models(res):
 
 def instance_energy_j(res: RunResult) -> np.ndarray:
     """GPU energy per instance [J]: per-GPU watts of each state (idle, prompt-only, decode-only and mixed runs;
-    mixed runs draw prompt power) x time in that state x GPUs, over the run [0, end clock]."""
+    mixed runs draw prompt power) x time in that state x GPUs, over the run [0, end clock] (autoscaling: idle
+    only while the instance is allocated, not in the spot pool)."""
     from sweepsim.config.catalog import get_sku
     p = res.placement
     busy = res.time_prompt + res.time_token + res.time_mixed
-    idle = np.maximum(res.end_clock - busy, 0.0)
+    alive = res.end_clock
+    from sweepsim.results.scaling import scaling_on
+    if scaling_on(res):   # autoscaling: idle power only while allocated (serving, starting or draining)
+        alive = res.serving_time + res.starting_time + res.draining_time
+    idle = np.maximum(alive - busy, 0.0)
     out = np.empty(len(p.sku))
     for i, sku in enumerate(p.sku):
         proc = get_sku(sku).processor
@@ -103,6 +110,9 @@ def energy_and_cost(res: RunResult, output_tokens: int) -> dict:
     instances, and every server's non-GPU base power), mean power [W], cost [$] from the SKUs' hourly prices,
     and both per output token."""
     from sweepsim.config.catalog import get_sku
+    from sweepsim.results.scaling import scaling_energy_and_cost, scaling_on
+    if scaling_on(res):
+        return scaling_energy_and_cost(res, output_tokens, instance_energy_j(res))
     p = res.placement
     t = res.end_clock
     energy = float(instance_energy_j(res).sum())
@@ -214,7 +224,8 @@ def summary_table(res: RunResult, requests: pl.DataFrame | None = None) -> pl.Da
     params = res.config.params()
     cluster = energy_and_cost(res, int(req.filter(pl.col("completed"))["token_size"].sum()))
     if res.config.topology is not None:
-        return _serving_summary(res, req, params, cluster)
+        from sweepsim.results.scaling import run_scaling_totals
+        return _serving_summary(res, req, params, cluster | run_scaling_totals(res))
     apps, codes = np.unique(req["application_id"].to_numpy(), return_inverse=True)
     df = _group_summary(res, req, codes, len(apps)).with_columns(pl.Series("application_id", apps)) \
         .select("application_id", pl.exclude("application_id"))
@@ -312,7 +323,7 @@ def check_run_dir(out) -> Path:
     """A run directory (``sweepsim run --out``) that can be written and is not a sweep's results directory."""
     from sweepsim.errors import InputError, check_output_dir
     out = check_output_dir(out)
-    for name in RUN_TABLES + DEBUG_TABLES + ("endpoints",):
+    for name in RUN_TABLES + DEBUG_TABLES + TOPOLOGY_TABLES:
         if (out / f"{name}.parquet").is_dir():
             raise InputError(out / f"{name}.parquet", "--out", "is a directory where the run writes a table")
     for d in [out, *out.absolute().parents]:
@@ -346,10 +357,15 @@ def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.Data
         req = _write_requests_in_chunks(res, Path(out_dir) / "requests.parquet")
     tables = {"requests": req, "summary": summary_table(res, req), "instances": instances_table(res)}
     if res.config.topology is not None:
+        from sweepsim.results.scaling import endpoints_timeline_table, scaling_events_table, scaling_on
         from sweepsim.results.serving import endpoints_table
         tables["endpoints"] = endpoints_table(res, req, tables["instances"]["energy_j"].to_numpy())
-    else:
-        (Path(out_dir) / "endpoints.parquet").unlink(missing_ok=True)
+        if scaling_on(res):
+            tables["scaling_events"] = scaling_events_table(res)
+            tables["endpoints_timeline"] = endpoints_timeline_table(res)
+    for name in TOPOLOGY_TABLES:
+        if name not in tables:
+            (Path(out_dir) / f"{name}.parquet").unlink(missing_ok=True)
     if debug:
         tables["iterations"] = iterations_table(res)
         tables["kv_transfers"] = kv_transfers_table(res)
