@@ -253,8 +253,10 @@ def results(results_dir, sort_by, desc, where, pareto, columns, top, table):
         cols = list(dict.fromkeys(c.strip() for c in columns.split(",")))  # each once, in order
         check_columns(df, cols, src, "--columns")
     else:
-        shown = DEFAULT_METRICS if table == "summary" else DEFAULT_SEARCH_COLUMNS[table]
-        cols = [c for c in varied_columns(results_dir, df) + list(shown) if c in df.columns]
+        shown = list(DEFAULT_METRICS if table == "summary" else DEFAULT_SEARCH_COLUMNS[table])
+        if "scaling_actions" in df.columns and df["scaling_actions"].max():   # autoscaling sweeps
+            shown += ["gpu_hours_serving", "wasted_gpu_hours", "scaling_actions"]
+        cols = [c for c in varied_columns(results_dir, df) + shown if c in df.columns]
     click.echo(markdown_table(df.select(cols), top))
     click.echo(f"{min(top, len(df))} of {len(df)} rows" + (" (each configuration's totals; --where \"region != "
                                                             "'all'\" for its rows per region, model and class)"
