@@ -9,18 +9,22 @@ instances only and change by an instance's own values when it joins or leaves (O
 run-end heap: an instance waiting for one runs no batch. Time is charged per state to the endpoint (serving,
 starting, draining) or the region's pool (spot) at every move and at the end of the run.
 
-Entry points (out of line, so the event loop stays small): ``scale_on_arrival_nb`` (a routed request reaches its
-endpoint), ``scale_timer_nb``, ``lifecycle_event_nb``, ``instance_idle_nb`` (an instance outside its groups holds no
-request any more) and ``scale_finish_nb``.
+One out-of-line entry, ``scaling_event_nb`` (what: a routed request reaching its endpoint, the timer, an instance's
+lifecycle event, an instance outside its groups holding no request any more, the end of the run), and
+``scale_init_nb``.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from kernels.enums import Lifecycle, ScaleAction, ScalePolicy
 from kernels.event_queue_nb import heap_set_nb
 from kernels.jit import internal
 from kernels.layout import CI, PF, PI, SLOG, TOPO
-from kernels.state_nb import CTR_RNG, CTR_SLOG_LEN, EPR, SCF, SCI, STF, STI, topo_nb
+from kernels.state_nb import CTR_RNG, CTR_SLOG_LEN, CTR_TIMER_TICKS, EPR, SCF, SCI, STF, STI, topo_nb
 
+#: The state autoscaling reads and writes (``v.ep`` is ``Serve.ep``).
+Parts = namedtuple("Parts", ["prm", "topo", "ctr", "st", "cl", "ep", "sc", "iheap"])
 #: workload silo of a dev-only endpoint's service (``TOPO.service_of`` holds (model, dev) pairs)
 _SILO_DEV = 1
 
@@ -38,19 +42,19 @@ def scale_init_nb(st, cl, sv, topo):
         st.i[STI.model, i] = sv.ep[EPR.model, e]
 
 
-@internal()
+@internal(inline="always")
 def n_models_nb(topo):
     """Models of a topology (``TOPO.service_of`` has a (prod, dev) pair per model)."""
     return (topo[TOPO.service_of + 1] - topo[TOPO.service_of]) // 2
 
 
-@internal()
-def _pool_nb(sim, region, m):
+@internal(inline="always")
+def _pool_nb(v, region, m):
     """The column of (region, model) in ``Scale.i`` and the lock-out row."""
-    return region * n_models_nb(sim.topo) + m
+    return region * n_models_nb(v.topo) + m
 
 
-@internal()
+@internal(inline="always")
 def _uniform_nb(ctr):
     """The next draw in [0, 1) of the configuration's splitmix64 stream."""
     s = np.uint64(ctr[CTR_RNG]) + np.uint64(0x9E3779B97F4A7C15)
@@ -62,7 +66,7 @@ def _uniform_nb(ctr):
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@internal()
+@internal(inline="always")
 def _busy_now_nb(st, i, now):
     """Seconds instance i has run a batch so far, the current run included."""
     b = st.f[STF.busy_time, i]
@@ -72,32 +76,32 @@ def _busy_now_nb(st, i, now):
 
 
 @internal()
-def _charge_nb(sim, i, now):
+def _charge_nb(v, i, now):
     """Charge instance i's time since its last move to its state (and its endpoint, or its region's pool)."""
-    st = sim.st
+    st = v.st
     d = now - st.f[STF.since, i]
     life = st.i[STI.life, i]
     st.f[STF.serving_time + life, i] += d
     if life == Lifecycle.SPOT:
-        sim.sc.f[SCF.spot, st.i[STI.region, i]] += d
+        v.sc.f[SCF.spot, st.i[STI.region, i]] += d
     else:
-        sim.sc.f[SCF.serving + life, st.i[STI.owner, i]] += d
+        v.sc.f[SCF.serving + life, st.i[STI.owner, i]] += d
     st.f[STF.since, i] = now
 
 
-@internal()
-def _spot_count_nb(sim, region):
+@internal(inline="always")
+def _spot_count_nb(v, region):
     c = 0
-    for m in range(n_models_nb(sim.topo)):
-        c += sim.sc.i[SCI.spot_n, _pool_nb(sim, region, m)]
+    for m in range(n_models_nb(v.topo)):
+        c += v.sc.i[SCI.spot_n, _pool_nb(v, region, m)]
     return c
 
 
 @internal()
-def _log_nb(sim, now, e, action, i, from_model):
-    k = sim.ctr[CTR_SLOG_LEN]
-    log = sim.sc.log
-    ep = sim.sv.ep
+def _log_nb(v, now, e, action, i, from_model):
+    k = v.ctr[CTR_SLOG_LEN]
+    log = v.sc.log
+    ep = v.ep
     log[k, SLOG.time] = now
     log[k, SLOG.endpoint] = e
     log[k, SLOG.action] = action
@@ -106,11 +110,11 @@ def _log_nb(sim, now, e, action, i, from_model):
     log[k, SLOG.serving] = ep[EPR.serving, e]
     log[k, SLOG.starting] = ep[EPR.starting, e]
     log[k, SLOG.draining] = ep[EPR.draining, e]
-    log[k, SLOG.spot] = _spot_count_nb(sim, sim.st.i[STI.region, i])
-    sim.ctr[CTR_SLOG_LEN] = k + 1
+    log[k, SLOG.spot] = _spot_count_nb(v, v.st.i[STI.region, i])
+    v.ctr[CTR_SLOG_LEN] = k + 1
 
 
-@internal()
+@internal(inline="always")
 def _group_join_nb(sc, ep, e, n):
     """Instance n joins endpoint e's groups (SageServe section 3.3)."""
     g = sc.g
@@ -130,7 +134,7 @@ def _group_join_nb(sc, ep, e, n):
     g[last, g[last, 0]] = n
 
 
-@internal()
+@internal(inline="always")
 def _group_leave_nb(sc, ep, e):
     """The instance that leaves endpoint e's groups (SageServe section 3.3), removed; -1: none can."""
     g = sc.g
@@ -153,12 +157,12 @@ def _group_leave_nb(sc, ep, e):
 
 
 @internal()
-def _join_nb(sim, i, e, now):
+def _join_nb(v, i, e, now):
     """Instance i starts serving endpoint e (taking e's model), in e's groups."""
-    st = sim.st
-    cl = sim.cl
-    ep = sim.sv.ep
-    _charge_nb(sim, i, now)
+    st = v.st
+    cl = v.cl
+    ep = v.ep
+    _charge_nb(v, i, now)
     if st.i[STI.life, i] == Lifecycle.STARTING:
         ep[EPR.starting, e] -= 1
     st.i[STI.life, i] = Lifecycle.SERVING
@@ -178,18 +182,18 @@ def _join_nb(sim, i, e, now):
         ep[EPR.interactive, e] += 1
     ep[EPR.serving, e] += 1
     st.f[STF.busy_mark, i] = _busy_now_nb(st, i, now)
-    _group_join_nb(sim.sc, ep, e, i)
+    _group_join_nb(v.sc, ep, e, i)
 
 
-@internal()
-def _leave_nb(sim, i, now):
+@internal(inline="always")
+def _leave_nb(v, i, now):
     """Serving instance i (already out of its groups) leaves its endpoint's sums; its frees go to the sink."""
-    st = sim.st
-    cl = sim.cl
-    ep = sim.sv.ep
+    st = v.st
+    cl = v.cl
+    ep = v.ep
     e = st.i[STI.owner, i]
-    _charge_nb(sim, i, now)
-    sim.sc.f[SCF.busy, e] += _busy_now_nb(st, i, now) - st.f[STF.busy_mark, i]
+    _charge_nb(v, i, now)
+    v.sc.f[SCF.busy, e] += _busy_now_nb(st, i, now) - st.f[STF.busy_mark, i]
     ep[EPR.kv, e] -= st.i[STI.memory, i] - cl.i[CI.weights, i]
     ep[EPR.cap, e] -= cl.i[CI.max_memory, i] - cl.i[CI.weights, i]
     ep[EPR.requests, e] -= st.i[STI.requests_len, i]
@@ -199,19 +203,19 @@ def _leave_nb(sim, i, now):
     cl.i[CI.endpoint, i] = ep.shape[1] - 1
 
 
-@internal()
+@internal(inline="always")
 def _idle_nb(st, i):
     return st.i[STI.batch_len, i] == 0 and st.i[STI.requests_len, i] == 0
 
 
 @internal()
-def _spot_push_nb(sim, i, now):
+def _spot_push_nb(v, i, now):
     """Instance i enters its region's spot pool (the list of its model)."""
-    st = sim.st
-    _charge_nb(sim, i, now)
+    st = v.st
+    _charge_nb(v, i, now)
     st.i[STI.life, i] = Lifecycle.SPOT
-    rm = _pool_nb(sim, st.i[STI.region, i], st.i[STI.model, i])
-    si = sim.sc.i
+    rm = _pool_nb(v, st.i[STI.region, i], st.i[STI.model, i])
+    si = v.sc.i
     st.i[STI.spot_next, i] = -1
     if si[SCI.spot_tail, rm] >= 0:
         st.i[STI.spot_next, si[SCI.spot_tail, rm]] = i
@@ -221,11 +225,11 @@ def _spot_push_nb(sim, i, now):
     si[SCI.spot_n, rm] += 1
 
 
-@internal()
-def _spot_pop_nb(sim, rm):
-    si = sim.sc.i
+@internal(inline="always")
+def _spot_pop_nb(v, rm):
+    si = v.sc.i
     i = si[SCI.spot_head, rm]
-    si[SCI.spot_head, rm] = sim.st.i[STI.spot_next, i]
+    si[SCI.spot_head, rm] = v.st.i[STI.spot_next, i]
     if si[SCI.spot_head, rm] < 0:
         si[SCI.spot_tail, rm] = -1
     si[SCI.spot_n, rm] -= 1
@@ -233,97 +237,97 @@ def _spot_pop_nb(sim, rm):
 
 
 @internal()
-def _scale_up_nb(sim, e, now):
+def _scale_up_nb(v, e, now):
     """One more instance for endpoint e: reclaim its model's oldest spot instance, else (level 2) donate another
     model's, drawn from the configuration's stream."""
-    prm = sim.prm
-    ep = sim.sv.ep
-    si = sim.sc.i
-    st = sim.st
+    prm = v.prm
+    ep = v.ep
+    si = v.sc.i
+    st = v.st
     if prm.i[PI.scale_max] > 0 and ep[EPR.serving, e] + ep[EPR.starting, e] >= prm.i[PI.scale_max]:
         return
-    region = topo_nb(sim.topo, TOPO.ep_region, e)
-    own = _pool_nb(sim, region, ep[EPR.model, e])
+    region = topo_nb(v.topo, TOPO.ep_region, e)
+    own = _pool_nb(v, region, ep[EPR.model, e])
     rm = own
     if si[SCI.spot_n, own] > 0:
         action = ScaleAction.RECLAIM
         delay = prm.f[PF.reclaim_delay]
     elif prm.i[PI.scale_level] >= 2:
-        n_models = n_models_nb(sim.topo)
+        n_models = n_models_nb(v.topo)
         nonempty = 0
         for m in range(n_models):
-            if si[SCI.spot_n, _pool_nb(sim, region, m)] > 0:
+            if si[SCI.spot_n, _pool_nb(v, region, m)] > 0:
                 nonempty += 1
         if nonempty == 0:
             return
-        pick = int(_uniform_nb(sim.ctr) * nonempty)
+        pick = int(_uniform_nb(v.ctr) * nonempty)
         for m in range(n_models):
-            if si[SCI.spot_n, _pool_nb(sim, region, m)] > 0:
+            if si[SCI.spot_n, _pool_nb(v, region, m)] > 0:
                 if pick == 0:
-                    rm = _pool_nb(sim, region, m)
+                    rm = _pool_nb(v, region, m)
                     break
                 pick -= 1
         action = ScaleAction.DONATE
         delay = prm.f[PF.spin_up]
     else:
         return
-    sim.sc.f[SCF.lock, own] = now + delay   # the lock-out is the requesting model's
-    i = _spot_pop_nb(sim, rm)
+    v.sc.f[SCF.lock, own] = now + delay   # the lock-out is the requesting model's
+    i = _spot_pop_nb(v, rm)
     from_model = st.i[STI.model, i]
-    _charge_nb(sim, i, now)
+    _charge_nb(v, i, now)
     st.i[STI.life, i] = Lifecycle.STARTING
     st.i[STI.owner, i] = e
     ep[EPR.starting, e] += 1
     instant = prm.i[PI.scale_instant] != 0
     if instant and (action == ScaleAction.RECLAIM or _idle_nb(st, i)):
-        _join_nb(sim, i, e, now)
+        _join_nb(v, i, e, now)
     elif not instant:
-        heap_set_nb(sim.iheap, i, now + delay)
+        heap_set_nb(v.iheap, i, now + delay)
     # (instant: a donated instance still running its old model's requests joins once it holds none)
-    _log_nb(sim, now, e, action, i, from_model)
+    _log_nb(v, now, e, action, i, from_model)
 
 
 @internal()
-def _scale_down_nb(sim, e, now):
+def _scale_down_nb(v, e, now):
     """One instance fewer for endpoint e (if it keeps ``scale_min``): the group move's instance drains."""
-    prm = sim.prm
-    ep = sim.sv.ep
-    rm = _pool_nb(sim, topo_nb(sim.topo, TOPO.ep_region, e), ep[EPR.model, e])
-    sim.sc.f[SCF.lock, rm] = now + prm.f[PF.spin_down]
+    prm = v.prm
+    ep = v.ep
+    rm = _pool_nb(v, topo_nb(v.topo, TOPO.ep_region, e), ep[EPR.model, e])
+    v.sc.f[SCF.lock, rm] = now + prm.f[PF.spin_down]
     if ep[EPR.serving, e] <= prm.i[PI.scale_min]:
         return
-    i = _group_leave_nb(sim.sc, ep, e)
+    i = _group_leave_nb(v.sc, ep, e)
     if i < 0:
         return
-    _leave_nb(sim, i, now)
-    st = sim.st
+    _leave_nb(v, i, now)
+    st = v.st
     if prm.i[PI.scale_instant]:
-        _spot_push_nb(sim, i, now)
-        _log_nb(sim, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
+        _spot_push_nb(v, i, now)
+        _log_nb(v, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
         return
     st.i[STI.life, i] = Lifecycle.DRAINING
     ep[EPR.draining, e] += 1
-    _log_nb(sim, now, e, ScaleAction.DRAIN, i, st.i[STI.model, i])
+    _log_nb(v, now, e, ScaleAction.DRAIN, i, st.i[STI.model, i])
     if _idle_nb(st, i):
-        heap_set_nb(sim.iheap, i, now + prm.f[PF.spin_down])
+        heap_set_nb(v.iheap, i, now + prm.f[PF.spin_down])
 
 
-@internal()
-def _dev_only_nb(sim, e):
+@internal(inline="always")
+def _dev_only_nb(v, e):
     """Whether endpoint e serves only its model's dev requests (Chiron's batch endpoints)."""
-    service = topo_nb(sim.topo, TOPO.ep_service, e)
-    m = sim.sv.ep[EPR.model, e]
-    return topo_nb(sim.topo, TOPO.service_of, 2 * m + _SILO_DEV) == service \
-        and topo_nb(sim.topo, TOPO.service_of, 2 * m) != service
+    service = topo_nb(v.topo, TOPO.ep_service, e)
+    m = v.ep[EPR.model, e]
+    return topo_nb(v.topo, TOPO.service_of, 2 * m + _SILO_DEV) == service \
+        and topo_nb(v.topo, TOPO.service_of, 2 * m) != service
 
 
 @internal()
-def _evaluate_nb(sim, e, now):
+def _evaluate_nb(v, e, now):
     """The arbiter's decision for endpoint e at ``now``: nothing during its model's lock-out in its region, else
     the policy's signal against ``scale_upper`` / ``scale_lower`` (docs/semantics.md)."""
-    prm = sim.prm
-    ep = sim.sv.ep
-    if now < sim.sc.f[SCF.lock, _pool_nb(sim, topo_nb(sim.topo, TOPO.ep_region, e), ep[EPR.model, e])]:
+    prm = v.prm
+    ep = v.ep
+    if now < v.sc.f[SCF.lock, _pool_nb(v, topo_nb(v.topo, TOPO.ep_region, e), ep[EPR.model, e])]:
         return
     policy = prm.i[PI.scale_policy]
     n = ep[EPR.serving, e]
@@ -332,73 +336,99 @@ def _evaluate_nb(sim, e, now):
         x = ep[EPR.kv, e] / ep[EPR.cap, e]
     elif policy == ScalePolicy.QUEUE:
         x = (ep[EPR.requests, e] + ep[EPR.queued, e]) / n
-    elif _dev_only_nb(sim, e):   # Chiron's batch endpoint: estimated pending time; down when nothing is queued
+    elif _dev_only_nb(v, e):   # Chiron's batch endpoint: estimated pending time; down when nothing is queued
         x = ep[EPR.queued, e] * prm.f[PF.chiron_prompt_time] \
             + ep[EPR.queued_tokens, e] / (prm.f[PF.chiron_decode_throughput] * n)
         if x > prm.f[PF.chiron_pending_time]:
-            _scale_up_nb(sim, e, now)
+            _scale_up_nb(v, e, now)
         elif ep[EPR.queued, e] == 0:
-            _scale_down_nb(sim, e, now)
+            _scale_down_nb(v, e, now)
         return
     else:   # Chiron's interactive endpoints: the fraction of instances holding interactive requests
         x = ep[EPR.interactive, e] / n
     if x > upper:
-        _scale_up_nb(sim, e, now)
+        _scale_up_nb(v, e, now)
     elif x < prm.f[PF.scale_lower]:
-        _scale_down_nb(sim, e, now)
+        _scale_down_nb(v, e, now)
 
 
-@internal()
-def scale_on_arrival_nb(sim, e, now):
+@internal(inline="always")
+def _on_arrival_nb(v, e, now):
     """A routed request reaches endpoint e: evaluate e if more than ``scale_interval`` passed since its last
     evaluation."""
-    f = sim.sc.f
-    if now > f[SCF.last_eval, e] + sim.prm.f[PF.scale_interval]:
-        _evaluate_nb(sim, e, now)
+    f = v.sc.f
+    if now > f[SCF.last_eval, e] + v.prm.f[PF.scale_interval]:
+        _evaluate_nb(v, e, now)
         f[SCF.last_eval, e] = now
 
 
-@internal()
-def scale_timer_nb(sim, now):
+@internal(inline="always")
+def _timer_nb(v, now):
     """The periodic evaluation: every endpoint, in order; the next one ``scale_timer`` seconds later."""
-    for e in range(sim.sv.ep.shape[1] - 1):
-        _evaluate_nb(sim, e, now)
-    sim.sc.f[SCF.timer, 0] = now + sim.prm.f[PF.scale_timer]
+    for e in range(v.ep.shape[1] - 1):
+        _evaluate_nb(v, e, now)
+    v.ctr[CTR_TIMER_TICKS] += 1    # the next tick at exactly (k + 1) x timer (no accumulated rounding)
+    v.sc.f[SCF.timer, 0] = (v.ctr[CTR_TIMER_TICKS] + 1) * v.prm.f[PF.scale_timer]
 
 
-@internal()
-def lifecycle_event_nb(sim, i, now):
+@internal(inline="always")
+def _lifecycle_nb(v, i, now):
     """Instance i's lifecycle event: a starting instance joins its endpoint; a drained one enters the spot pool."""
-    st = sim.st
+    st = v.st
     e = st.i[STI.owner, i]
     if st.i[STI.life, i] == Lifecycle.STARTING:
-        _join_nb(sim, i, e, now)
-        _log_nb(sim, now, e, ScaleAction.READY, i, st.i[STI.model, i])
+        _join_nb(v, i, e, now)
+        _log_nb(v, now, e, ScaleAction.READY, i, st.i[STI.model, i])
     else:
-        sim.sv.ep[EPR.draining, e] -= 1
-        _spot_push_nb(sim, i, now)
-        _log_nb(sim, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
+        v.ep[EPR.draining, e] -= 1
+        _spot_push_nb(v, i, now)
+        _log_nb(v, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
 
 
-@internal()
-def instance_idle_nb(sim, i, now):
+@internal(inline="always")
+def _instance_idle_nb(v, i, now):
     """Instance i, outside its endpoint's groups, holds no request any more: a draining instance enters the spot
     pool after ``spin_down``; (parity delays) a donated one waiting for its old requests joins now."""
-    life = sim.st.i[STI.life, i]
+    life = v.st.i[STI.life, i]
     if life == Lifecycle.DRAINING:
-        heap_set_nb(sim.iheap, i, now + sim.prm.f[PF.spin_down])
+        heap_set_nb(v.iheap, i, now + v.prm.f[PF.spin_down])
     elif life == Lifecycle.STARTING:
-        heap_set_nb(sim.iheap, i, now)
+        heap_set_nb(v.iheap, i, now)
 
 
-@internal()
-def scale_finish_nb(sim, now):
+@internal(inline="always")
+def _finish_nb(v, now):
     """Charge every instance's time up to the end of the run."""
-    st = sim.st
+    st = v.st
     for i in range(st.i.shape[1]):
         if st.i[STI.life, i] == Lifecycle.SERVING:
             e = st.i[STI.owner, i]
-            sim.sc.f[SCF.busy, e] += _busy_now_nb(st, i, now) - st.f[STF.busy_mark, i]
+            v.sc.f[SCF.busy, e] += _busy_now_nb(st, i, now) - st.f[STF.busy_mark, i]
             st.f[STF.busy_mark, i] = _busy_now_nb(st, i, now)
-        _charge_nb(sim, i, now)
+        _charge_nb(v, i, now)
 
+
+
+#: what ``scaling_event_nb`` handles
+SC_ARRIVAL = 0     # a routed request reaches endpoint x
+SC_TIMER = 1       # the periodic evaluation
+SC_LIFECYCLE = 2   # instance x's lifecycle event (ready, or into the spot pool)
+SC_IDLE = 3        # instance x, outside its endpoint's groups, holds no request any more
+SC_FINISH = 4      # the end of the run: charge every instance's time
+
+
+@internal()
+def scaling_event_nb(sim, what, x, now):
+    """The one entry of autoscaling from the event handlers: its functions take only the parts of the state they
+    touch (``Parts``; a function of the whole state tuple costs about a second of compile time)."""
+    v = Parts(sim.prm, sim.topo, sim.ctr, sim.st, sim.cl, sim.sv.ep, sim.sc, sim.iheap)
+    if what == SC_ARRIVAL:
+        _on_arrival_nb(v, x, now)
+    elif what == SC_TIMER:
+        _timer_nb(v, now)
+    elif what == SC_LIFECYCLE:
+        _lifecycle_nb(v, x, now)
+    elif what == SC_IDLE:
+        _instance_idle_nb(v, x, now)
+    else:
+        _finish_nb(v, now)

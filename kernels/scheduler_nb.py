@@ -12,7 +12,7 @@ from kernels.jit import internal
 from kernels.queues_nb import q_append_nb, q_remove_nb
 from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POOL_MIXED, POOL_PROMPT, POOL_TOKEN,
                               EPR, RQI, R_ENDPOINT, STI, topo_nb)
-from kernels.scaling_nb import scale_on_arrival_nb
+from kernels.scaling_nb import SC_ARRIVAL, scaling_event_nb
 
 
 @internal()
@@ -163,7 +163,7 @@ def schedule_request_nb(sim, r, now):
     if sim.prm.i[PI.topology]:
         e = sim.sv.req[R_ENDPOINT, r]
         if sim.prm.i[PI.scale_level] > 0:
-            scale_on_arrival_nb(sim, e, now)
+            scaling_event_nb(sim, SC_ARRIVAL, e, now)
         p = endpoint_instance_nb(sim, e, r)
         t = p
     elif sim.prm.i[PI.co_located]:

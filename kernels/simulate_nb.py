@@ -23,7 +23,7 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.scaling_nb import lifecycle_event_nb, scale_finish_nb, scale_init_nb, scale_timer_nb
+from kernels.scaling_nb import SC_FINISH, SC_LIFECYCLE, SC_TIMER, scale_init_nb, scaling_event_nb
 from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_nb
 from kernels.state_nb import (CTR_CAP, CTR_FEEDS, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
                               CTR_RUNNING_FLOWS, CTR_SLOG_LEN, N_CTR, RQI, SCF, STI, Sim, grow_queues_nb, new_inst_nb,
@@ -116,13 +116,13 @@ def run_events_nb(sim):
             # the periodic evaluation comes after every other event at its time (only while other events remain)
             t = sim.sc.f[SCF.timer, 0]
             sim.clock[0] = t
-            scale_timer_nb(sim, t)
+            scaling_event_nb(sim, SC_TIMER, 0, t)
             continue
         sim.clock[0] = t
         if kind == EV_INSTANCE and scaling and sim.st.i[STI.batch_len, ident] == 0:
             # no run: the instance's lifecycle event (it starts serving, or enters the spot pool)
             heap_remove_nb(sim.iheap, ident)
-            lifecycle_event_nb(sim, ident, t)
+            scaling_event_nb(sim, SC_LIFECYCLE, ident, t)
         elif kind == EV_INSTANCE:
             # the instance's entry stays in its heap: the run that starts next moves it (or removes it)
             complete_iteration_nb(sim, ident, t)
@@ -193,6 +193,6 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
                       Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog))
         else:
             break
-    scale_finish_nb(sim, sim.clock[0])
+    scaling_event_nb(sim, SC_FINISH, 0, sim.clock[0])
     sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]])
     return sim.tk, sim.rq, sim.st, sim.sv, sc, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]

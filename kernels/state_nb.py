@@ -144,7 +144,8 @@ CTR_FEED_ENDPOINT = 11  # feeds decided by the requests completed in this event:
 CTR_FEEDS = 12
 CTR_RNG = 13          # autoscaling: the donation stream's splitmix64 state
 CTR_SLOG_LEN = 14     # rows used in the scaling log
-N_CTR = 15
+CTR_TIMER_TICKS = 15  # autoscaling: timer evaluations so far
+N_CTR = 16
 
 
 @internal(nrt=True)
