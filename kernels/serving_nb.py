@@ -12,10 +12,11 @@ Semantics (docs/semantics.md, "Regions, endpoints and request classes"):
   a utilisation below ``route_threshold``, else the least utilised of them (first on ties). After
   ``route_delay`` seconds (0: at once) the request reaches the endpoint, which picks its group and instance
   (``scheduler_nb.endpoint_instance_nb``); both phases run there.
-- Feeding: each completed request lets its instance's endpoint feed by its utilisation at that moment (after
-  the request's memory is freed): ``feed_count_k`` requests for the first band k with utilisation <=
+- Feeding: each completed request lets the endpoint it was routed to feed by its utilisation at that moment
+  (after the request's memory is freed): ``feed_count_k`` requests for the first band k with utilisation <=
   ``feed_util_k``, none above every band. Each feed takes the head of the endpoint's batch queue, else of its
-  dev queue. The fed requests enter global routing after the instance has started its next run. With
+  dev queue. The fed requests enter global routing after the instance has started its next run, endpoint by endpoint
+  in the order of their first completion in the run. With
   ``feed_on_enqueue`` a request queued at its arrival lets its queue's endpoint feed the same way.
 """
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from kernels.jit import internal
 from kernels.layout import CI, PF, PI, TOPO
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.state_nb import (CTR_FEED_ENDPOINT, CTR_FEEDS, CTR_ROUTE_HEAD, CTR_ROUTE_TAIL, EP_CAP, EP_KV, EPR, Q_HEAD,
+from kernels.state_nb import (CTR_FEED_N, CTR_ROUTE_HEAD, CTR_ROUTE_TAIL, EP_CAP, EP_KV, EPR, Q_HEAD,
                               Q_TAIL, R_ENDPOINT, R_NEXT, R_ROUTED, STI, T_FED, T_ROUTED, topo_nb)
 
 #: request classes, as ``Workload.serve_code`` holds them (1 is batch)
@@ -186,35 +187,47 @@ def request_completed_nb(sim, i, r):
         if sim.st.i[STI.interactive, i] == 0:
             sv.ep[EPR.interactive, a] -= 1
     e = sv.req[R_ENDPOINT, r]
-    sim.ctr[CTR_FEED_ENDPOINT] = e
-    sim.ctr[CTR_FEEDS] += feed_count_nb(sim.prm, sv, e)
+    feed_add_nb(sv, sim.ctr, e, feed_count_nb(sim.prm, sv, e))
+
+
+@internal()
+def feed_add_nb(sv, ctr, e, n):
+    """Endpoint e feeds n more requests when the event's work is done; endpoints feed in the order they were first
+    listed in the event (their first completion, or a queued arrival)."""
+    if sv.ep[EPR.feeds, e] == 0:
+        sv.ep[EPR.feed_order, ctr[CTR_FEED_N]] = e
+        ctr[CTR_FEED_N] += 1
+        sv.ep[EPR.feeds, e] = 1
+    sv.ep[EPR.feeds, e] += n
 
 
 @internal()
 def serving_event_nb(sim, r, now):
     """The serving work of an event: the trace arrival of request r (r >= 0: an interactive request is routed, a
-    batch or dev request queued, and its queue's endpoint may feed), then the feeds decided so far
-    (``CTR_FEEDS`` requests of endpoint ``CTR_FEED_ENDPOINT``): queue heads routed in turn. Requests routed
-    without delay are submitted to their instance here (the one call site of ``schedule_request_nb``)."""
+    batch or dev request queued, and its queue's endpoint may feed), then the feeds decided so far, endpoint by
+    endpoint in listing order (``feed_add_nb``): queue heads routed in turn, until its count or its queues run
+    out. Requests routed without delay are submitted to their instance here (the one call site of
+    ``schedule_request_nb``)."""
     prm = sim.prm
     sv = sim.sv
     ctr = sim.ctr
     if r >= 0:
         if request_class_nb(prm, sim.wl.serve_code, r) != CLASS_INTERACTIVE:
             e = queue_push_nb(prm, sim.topo, sv, sim.wl, r)
-            r = -1
             if prm.i[PI.feed_on_enqueue]:
-                ctr[CTR_FEED_ENDPOINT] = e
-                ctr[CTR_FEEDS] = feed_count_nb(prm, sv, e)
-    while True:
-        if r < 0:
-            if ctr[CTR_FEEDS] == 0:
-                return
-            ctr[CTR_FEEDS] -= 1
-            r = queue_pop_nb(prm, sim.topo, sv, sim.wl, ctr[CTR_FEED_ENDPOINT])
-            if r < 0:
-                ctr[CTR_FEEDS] = 0
-                return
-        if route_nb(prm, sim.topo, sv, ctr, sim.wl, r, now):
+                feed_add_nb(sv, ctr, e, feed_count_nb(prm, sv, e))
+        elif route_nb(prm, sim.topo, sv, ctr, sim.wl, r, now):
             schedule_request_nb(sim, r, now)
-        r = -1
+    k = 0
+    while k < ctr[CTR_FEED_N]:
+        e = sv.ep[EPR.feed_order, k]
+        while sv.ep[EPR.feeds, e] > 1:
+            sv.ep[EPR.feeds, e] -= 1
+            q = queue_pop_nb(prm, sim.topo, sv, sim.wl, e)
+            if q < 0:
+                break
+            if route_nb(prm, sim.topo, sv, ctr, sim.wl, q, now):
+                schedule_request_nb(sim, q, now)
+        sv.ep[EPR.feeds, e] = 0
+        k += 1
+    ctr[CTR_FEED_N] = 0

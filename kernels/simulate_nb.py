@@ -25,7 +25,7 @@ from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
 from kernels.scaling_nb import SC_FINISH, SC_LIFECYCLE, SC_TIMER, scale_init_nb, scaling_event_nb
 from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_nb
-from kernels.state_nb import (CTR_CAP, CTR_FEEDS, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
+from kernels.state_nb import (CTR_CAP, CTR_FEED_N, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
                               CTR_RUNNING_FLOWS, CTR_SLOG_LEN, N_CTR, RQI, SCF, STI, Sim, grow_queues_nb, new_inst_nb,
                               new_net_nb, new_pools_nb, new_queues_nb, new_requests_nb, new_scale_nb, new_serve_nb,
                               new_tasks_nb, Scale)
@@ -126,7 +126,7 @@ def run_events_nb(sim):
         elif kind == EV_INSTANCE:
             # the instance's entry stays in its heap: the run that starts next moves it (or removes it)
             complete_iteration_nb(sim, ident, t)
-            if ctr[CTR_FEEDS]:  # a topology's completions fed queued requests
+            if ctr[CTR_FEED_N]:  # a topology's completions fed queued requests
                 serving_event_nb(sim, -1, t)
         elif kind == EV_FLOW:
             heap_remove_nb(sim.fheap, ident)

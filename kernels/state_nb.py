@@ -51,13 +51,15 @@ Cluster = namedtuple("Cluster", ["i", "f"])
 #: groups): KV bytes in use and KV capacity of its serving instances, their resident requests and how many hold
 #: an interactive request, its batch/dev queues' requests and output tokens, its replica groups (first slot of
 #: ``Scale.g`` and count), its serving / starting / draining instances, its model, and its model's instance
-#: template (weights, KV bytes per token, performance row); ``queue[Q_HEAD | Q_TAIL, q]`` the batch/dev FIFO
+#: template (weights, KV bytes per token, performance row), the feeds decided in the current event (1 + count
+#: once the endpoint is listed; the list of such endpoints in ``feed_order``, in listing order); ``queue[Q_HEAD | Q_TAIL, q]`` the batch/dev FIFO
 #: queues (linked lists over requests) per (service, region, class); ``req[R_NEXT | R_ENDPOINT | R_ROUTED, r]`` the
 #: next request in r's queue, r's endpoint, and the FIFO of routed requests on their way to their endpoints;
 #: ``time[T_FED | T_ROUTED, r]`` when r entered global routing, and the FIFO's times.
 Serve = namedtuple("Serve", ["ep", "queue", "req", "time"])
 ENDPOINT_ROWS = ("kv", "cap", "requests", "interactive", "queued", "queued_tokens", "group_base", "groups",
-                 "serving", "starting", "draining", "model", "weights", "kv_per_token", "perf")
+                 "serving", "starting", "draining", "model", "weights", "kv_per_token", "perf",
+                 "feeds", "feed_order")
 EPR = _index("EPR", ENDPOINT_ROWS)
 EP_KV, EP_CAP = EPR.kv, EPR.cap
 Q_HEAD, Q_TAIL = 0, 1
@@ -140,12 +142,11 @@ CTR_NEXT_ARRIVAL = 7  # index of the next request to arrive
 CTR_RUNNING_FLOWS = 8  # KV transfers in flight
 CTR_ROUTE_HEAD = 9    # routed requests on their way to an endpoint: FIFO head and tail (serving_nb)
 CTR_ROUTE_TAIL = 10
-CTR_FEED_ENDPOINT = 11  # feeds decided by the requests completed in this event: endpoint and count (serving_nb)
-CTR_FEEDS = 12
-CTR_RNG = 13          # autoscaling: the donation stream's splitmix64 state
-CTR_SLOG_LEN = 14     # rows used in the scaling log
-CTR_TIMER_TICKS = 15  # autoscaling: timer evaluations so far
-N_CTR = 16
+CTR_FEED_N = 11      # endpoints with feeds decided in this event (serving_nb: ``EPR.feed_order`` / ``EPR.feeds``)
+CTR_RNG = 12          # autoscaling: the donation stream's splitmix64 state
+CTR_SLOG_LEN = 13     # rows used in the scaling log
+CTR_TIMER_TICKS = 14  # autoscaling: timer evaluations so far
+N_CTR = 15
 
 
 @internal(nrt=True)

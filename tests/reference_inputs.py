@@ -6,7 +6,11 @@ With a topology the reference also gets (``topology_inputs``) each endpoint's re
 replica groups (instance ids, from the placement and the endpoint's group sizes), the routing and feeding
 parameters from the config, and per request its class, service, region priority order and SLA. The name
 resolution (a request's model and workload -> service, its region order -> region indices) comes from the
-engine's own tables (``sweepsim.engine.serving.tables``): the reference checks the dynamics, not the parsing."""
+engine's own tables (``sweepsim.engine.serving.tables``): the reference checks the dynamics, not the parsing.
+With ``[scaling]`` (``cfg.topology.scaling``) it also gets the scaling parameters as a plain dict with the config's
+``seed``, each endpoint's model index (``cfg.topology.models()`` order) and workload, and the region count."""
+from dataclasses import asdict
+
 import numpy as np
 
 from kernels.state_nb import PTF, PTI, PTY
@@ -55,6 +59,7 @@ def topology_inputs(cfg, trace, placement):
     """(params["topology"], per-request columns) of the reference for a topology config (reference_sim T1-T8)."""
     topo = cfg.topology
     services = topo.services()
+    models = topo.models()
     endpoints = []
     for j, e in enumerate(topo.endpoints):
         ids = [int(i) for i in np.flatnonzero(placement.endpoint == j)]
@@ -64,11 +69,16 @@ def topology_inputs(cfg, trace, placement):
             groups.append(ids[k:k + size])
             k += size
         endpoints.append({"region": topo.regions.index(e.region), "service": services.index((e.model, e.workload)),
-                          "scheduler": e.scheduler, "groups": groups})
+                          "scheduler": e.scheduler, "groups": groups, "model": models.index(e.model),
+                          "workload": e.workload})
     f = topo.feeding
     params = {"endpoints": endpoints, "threshold": topo.routing.threshold, "delay": topo.routing.delay,
               "bands": [(u, n * f.granularity) for u, n in f.bands] if f.enabled else [],
-              "on_enqueue": f.enabled and f.on_enqueue, "dev_sla_fraction": f.dev_sla_fraction}
+              "on_enqueue": f.enabled and f.on_enqueue, "dev_sla_fraction": f.dev_sla_fraction,
+              "n_regions": len(topo.regions)}
+    scaling = getattr(topo, "scaling", None)
+    if scaling is not None:
+        params["scaling"] = {**asdict(scaling), "seed": int(cfg.seed)}
     tabs = tables(cfg, trace)
     _, model, cls, sla, _, order = trace_columns(trace)
     n_reg = len(topo.regions)

@@ -59,6 +59,37 @@ T7. Admission order at an instance: pending_requests is sorted (insort_right) by
 T8. Topologies run in the by_kind order only: iteration ends, KV events, routed requests, arrivals.
     Outputs add ``fed_time`` (NaN: never routed) and ``endpoint`` (-1: never routed).
 
+Reactive autoscaling (``params["topology"]["scaling"]``; docs/semantics.md, "Reactive autoscaling"), written from
+that page (class :class:`Autoscaler`).  Level 0 (or no ``scaling``) creates nothing: T1-T8 unchanged.
+
+S1. Slots: every instance keeps its region and is serving (in its endpoint's groups), starting (assigned to an
+    endpoint, not yet in its groups), draining (out of its groups, running what it admitted) or spot (in the FIFO
+    spot list of (region, its model)).  Utilisation (T2), feeding decisions, resident / interactive-holding counts
+    sum over the serving instances only; a completed request feeds the endpoint it was routed to (T6).
+S2. Triggers: a routed request reaching endpoint e at t (T5, before the group choice) evaluates e when
+    ``t > last(e) + interval`` (``last`` from -inf, set to t after each evaluation); with ``timer = T > 0`` a
+    timer event (kind 4, after arrivals at equal times) at every kT evaluates every endpoint in endpoint order; the
+    loop stops when only the timer is left.
+S3. Evaluation of e (model m, region g) at t: nothing while ``t < lock(g, m)``; the policy's signal x: above the
+    upper bound scale up (the max_instances cap; reclaim the head of (g, m)'s spot list, lock t + reclaim_delay;
+    else at level 2 donate the head of the k-th non-empty spot list of g in model order, k = floor(u x count),
+    u from splitmix64(seed), lock t + spin_up), else below the lower bound (chiron dev endpoints: nothing queued)
+    scale down (more than min_instances serving: the group move's instance leaves; lock t + spin_down either way).
+S4. Group moves (joining / leaving) on the last two groups, as SAGESERVE.md 3.3 (``ServingEndpoint.join`` /
+    ``leave``).
+S5. Real delays: a reclaimed / donated instance starts; a lifecycle event (kind 0, id = instance: the instance has
+    no run then) at t + delay makes it join its groups (``ready``).  A leaving instance drains; once it holds no
+    request (now, or at the end of the run that completed its last one) a lifecycle event after spin_down puts it
+    into its spot list.  A donated instance takes the endpoint's model (weights, KV bytes per token, performance
+    model; memory in use changes by the weight difference) when donated.
+S6. Lockout delays: reclaims and idle donations join at once, a leaving instance enters its spot list at once (still
+    running what it admitted); a donated instance still holding old-model requests starts, and takes the model and
+    joins its groups by a lifecycle event at the end of the run that completed its last request.
+S7. Outputs (topologies, names as ``RunResult``'s): ``scaling_log`` (rows of ``SCALING_LOG``), ``endpoint_time``
+    (per endpoint: serving / starting / draining instance-seconds and the seconds its serving instances ran a batch,
+    a batch still running at the end counting until the end clock), ``region_spot_time`` (per region: spot
+    instance-seconds) and per instance ``serving_time``, ``starting_time``, ``draining_time``, ``spot_time``.
+
 Public entry point: :func:`simulate`.
 """
 
@@ -71,8 +102,16 @@ import numpy as np
 # Node states (spec 2.3).
 NONE, QUEUED, RUNNING, BLOCKED, COMPLETED = "none", "queued", "running", "blocked", "completed"
 
-# Event kinds (deviation D1); the kind is the second component of the heap key.
-EV_ITERATION, EV_FLOW, EV_ROUTE, EV_ARRIVAL = 0, 1, 2, 3
+# Event kinds (deviation D1); the kind is the second component of the heap key.  EV_ITERATION also carries an
+# instance's lifecycle events (S5); EV_TIMER is the autoscaling timer (S2).
+EV_ITERATION, EV_FLOW, EV_ROUTE, EV_ARRIVAL, EV_TIMER = 0, 1, 2, 3, 4
+
+# Autoscaling (S1-S7): lifecycle states, scaling-log actions and columns (kernels.enums / kernels.layout).
+SERVING, STARTING, DRAINING, SPOT = 0, 1, 2, 3
+A_RECLAIM, A_DONATE, A_READY, A_DRAIN, A_SPOT = 0, 1, 2, 3, 4
+SCALING_LOG_COLUMNS = ("time", "endpoint", "action", "instance", "from_model", "serving", "starting", "draining",
+                       "spot")
+MASK64 = (1 << 64) - 1
 
 
 class TimeOnlyEntry:
@@ -254,6 +293,15 @@ class OrcaInstance:
         self.busy_time = 0.0                  # spec 8.2
         self.busy_since = math.nan
         self.iterations = 0
+        # autoscaling (S1-S7)
+        self.life = SERVING                   # lifecycle state
+        self.life_since = 0.0                 # when it entered it
+        self.life_time = [0.0, 0.0, 0.0, 0.0]   # seconds per lifecycle state
+        self.lifecycle = None                 # pending lifecycle event: "ready" or "spot" (S5, S6)
+        self.busy_mark = math.nan             # start of the batch time not yet charged to an endpoint
+        self.model = None                     # model index (topology models order)
+        self.region = None
+        self.switch_to = None                 # S6: the endpoint whose model a busy donated instance takes when empty
 
     # ---- memory (spec 3.1) ----------------------------------------------------------
     def alloc_memory(self, amount):
@@ -313,6 +361,7 @@ class OrcaInstance:
             self.token_tasks_in_batch.append(task)
         if len(self.batch) == 1:
             self.busy_since = self.sim.clock
+            self.busy_mark = self.sim.clock
 
     def remove_from_batch(self, task):
         """Remove from the batch; close the busy interval on -> 0 (spec 3.8 step 2, 8.2)."""
@@ -324,6 +373,8 @@ class OrcaInstance:
             self.token_tasks_in_batch.remove(task)
         if not self.batch:
             self.busy_time += self.sim.clock - self.busy_since
+            if self.life == SERVING and self.endpoint is not None:   # S7: busy while serving its endpoint
+                self.endpoint.busy += self.sim.clock - self.busy_mark
 
     @staticmethod
     def remove_identical(queue, task):
@@ -463,16 +514,21 @@ class OrcaInstance:
             if task.generated_tokens == task.token_size:
                 done.append(task)
         serving = self.sim.serving
-        feeds = 0
+        feeds = {}                            # endpoint -> requests to feed, in first-completion order
         for task in done:
             self.complete_task(task)
             if serving is not None and task.request.completed:
-                # T6: decided per completed request, right after its memory was freed
-                feeds += serving.feed_count(self.endpoint)
+                # T6: decided per completed request, right after its memory was freed, by the endpoint the
+                # request was routed to (S1)
+                ep = task.request.endpoint
+                feeds[ep] = feeds.get(ep, 0) + serving.feed_count(ep)
         self.pause_next_iteration = False
         self.start_iteration()
-        if feeds:                             # T6: fed once the next run has started
-            serving.feed(self.endpoint, feeds)
+        if serving is not None and serving.scaler is not None:
+            serving.scaler.after_run(self)    # S5, S6: a draining / busy donated instance that holds nothing now
+        for ep, n in feeds.items():           # T6: fed once the next run has started
+            if n:
+                serving.feed(ep, n)
 
     def complete_task(self, task):
         """Task completion (spec 2.3, 3.8 step 2; deviation D2 for one-token requests)."""
@@ -854,20 +910,59 @@ def make_scheduler(name, instances, params):
 class ServingEndpoint:
     """One service (model or model silo) in one region, on replica groups of ORCA instances (T1)."""
 
-    def __init__(self, index, region, service, scheduler, groups):
+    def __init__(self, index, region, service, scheduler, groups, model=None, workload="any"):
         self.index = index
         self.region = region
         self.service = service
         self.scheduler = scheduler            # "token_jsq" or "jsq", inside the chosen group
         self.groups = groups                  # lists of OrcaInstance, in group order
-        self.instances = [i for group in groups for i in group]
+        self.instances = [i for group in groups for i in group]   # the serving instances (S1)
         for instance in self.instances:
             instance.endpoint = self
-        self.kv_capacity = sum(i.max_memory - i.weights for i in self.instances)
+            instance.region = region
+            instance.model = model
+        self.model = model                    # model index (autoscaling)
+        self.workload = workload              # "any", "prod" or "dev"
+        first = self.instances[0]             # S5: what a donated instance takes
+        self.template = (first.weights, first.kv_bytes_per_token, first.perf)
+        self.last = -math.inf                 # S2: last evaluation on arrival
+        self.starting = 0
+        self.draining = 0
+        self.time = [0.0, 0.0, 0.0]           # S7: instance-seconds serving, starting, draining
+        self.busy = 0.0                       # S7: seconds its serving instances ran a batch
 
     def utilisation(self):
-        """T2: KV bytes in use on the endpoint's instances over their KV capacity, now."""
-        return sum(i.memory - i.weights for i in self.instances) / self.kv_capacity
+        """T2: KV bytes in use on the endpoint's serving instances over their KV capacity, now (S1)."""
+        return (sum(i.memory - i.weights for i in self.instances)
+                / sum(i.max_memory - i.weights for i in self.instances))
+
+    def join(self, n):
+        """S4: instance n joins the groups (SAGESERVE.md 3.3, scale up)."""
+        gs = self.groups
+        if len(gs[-1]) == 3:
+            last = gs[-1].pop()
+            gs.append([last, n])
+        elif len(gs) > 1 and len(gs[-2]) == 2 and len(gs[-1]) == 2:
+            gs[-2].append(n)
+        else:
+            gs[-1].append(n)
+        self.instances = [i for group in gs for i in group]
+
+    def leave(self):
+        """S4: the instance leaving the groups (SAGESERVE.md 3.3, scale down), or None."""
+        gs = self.groups
+        if len(gs[-1]) == 3:
+            out = gs[-1].pop()
+        elif len(gs) > 1 and len(gs[-2]) == 2 and len(gs[-1]) == 2:
+            out = gs[-1].pop()
+            other = gs.pop()[0]
+            gs[-1].append(other)
+        elif len(gs) > 1 and len(gs[-2]) == 3:
+            out = gs[-2].pop()
+        else:
+            return None
+        self.instances = [i for group in gs for i in group]
+        return out
 
     def choose_instance(self, request):
         """T5: the group with the smallest minimum pending-token count, then the group scheduler."""
@@ -894,7 +989,8 @@ class ServingFrontEnd:
         self.endpoint_of = {}                 # (service, region) -> ServingEndpoint
         for j, e in enumerate(topology["endpoints"]):
             groups = [[sim.instances[i] for i in g] for g in e["groups"]]
-            ep = ServingEndpoint(j, e["region"], e["service"], e["scheduler"], groups)
+            ep = ServingEndpoint(j, e["region"], e["service"], e["scheduler"], groups, e.get("model"),
+                                 e.get("workload", "any"))
             assert (ep.service, ep.region) not in self.endpoint_of
             self.endpoints.append(ep)
             self.endpoint_of[(ep.service, ep.region)] = ep
@@ -905,6 +1001,11 @@ class ServingFrontEnd:
         self.queues = {}                      # (service, region, class) -> deque of requests
         self.in_transit = {}                  # routing sequence number -> request on its way
         self.routed = 0
+        self.n_regions = int(topology.get("n_regions", 1 + max(ep.region for ep in self.endpoints)))
+        scaling = topology.get("scaling")
+        self.scaler = None
+        if scaling is not None and int(scaling["level"]) >= 1:
+            self.scaler = Autoscaler(sim, self, scaling)
 
     def candidates(self, request):
         """The endpoints of the request's service along its region priority order."""
@@ -961,7 +1062,10 @@ class ServingFrontEnd:
             self.sim.push(self.sim.clock + self.delay, EV_ROUTE, self.routed)
 
     def reach(self, request):
-        """T5: the request reaches its endpoint: choose the instance, submit prompt then decode."""
+        """T5: the request reaches its endpoint (S2: which may evaluate it first): choose the instance, submit
+        prompt then decode."""
+        if self.scaler is not None:
+            self.scaler.on_arrival(request.endpoint)
         instance = request.endpoint.choose_instance(request)
         request.use_kv(instance.kv_bytes_per_token)
         request.prompt_instance = instance
@@ -976,6 +1080,240 @@ class ServingFrontEnd:
 
 
 # --------------------------------------------------------------------------------------
+# Reactive autoscaling (S1-S7)
+# --------------------------------------------------------------------------------------
+
+class Autoscaler:
+    """Lifecycle states, spot lists, lock-outs, policies, group moves and accounting of autoscaling (S1-S7)."""
+
+    def __init__(self, sim, front, spec):
+        self.sim = sim
+        self.front = front
+        self.level = int(spec["level"])
+        self.policy = spec["policy"]
+        self.upper = float(spec["upper"])
+        self.lower = float(spec["lower"])
+        self.interval = float(spec["interval"])
+        self.timer = float(spec["timer"])
+        self.lockout = spec["delays"] == "lockout"
+        if spec["delays"] not in ("real", "lockout"):
+            raise ValueError(f"unknown delays {spec['delays']!r}")
+        self.spin_up = float(spec["spin_up"])
+        self.reclaim_delay = float(spec["reclaim_delay"])
+        self.spin_down = float(spec["spin_down"])
+        self.min_instances = int(spec["min_instances"])
+        self.max_instances = int(spec["max_instances"])
+        self.pending_time = float(spec["pending_time"])
+        self.prompt_time = float(spec["prompt_time"])
+        self.decode_throughput = float(spec["decode_throughput"])
+        self.state = int(spec["seed"]) & MASK64      # splitmix64 state (S3)
+        self.n_models = 1 + max(ep.model for ep in front.endpoints)
+        self.spot = {}                        # (region, model) -> deque of instances, FIFO (S1)
+        self.lock = {}                        # (region, model) -> lock-out end (S3), initially 0
+        self.log = []                         # S7: rows of SCALING_LOG_COLUMNS
+        self.ticks = 0                        # timer events so far (S2)
+        for ep in front.endpoints:
+            for i in ep.instances:
+                if ep.model is None:
+                    raise ValueError("autoscaling needs each endpoint's model index")
+
+    # ---- donation draws (S3) ---------------------------------------------------------
+    def draw(self):
+        """splitmix64: one uniform in [0, 1) per donation."""
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        z ^= z >> 31
+        return (z >> 11) / float(1 << 53)
+
+    # ---- state changes and accounting (S1, S7) ------------------------------------------
+    def spot_size(self, region):
+        return sum(len(q) for (g, _), q in self.spot.items() if g == region)
+
+    def move(self, inst, life, endpoint):
+        """inst enters lifecycle state ``life`` at ``endpoint`` (its endpoint's counts follow)."""
+        charge(self.sim, inst, self.sim.clock)
+        old = inst.endpoint
+        if inst.life == STARTING:
+            old.starting -= 1
+        elif inst.life == DRAINING:
+            old.draining -= 1
+        inst.life = life
+        inst.endpoint = endpoint
+        if life == STARTING:
+            endpoint.starting += 1
+        elif life == DRAINING:
+            endpoint.draining += 1
+
+    def record(self, ep, action, inst, from_model):
+        self.log.append((self.sim.clock, ep.index, action, inst.id, from_model, len(ep.instances), ep.starting,
+                         ep.draining, self.spot_size(ep.region)))
+
+    def take_model(self, inst, ep):
+        """S5: a donated instance takes ep's model: weights, KV bytes per token, performance model."""
+        weights, kv, perf = ep.template
+        inst.memory += weights - inst.weights
+        inst.sched_memory += weights - inst.weights
+        inst.weights = weights
+        inst.kv_bytes_per_token = kv
+        inst.perf = perf
+        inst.model = ep.model
+
+    def lifecycle(self, inst, when, what):
+        """A lifecycle event of inst (kind 0: the instance has no run now)."""
+        assert inst.lifecycle is None and not inst.batch
+        inst.lifecycle = what
+        self.sim.push(when, EV_ITERATION, inst.id)
+
+    # ---- triggers (S2) ---------------------------------------------------------------
+    def on_arrival(self, ep):
+        now = self.sim.clock
+        if now > ep.last + self.interval:
+            self.evaluate(ep)
+            ep.last = now
+
+    def start_timer(self):
+        if self.timer > 0:
+            self.ticks = 1
+            self.sim.push(self.timer, EV_TIMER, 0)
+
+    def timer_event(self):
+        for ep in self.front.endpoints:
+            self.evaluate(ep)
+        self.ticks += 1
+        self.sim.push(self.ticks * self.timer, EV_TIMER, 0)
+
+    # ---- evaluation (S3) -------------------------------------------------------------
+    def queued(self, ep):
+        """The requests in ep's batch and dev queues (T3)."""
+        out = []
+        for cls in ("batch", "dev"):
+            out.extend(self.front.queues.get((ep.service, ep.region, cls), ()))
+        return out
+
+    def decide(self, ep):
+        """+1 scale up, -1 scale down, 0 nothing, by the policy's signal."""
+        n = len(ep.instances)
+        if self.policy == "utilization":
+            x = ep.utilisation()
+        elif self.policy == "queue":
+            x = (sum(len(i.pending_requests) for i in ep.instances) + len(self.queued(ep))) / n
+        elif self.policy == "chiron":
+            if ep.workload == "dev":
+                q = self.queued(ep)
+                x = len(q) * self.prompt_time + sum(r.token_size for r in q) / (self.decode_throughput * n)
+                if x > self.pending_time:
+                    return 1
+                return -1 if not q else 0
+            x = sum(1 for i in ep.instances if any(r.cls == "interactive" for r in i.pending_requests)) / n
+        else:
+            raise ValueError(f"unknown scaling policy {self.policy!r}")
+        if x > self.upper:
+            return 1
+        if x < self.lower:
+            return -1
+        return 0
+
+    def evaluate(self, ep):
+        now = self.sim.clock
+        key = (ep.region, ep.model)
+        if now < self.lock.get(key, 0.0):
+            return
+        d = self.decide(ep)
+        if d > 0:
+            self.scale_up(ep)
+        elif d < 0:
+            self.scale_down(ep)
+
+    def scale_up(self, ep):
+        now = self.sim.clock
+        if self.max_instances > 0 and len(ep.instances) + ep.starting >= self.max_instances:
+            return
+        own = self.spot.get((ep.region, ep.model))
+        if own:
+            inst = own.popleft()
+            self.lock[(ep.region, ep.model)] = now + self.reclaim_delay
+            self.take(ep, inst, A_RECLAIM, ep.model, self.reclaim_delay)
+        elif self.level >= 2:
+            lists = [m for m in range(self.n_models) if self.spot.get((ep.region, m))]
+            if not lists:
+                return
+            u = self.draw()
+            m = lists[int(math.floor(u * len(lists)))]
+            inst = self.spot[(ep.region, m)].popleft()
+            self.lock[(ep.region, ep.model)] = now + self.spin_up
+            self.take(ep, inst, A_DONATE, m, self.spin_up)
+
+    def take(self, ep, inst, action, from_model, delay):
+        """A spot instance is reclaimed or donated to ep (S5, S6)."""
+        now = self.sim.clock
+        donated = action == A_DONATE
+        if self.lockout:
+            if donated and inst.pending_requests:     # S6: still running its old model's requests
+                self.move(inst, STARTING, ep)
+                inst.switch_to = ep
+                self.record(ep, action, inst, from_model)
+                return
+            if donated:
+                self.take_model(inst, ep)
+            self.move(inst, SERVING, ep)
+            ep.join(inst)
+            self.record(ep, action, inst, from_model)
+            return
+        assert not inst.pending_requests, "a spot instance holds requests only with lockout delays"
+        if donated:
+            self.take_model(inst, ep)
+        self.move(inst, STARTING, ep)
+        self.record(ep, action, inst, from_model)
+        self.lifecycle(inst, now + delay, "ready")
+
+    def scale_down(self, ep):
+        now = self.sim.clock
+        if len(ep.instances) > self.min_instances:
+            inst = ep.leave()
+            if inst is not None:
+                if self.lockout:                      # S6: into the spot list at once
+                    self.move(inst, SPOT, ep)
+                    self.spot.setdefault((ep.region, inst.model), deque()).append(inst)
+                    self.record(ep, A_SPOT, inst, ep.model)
+                else:                                 # S5: drains
+                    self.move(inst, DRAINING, ep)
+                    self.record(ep, A_DRAIN, inst, ep.model)
+                    if not inst.pending_requests:
+                        self.lifecycle(inst, now + self.spin_down, "spot")
+        self.lock[(ep.region, ep.model)] = now + self.spin_down
+
+    # ---- lifecycle events (S5, S6) -----------------------------------------------------
+    def after_run(self, inst):
+        """The end of a run of inst: a draining instance (or a busy donated one) that holds nothing now."""
+        if inst.pending_requests or inst.lifecycle is not None:
+            return
+        if inst.life == DRAINING:
+            self.lifecycle(inst, self.sim.clock + self.spin_down, "spot")
+        elif inst.life == STARTING and inst.switch_to is not None:
+            self.lifecycle(inst, self.sim.clock, "ready")
+
+    def lifecycle_event(self, inst):
+        what = inst.lifecycle
+        inst.lifecycle = None
+        ep = inst.endpoint
+        if what == "ready":
+            if inst.switch_to is not None:            # S6: a busy donated instance, empty now
+                self.take_model(inst, inst.switch_to)
+                inst.switch_to = None
+            self.move(inst, SERVING, ep)
+            ep.join(inst)
+            self.record(ep, A_READY, inst, ep.model)
+        elif what == "spot":
+            self.move(inst, SPOT, ep)
+            self.spot.setdefault((ep.region, inst.model), deque()).append(inst)
+            self.record(ep, A_SPOT, inst, ep.model)
+        else:
+            raise AssertionError(what)
+
+
+# --------------------------------------------------------------------------------------
 # Simulator: event heap, executor, KV flows
 # --------------------------------------------------------------------------------------
 
@@ -987,7 +1325,7 @@ class Simulator:
         self.end_time = float(params["end_time"])
         self.heap = []
         self.live = {}                        # (kind, id) -> seq of the live event
-        self.live_count = {EV_ITERATION: 0, EV_FLOW: 0, EV_ROUTE: 0, EV_ARRIVAL: 0}
+        self.live_count = {EV_ITERATION: 0, EV_FLOW: 0, EV_ROUTE: 0, EV_ARRIVAL: 0, EV_TIMER: 0}
         self.running_flows = 0                # KV transfers in flight
         self.seq = 0
         self.time_only = params.get("event_order", "by_kind") == "reference"
@@ -1016,6 +1354,7 @@ class Simulator:
                 raise ValueError("a topology runs ORCA instances in the by_kind event order (T8)")
             self.scheduler = Scheduler("topology", self.instances, params)   # notify_free_instance: no-op
             self.serving = ServingFrontEnd(self, topology)
+            self.spot_time = [0.0] * self.serving.n_regions   # S7
             frac = float(topology["dev_sla_fraction"])
             for r, request in enumerate(self.requests):
                 request.cls = requests["class"][r]
@@ -1026,6 +1365,8 @@ class Simulator:
                     request.order_key = request.arrival + frac * request.sla   # T7
         for request in self.requests:         # spec 1.3: arrivals pushed up front
             self.push(request.arrival, EV_ARRIVAL, request.index)
+        if self.serving is not None and self.serving.scaler is not None:
+            self.serving.scaler.start_timer()  # S2
 
     # ---- heap (D1) --------------------------------------------------------------------
     def push(self, time, kind, ident):
@@ -1069,11 +1410,17 @@ class Simulator:
             self.live_count[kind] -= 1
             self.clock = time
             if kind == EV_ITERATION:
-                self.instances[ident].complete_iteration()
+                instance = self.instances[ident]
+                if instance.lifecycle is not None:   # S5, S6
+                    self.serving.scaler.lifecycle_event(instance)
+                else:
+                    instance.complete_iteration()
             elif kind == EV_FLOW:
                 self.flow_event(self.requests[ident])
             elif kind == EV_ROUTE:
                 self.serving.route_event(ident)
+            elif kind == EV_TIMER:
+                self.serving.scaler.timer_event()
             else:
                 self.request_arrival(self.requests[ident])
 
@@ -1145,8 +1492,11 @@ def simulate(requests: dict, instances: list, params: dict) -> dict:
     "dev"), 'service', 'priority' (region indices) and 'sla').  instances: list of dicts ('tag',
     'max_memory', 'weights', 'perf'; with a topology 'kv_bytes_per_token') in instance-id order.
     params: see the module docstring and spec; a topology adds params["topology"]: 'endpoints'
-    (dicts of 'region', 'service', 'scheduler', 'groups': lists of instance ids), 'threshold',
-    'delay', 'bands' ((bound, requests) pairs), 'on_enqueue', 'dev_sla_fraction' (T1-T8).
+    (dicts of 'region', 'service', 'scheduler', 'groups': lists of instance ids, and for autoscaling 'model'
+    (index) and 'workload'), 'threshold', 'delay', 'bands' ((bound, requests) pairs), 'on_enqueue',
+    'dev_sla_fraction' (T1-T8), 'n_regions', and optionally 'scaling': the ``[scaling]`` keys (level, policy,
+    upper, lower, interval, timer, delays, spin_up, reclaim_delay, spin_down, min_instances, max_instances,
+    pending_time, prompt_time, decode_throughput) and 'seed' (S1-S7).  A topology's outputs add the S7 arrays.
     """
     sim = Simulator(requests, instances, params)
     sim.run()
@@ -1181,4 +1531,41 @@ def simulate(requests: dict, instances: list, params: dict) -> dict:
     out["busy_time"] = np.array([i.busy_time for i in sim.instances], dtype=np.float64)
     out["iterations"] = np.array([i.iterations for i in sim.instances], dtype=np.int64)
     out["end_clock"] = float(sim.clock)
+    if sim.serving is not None:
+        scaling_outputs(sim, out)
     return out
+
+
+def scaling_outputs(sim, out):
+    """S7: the scaling log, per-endpoint and per-region state seconds, per-instance state seconds (until the end
+    clock; a batch still running at the end counts as busy until it)."""
+    front = sim.serving
+    scaler = front.scaler
+    for inst in sim.instances:
+        if inst.endpoint is not None:         # (instances outside every endpoint stay idle)
+            charge(sim, inst, sim.clock)
+    rows = scaler.log if scaler is not None else []
+    out["scaling_log"] = np.array(rows, dtype=np.float64).reshape(len(rows), len(SCALING_LOG_COLUMNS))
+    eps = front.endpoints
+    out["endpoint_time"] = np.array([[ep.time[k] for ep in eps] for k in (SERVING, STARTING, DRAINING)]
+                                    + [[ep.busy for ep in eps]], dtype=np.float64)
+    out["region_spot_time"] = np.array(sim.spot_time, dtype=np.float64)
+    for k, name in ((SERVING, "serving_time"), (STARTING, "starting_time"), (DRAINING, "draining_time"),
+                    (SPOT, "spot_time")):
+        out[name] = np.array([inst.life_time[k] for inst in sim.instances], dtype=np.float64)
+
+
+def charge(sim, inst, now):
+    """S7: charge inst's current state from its last change to now (an endpoint's state, or its region's spot
+    pool) and its batch time since the last charge to its endpoint while serving."""
+    dt = now - inst.life_since
+    inst.life_time[inst.life] += dt
+    if inst.life == SPOT:
+        sim.spot_time[inst.region] += dt
+    else:
+        inst.endpoint.time[inst.life] += dt
+    inst.life_since = now
+    if inst.batch:
+        if inst.life == SERVING:
+            inst.endpoint.busy += now - inst.busy_mark
+        inst.busy_mark = now

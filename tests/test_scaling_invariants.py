@@ -34,7 +34,7 @@ from sweepsim.config.run import from_dict
 from sweepsim.engine.simulate import check_runnable, run, run_batch
 from sweepsim.errors import InputError
 from sweepsim.workload.trace import Serving, Trace
-from tests.test_serving_differential import size_limits
+from tests.test_serving_differential import random_sizes
 
 N_TOPOLOGIES = 5
 N_VARIANTS = 4                     # [scaling] tables per topology: 20 runs
@@ -119,14 +119,7 @@ def random_trace(rng, base, regions, models):
     sla[rng.random(n) < 0.2] = np.nan
     orders = tuple(dict.fromkeys([tuple(regions), tuple(reversed(regions))]))
     order = rng.integers(0, len(orders), n).astype(np.int32)
-    limits = size_limits(base, models)
-    prompt = np.empty(n, np.int64)
-    tokens = np.empty(n, np.int64)
-    for r in range(n):
-        lim = limits[models[model[r]]]
-        prompt[r] = int(np.clip(rng.lognormal(np.log(0.1 * lim), 0.8), 1, 0.5 * lim))
-        tokens[r] = int(np.clip(rng.lognormal(4.5, 1.0), 1, min(400, lim - prompt[r])))
-    tokens[rng.random(n) < 0.05] = 1
+    prompt, tokens = random_sizes(rng, base, models, model, 0.1, 0.5, 4.5, 400)
     serving = Serving(tuple(models), model, (cls == CLASS_DEV).astype(np.int8),
                       np.where(cls == CLASS_BATCH, rng.integers(0, 4, n), -1).astype(np.int64), sla, orders, order)
     return Trace("random-scaling-invariants", np.arange(n), np.zeros(n, np.int64), arrival, prompt, tokens,

@@ -135,6 +135,22 @@ def size_limits(cfg, models):
     return limits
 
 
+def random_sizes(rng, cfg, models, model, prompt_frac, prompt_cap, token_mu, token_cap):
+    """Prompt and output sizes per request of model codes ``model``: lognormal, within the model's ``size_limits``
+    (prompts around ``prompt_frac`` of the limit, at most ``prompt_cap`` of it; outputs around e^token_mu, at most
+    ``token_cap``), and 5% one-token outputs."""
+    limits = size_limits(cfg, models)
+    n = len(model)
+    prompt = np.empty(n, np.int64)
+    tokens = np.empty(n, np.int64)
+    for r in range(n):
+        lim = limits[models[model[r]]]
+        prompt[r] = int(np.clip(rng.lognormal(np.log(prompt_frac * lim), 0.8), 1, prompt_cap * lim))
+        tokens[r] = int(np.clip(rng.lognormal(token_mu, 1.0), 1, min(token_cap, lim - prompt[r])))
+    tokens[rng.random(n) < 0.05] = 1
+    return prompt, tokens
+
+
 def random_trace(rng, cfg, regions, models, serves):
     n = int(rng.integers(200, 700))
     n_inst = sum(e.instances for e in cfg.topology.endpoints)
@@ -168,14 +184,7 @@ def random_trace(rng, cfg, regions, models, serves):
         names = [t if not t.isdigit() else regions[int(t)] for t in toks]
         if not set(names) & set(hosts):
             order[r] = 0
-    limits = size_limits(cfg, models)
-    prompt = np.empty(n, np.int64)
-    tokens = np.empty(n, np.int64)
-    for r in range(n):
-        lim = limits[models[model[r]]]
-        prompt[r] = int(np.clip(rng.lognormal(np.log(0.12 * lim), 0.8), 1, 0.6 * lim))
-        tokens[r] = int(np.clip(rng.lognormal(3.8, 1.0), 1, min(300, lim - prompt[r])))
-    tokens[rng.random(n) < 0.05] = 1
+    prompt, tokens = random_sizes(rng, cfg, models, model, 0.12, 0.6, 3.8, 300)
     serving = Serving(tuple(models), model, workload, batch_id, sla, orders, order)
     if len(models) == 1 and rng.random() < 0.15:
         serving = None                            # no serving columns: interactive traffic of the only model
