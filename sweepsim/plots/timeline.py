@@ -78,6 +78,8 @@ def _capacity(inst: pl.DataFrame) -> np.ndarray:
 
 
 def pool_series(run: Run, t_end: float) -> list[Series]:
+    if run._read("scaling_events", required=False) is not None:
+        return []   # autoscaling: the instances move; ``scaling_series`` draws them per endpoint
     inst = run.instances
     it = run.iterations
     home = dict(zip(inst["instance_id"].to_list(), inst["pool"].to_list()))
