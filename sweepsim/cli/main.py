@@ -75,14 +75,16 @@ def _print_serving_summary(tables):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set scheduler=jsq --set cluster.dgx-h100=4 (repeatable).")
 @click.option("--debug", is_flag=True, help="Also write iterations.parquet and kv_transfers.parquet.")
-def run(config, trace_path, out_dir, overrides, debug):
+@click.option("--timeline-period", default=60.0, show_default=True, type=FiniteFloat(min=1e-3),
+              help="Autoscaling runs: seconds between the samples of endpoints_timeline.parquet.")
+def run(config, trace_path, out_dir, overrides, debug, timeline_period):
     """Simulate one cluster configuration on a trace and write Parquet results.
 
     Writes requests.parquet (one row per request), summary.parquet (one row per application; with a topology,
     per region, model and request class plus totals), instances.parquet (one row per instance) and, with a
     topology, endpoints.parquet (one row per model endpoint) to the output directory; with autoscaling
     ([scaling] level >= 1) also scaling_events.parquet (one row per instance move) and endpoints_timeline.parquet
-    (instance counts per endpoint and spot pool every 60 s).
+    (instance counts per endpoint and spot pool every --timeline-period seconds).
     """
     from sweepsim.config.run import load_config, with_trace
     from sweepsim.engine.simulate import run as run_engine
@@ -98,7 +100,7 @@ def run(config, trace_path, out_dir, overrides, debug):
         raise InputError(config, "trace", "no trace: set [trace] path = ... or pass --trace")
     trace = load_run_trace(cfg)
     res = run_engine(cfg, trace, debug=debug)
-    tables = write_run(res, out, debug=debug)
+    tables = write_run(res, out, debug=debug, timeline_period=timeline_period)
     _print_summary(tables)
     stalled = int(tables["requests"]["stalled"].sum())
     if stalled:

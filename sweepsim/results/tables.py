@@ -342,9 +342,11 @@ def write_text_atomic(path, text: str) -> None:
     atomic_write(path, write)
 
 
-def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.DataFrame]:
+def write_run(res: RunResult, out_dir, debug: bool = False,
+              timeline_period: float | None = None) -> dict[str, pl.DataFrame]:
     """Write requests/summary/instances (and with debug iterations/kv_transfers, with a topology endpoints)
-    Parquet files; returns the tables (of a trace over ``CHUNK_ROWS`` requests, the requests table holds only the
+    Parquet files (with autoscaling also scaling_events and endpoints_timeline, sampled every ``timeline_period``
+    seconds, default ``results.scaling.TIMELINE_PERIOD_S``); returns the tables (of a trace over ``CHUNK_ROWS`` requests, the requests table holds only the
     ``SUMMARY_INPUT`` columns). A run directory holds one run: the tables of an earlier run that this run does
     not write are removed first."""
     if not debug:
@@ -362,7 +364,7 @@ def write_run(res: RunResult, out_dir, debug: bool = False) -> dict[str, pl.Data
         tables["endpoints"] = endpoints_table(res, req, tables["instances"]["energy_j"].to_numpy())
         if scaling_on(res):
             tables["scaling_events"] = scaling_events_table(res)
-            tables["endpoints_timeline"] = endpoints_timeline_table(res)
+            tables["endpoints_timeline"] = endpoints_timeline_table(res, *([timeline_period] if timeline_period else []))
     for name in TOPOLOGY_TABLES:
         if name not in tables:
             (Path(out_dir) / f"{name}.parquet").unlink(missing_ok=True)
