@@ -42,7 +42,11 @@ def simulate_config_nb(c, inp, perf, out):
     sb = inp.srv_off[c + 1]
     cl = Cluster(inp.inst_in[:, a:b].copy(), inp.srv_in[:, sa:sb].copy())
     topo = inp.topo[inp.topo_off[c]:inp.topo_off[c + 1]].copy()
-    tk, rq, st, sv, sc, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo)
+    rows = prm.i[PI.plan_ticks] + prm.i[PI.plan_minutes]
+    a_p = inp.plan_off[c]
+    b_p = inp.plan_off[c + 1]
+    plan = inp.plan[a_p:b_p].copy().reshape((rows, (b_p - a_p) // rows)) if rows > 0 else np.zeros((1, 1))
+    tk, rq, st, sv, sc, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo, plan)
     req_f = out.req_f
     req_i = out.req_i
     inst_f = out.inst_f

@@ -98,3 +98,14 @@ class _ScaleAction(NamedTuple):
 
 
 ScaleAction = _ScaleAction()
+
+
+class _PlanArbiter(NamedTuple):
+    NONE: int = 0          # no plans (reactive scaling only, or a fixed allocation)
+    IMMEDIATE: int = 1     # LT-I: each plan applied at its tick, no reactive scaling
+    DEFERRED: int = 2      # planned scale-ups made one per arrival (SageServe's short_term_scaling arbiter)
+    UTILIZATION: int = 3   # LT-U: planned changes made when the utilisation agrees, or above plan_override
+    FORECAST: int = 4      # LT-UA: ... or when observed tokens exceed plan_ratio x the forecast
+
+
+PlanArbiter = _PlanArbiter()

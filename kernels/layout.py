@@ -30,6 +30,7 @@ PARAM_INT = (
     "topology",                   # 1: regions, model endpoints and request classes (kernels.serving_nb)
     "n_regions",                  # topology: regions (columns of the region-order and endpoint tables)
     "n_orders",                   # topology: region priority orders of the trace (Workload.serve_code)
+    "n_models",                   # topology: models (topology order: columns of the spot pools and lock-outs)
     "feed_on_enqueue",            # topology: a batch/dev request queued at its arrival may be fed at once
     "feed_count_1",               # topology: requests fed per completion in feed band 1..4 (0: unused band)
     "feed_count_2",
@@ -41,6 +42,9 @@ PARAM_INT = (
     "scale_min",                  # serving instances an endpoint keeps
     "scale_max",                  # most serving + starting instances of an endpoint (0: no limit)
     "scale_seed",                 # seed of the donation draws (splitmix64)
+    "plan_arbiter",               # PlanArbiter: how hourly plans are applied (kernels.scaling_nb; 0: no plans)
+    "plan_ticks",                 # planning ticks (rows of plan targets in Scale.p)
+    "plan_minutes",               # forecast minutes (rows of forecast tokens in Scale.p, after the targets)
 )
 #: Float parameters of a configuration.
 PARAM_FLOAT = (
@@ -66,6 +70,10 @@ PARAM_FLOAT = (
     "chiron_pending_time",        # chiron policy: a dev endpoint scales up above this estimated pending time [s]
     "chiron_prompt_time",         # ... estimated seconds per queued request
     "chiron_decode_throughput",   # ... estimated output tokens per second per instance
+    "plan_start",                 # plans: time of the first planning tick [s]
+    "plan_interval",              # plans: seconds between planning ticks
+    "plan_override",              # LT-U: with no planned change left, scale up above this KV utilisation
+    "plan_ratio",                 # LT-UA: ... above this ratio of observed to forecast tokens per minute
 )
 #: Per-instance inputs (int64; bytes, codes, indices) and per-server inputs (float64, bytes/s) of a configuration.
 INSTANCE_IN = ("max_memory", "weights", "tag", "perf", "server", "kv_per_token", "endpoint")
@@ -80,10 +88,11 @@ INSTANCE_FLOAT = ("busy_time", "time_prompt", "time_token", "time_mixed",
                   "serving_time", "starting_time", "draining_time", "spot_time")   # lifecycle states [s]
 INSTANCE_INT = ("iterations", "tokens_served", "final_memory")
 #: Per-configuration topology tables (int64, packed one after another, ``kernels.serving_nb``): per endpoint
-#: its region, service (model x workload silo), group scheduler code and group range; per group its
+#: its region, service (model x workload silo), model (topology order), silo (0 any, 1 prod, 2 dev), group
+#: scheduler code and group range; per group its
 #: instance range; the endpoint of (service, region) (-1: none); the service of (model, workload) (-1: not
 #: served); the regions of each priority order (-1 padded to n_regions columns).
-TOPOLOGY = ("ep_region", "ep_service", "ep_scheduler", "ep_first_group", "ep_groups",
+TOPOLOGY = ("ep_region", "ep_service", "ep_model", "ep_silo", "ep_scheduler", "ep_first_group", "ep_groups",
             "group_first_instance", "group_instances", "endpoint_of", "service_of", "order_regions")
 #: Autoscaling: one row per instance move (``kernels.scaling_nb``; action codes ``ScaleAction``), the endpoint's
 #: serving / starting / draining counts and its region's spot-pool size after it.

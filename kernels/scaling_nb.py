@@ -17,16 +17,16 @@ from collections import namedtuple
 
 import numpy as np
 
-from kernels.enums import Lifecycle, ScaleAction, ScalePolicy
+from kernels.enums import Lifecycle, PlanArbiter, ScaleAction, ScalePolicy
 from kernels.event_queue_nb import heap_set_nb
 from kernels.jit import internal
 from kernels.layout import CI, PF, PI, SLOG, TOPO
-from kernels.state_nb import CTR_RNG, CTR_SLOG_LEN, CTR_TIMER_TICKS, EPR, SCF, SCI, STF, STI, topo_nb
+from kernels.state_nb import CTR_PLAN_TICKS, CTR_RNG, CTR_SLOG_LEN, CTR_TIMER_TICKS, R_ENDPOINT, WINDOW_S, EPR, SCF, SCI, STF, STI, topo_nb
 
 #: The state autoscaling reads and writes (``v.ep`` is ``Serve.ep``).
 Parts = namedtuple("Parts", ["prm", "topo", "ctr", "st", "cl", "ep", "sc", "iheap"])
-#: workload silo of a dev-only endpoint's service (``TOPO.service_of`` holds (model, dev) pairs)
-_SILO_DEV = 1
+#: ``TOPO.ep_silo`` of a dev-only endpoint (``sweepsim.config.topology.SILOS``)
+_SILO_DEV = 2
 
 
 @internal()
@@ -43,15 +43,9 @@ def scale_init_nb(st, cl, sv, topo):
 
 
 @internal(inline="always")
-def n_models_nb(topo):
-    """Models of a topology (``TOPO.service_of`` has a (prod, dev) pair per model)."""
-    return (topo[TOPO.service_of + 1] - topo[TOPO.service_of]) // 2
-
-
-@internal(inline="always")
 def _pool_nb(v, region, m):
     """The column of (region, model) in ``Scale.i`` and the lock-out row."""
-    return region * n_models_nb(v.topo) + m
+    return region * v.prm.i[PI.n_models] + m
 
 
 @internal(inline="always")
@@ -92,7 +86,7 @@ def _charge_nb(v, i, now):
 @internal(inline="always")
 def _spot_count_nb(v, region):
     c = 0
-    for m in range(n_models_nb(v.topo)):
+    for m in range(v.prm.i[PI.n_models]):
         c += v.sc.i[SCI.spot_n, _pool_nb(v, region, m)]
     return c
 
@@ -237,15 +231,16 @@ def _spot_pop_nb(v, rm):
 
 
 @internal()
-def _scale_up_nb(v, e, now):
+def _scale_up_nb(v, e, now, lock):
     """One more instance for endpoint e: reclaim its model's oldest spot instance, else (level 2) donate another
-    model's, drawn from the configuration's stream."""
+    model's, drawn from the configuration's stream; with ``lock``, the model's lock-out starts. Returns whether an
+    instance was taken."""
     prm = v.prm
     ep = v.ep
     si = v.sc.i
     st = v.st
     if prm.i[PI.scale_max] > 0 and ep[EPR.serving, e] + ep[EPR.starting, e] >= prm.i[PI.scale_max]:
-        return
+        return False
     region = topo_nb(v.topo, TOPO.ep_region, e)
     own = _pool_nb(v, region, ep[EPR.model, e])
     rm = own
@@ -253,13 +248,13 @@ def _scale_up_nb(v, e, now):
         action = ScaleAction.RECLAIM
         delay = prm.f[PF.reclaim_delay]
     elif prm.i[PI.scale_level] >= 2:
-        n_models = n_models_nb(v.topo)
+        n_models = v.prm.i[PI.n_models]
         nonempty = 0
         for m in range(n_models):
             if si[SCI.spot_n, _pool_nb(v, region, m)] > 0:
                 nonempty += 1
         if nonempty == 0:
-            return
+            return False
         pick = int(_uniform_nb(v.ctr) * nonempty)
         for m in range(n_models):
             if si[SCI.spot_n, _pool_nb(v, region, m)] > 0:
@@ -270,8 +265,9 @@ def _scale_up_nb(v, e, now):
         action = ScaleAction.DONATE
         delay = prm.f[PF.spin_up]
     else:
-        return
-    v.sc.f[SCF.lock, own] = now + delay   # the lock-out is the requesting model's
+        return False
+    if lock:
+        v.sc.f[SCF.lock, own] = now + delay   # the lock-out is the requesting model's
     i = _spot_pop_nb(v, rm)
     from_model = st.i[STI.model, i]
     _charge_nb(v, i, now)
@@ -285,40 +281,35 @@ def _scale_up_nb(v, e, now):
         heap_set_nb(v.iheap, i, now + delay)
     # (instant: a donated instance still running its old model's requests joins once it holds none)
     _log_nb(v, now, e, action, i, from_model)
+    return True
 
 
 @internal()
-def _scale_down_nb(v, e, now):
-    """One instance fewer for endpoint e (if it keeps ``scale_min``): the group move's instance drains."""
+def _scale_down_nb(v, e, now, lock):
+    """One instance fewer for endpoint e (if it keeps ``scale_min``): the group move's instance drains; with
+    ``lock``, the model's lock-out starts (even if nothing could leave). Returns whether an instance left."""
     prm = v.prm
     ep = v.ep
     rm = _pool_nb(v, topo_nb(v.topo, TOPO.ep_region, e), ep[EPR.model, e])
-    v.sc.f[SCF.lock, rm] = now + prm.f[PF.spin_down]
+    if lock:
+        v.sc.f[SCF.lock, rm] = now + prm.f[PF.spin_down]
     if ep[EPR.serving, e] <= prm.i[PI.scale_min]:
-        return
+        return False
     i = _group_leave_nb(v.sc, ep, e)
     if i < 0:
-        return
+        return False
     _leave_nb(v, i, now)
     st = v.st
     if prm.i[PI.scale_instant]:
         _spot_push_nb(v, i, now)
         _log_nb(v, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
-        return
+        return True
     st.i[STI.life, i] = Lifecycle.DRAINING
     ep[EPR.draining, e] += 1
     _log_nb(v, now, e, ScaleAction.DRAIN, i, st.i[STI.model, i])
     if _idle_nb(st, i):
         heap_set_nb(v.iheap, i, now + prm.f[PF.spin_down])
-
-
-@internal(inline="always")
-def _dev_only_nb(v, e):
-    """Whether endpoint e serves only its model's dev requests (Chiron's batch endpoints)."""
-    service = topo_nb(v.topo, TOPO.ep_service, e)
-    m = v.ep[EPR.model, e]
-    return topo_nb(v.topo, TOPO.service_of, 2 * m + _SILO_DEV) == service \
-        and topo_nb(v.topo, TOPO.service_of, 2 * m) != service
+    return True
 
 
 @internal()
@@ -327,7 +318,11 @@ def _evaluate_nb(v, e, now):
     the policy's signal against ``scale_upper`` / ``scale_lower`` (docs/semantics.md)."""
     prm = v.prm
     ep = v.ep
-    if now < v.sc.f[SCF.lock, _pool_nb(v, topo_nb(v.topo, TOPO.ep_region, e), ep[EPR.model, e])]:
+    rm = _pool_nb(v, topo_nb(v.topo, TOPO.ep_region, e), ep[EPR.model, e])
+    if now < v.sc.f[SCF.lock, rm]:
+        return
+    if prm.i[PI.plan_arbiter] != PlanArbiter.NONE:
+        _planned_nb(v, e, rm, now)
         return
     policy = prm.i[PI.scale_policy]
     n = ep[EPR.serving, e]
@@ -336,27 +331,117 @@ def _evaluate_nb(v, e, now):
         x = ep[EPR.kv, e] / ep[EPR.cap, e]
     elif policy == ScalePolicy.QUEUE:
         x = (ep[EPR.requests, e] + ep[EPR.queued, e]) / n
-    elif _dev_only_nb(v, e):   # Chiron's batch endpoint: estimated pending time; down when nothing is queued
+    elif topo_nb(v.topo, TOPO.ep_silo, e) == _SILO_DEV:
+        # Chiron's batch endpoint: estimated pending time; down when nothing is queued
         x = ep[EPR.queued, e] * prm.f[PF.chiron_prompt_time] \
             + ep[EPR.queued_tokens, e] / (prm.f[PF.chiron_decode_throughput] * n)
         if x > prm.f[PF.chiron_pending_time]:
-            _scale_up_nb(v, e, now)
+            _scale_up_nb(v, e, now, True)
         elif ep[EPR.queued, e] == 0:
-            _scale_down_nb(v, e, now)
+            _scale_down_nb(v, e, now, True)
         return
     else:   # Chiron's interactive endpoints: the fraction of instances holding interactive requests
         x = ep[EPR.interactive, e] / n
     if x > upper:
-        _scale_up_nb(v, e, now)
+        _scale_up_nb(v, e, now, True)
     elif x < prm.f[PF.scale_lower]:
-        _scale_down_nb(v, e, now)
+        _scale_down_nb(v, e, now, True)
+
+
+@internal()
+def _planned_nb(v, e, rm, now):
+    """A planned arbiter's reactive step for endpoint e (lock-out passed): LT-I none; deferred: one planned
+    scale-up; LT-U / LT-UA: a planned scale-up when the utilisation is above ``scale_upper``, a planned scale-down
+    when below ``scale_lower``, and with no planned change left a scale-up anyway above ``plan_override`` (LT-U) or
+    when the observed tokens per minute exceed ``plan_ratio`` x the forecast (LT-UA). A planned change is used
+    up only when the move happened."""
+    prm = v.prm
+    ep = v.ep
+    arb = prm.i[PI.plan_arbiter]
+    if arb == PlanArbiter.IMMEDIATE:
+        return
+    c = ep[EPR.changes, e]
+    if arb == PlanArbiter.DEFERRED:
+        if c > 0 and _scale_up_nb(v, e, now, True):
+            ep[EPR.changes, e] = c - 1
+        return
+    u = ep[EPR.kv, e] / ep[EPR.cap, e]
+    if c > 0:
+        if u > prm.f[PF.scale_upper] and _scale_up_nb(v, e, now, True):
+            ep[EPR.changes, e] = c - 1
+    elif c < 0:
+        if u < prm.f[PF.scale_lower] and _scale_down_nb(v, e, now, True):
+            ep[EPR.changes, e] = c + 1
+    else:
+        if arb == PlanArbiter.UTILIZATION:
+            over = u > prm.f[PF.plan_override]
+        else:
+            over = False
+            m = int(now // 60.0) + 1   # the next minute's forecast (none past the forecast's end)
+            if m < prm.i[PI.plan_minutes]:
+                expect = v.sc.p[prm.i[PI.plan_ticks] + m, rm]
+                have = v.sc.f[SCF.window_sum, rm]
+                over = have > prm.f[PF.plan_ratio] * expect if expect > 0.0 else have > 0.0
+        if over:
+            _scale_up_nb(v, e, now, True)
+
+
+@internal()
+def _window_add_nb(f, rm, tokens, now):
+    """Prompt tokens reaching (region, model)'s endpoints: the last 60 whole seconds in a ring of per-second sums
+    (``SCF.window_sum`` their total)."""
+    sec = int(now)
+    last = int(f[SCF.window_second, rm])
+    if sec != last:
+        if last < 0 or sec - last >= WINDOW_S:
+            for k in range(WINDOW_S):
+                f[SCF.window0 + k, rm] = 0.0
+            f[SCF.window_sum, rm] = 0.0
+        else:
+            for s in range(last + 1, sec + 1):
+                k = SCF.window0 + s % WINDOW_S
+                f[SCF.window_sum, rm] -= f[k, rm]
+                f[k, rm] = 0.0
+        f[SCF.window_second, rm] = sec
+    f[SCF.window0 + sec % WINDOW_S, rm] += tokens
+    f[SCF.window_sum, rm] += tokens
+
+
+@internal()
+def _plan_tick_nb(v, now):
+    """Planning tick k: every endpoint's planned changes are reset to plan[k] - (serving + starting); planned
+    scale-downs happen at once (endpoint order), then planned scale-ups at once (LT-I) or are kept for the
+    arrivals (the other arbiters). Forced moves ignore and set no lock-out."""
+    prm = v.prm
+    ep = v.ep
+    k = v.ctr[CTR_PLAN_TICKS]
+    n_ep = ep.shape[1] - 1
+    for e in range(n_ep):
+        d = int(v.sc.p[k, e]) - (ep[EPR.serving, e] + ep[EPR.starting, e])
+        ep[EPR.changes, e] = 0
+        while d < 0 and _scale_down_nb(v, e, now, False):
+            d += 1
+    for e in range(n_ep):
+        d = int(v.sc.p[k, e]) - (ep[EPR.serving, e] + ep[EPR.starting, e])
+        if d > 0 and prm.i[PI.plan_arbiter] == PlanArbiter.IMMEDIATE:
+            while d > 0 and _scale_up_nb(v, e, now, False):
+                d -= 1
+        elif d > 0:
+            ep[EPR.changes, e] = d
+        elif d < 0:
+            ep[EPR.changes, e] = d   # could not go lower now (min_instances): LT-U / LT-UA may later
+    v.ctr[CTR_PLAN_TICKS] = k + 1
+    v.sc.f[SCF.plan_next, 0] = prm.f[PF.plan_start] + (k + 1) * prm.f[PF.plan_interval] \
+        if k + 1 < prm.i[PI.plan_ticks] else np.inf
 
 
 @internal(inline="always")
-def _on_arrival_nb(v, e, now):
+def _on_arrival_nb(v, e, tokens, now):
     """A routed request reaches endpoint e: evaluate e if more than ``scale_interval`` passed since its last
-    evaluation."""
+    evaluation (LT-UA: its prompt tokens count in the 60-second window first)."""
     f = v.sc.f
+    if v.prm.i[PI.plan_arbiter] == PlanArbiter.FORECAST:
+        _window_add_nb(f, _pool_nb(v, topo_nb(v.topo, TOPO.ep_region, e), v.ep[EPR.model, e]), tokens, now)
     if now > f[SCF.last_eval, e] + v.prm.f[PF.scale_interval]:
         _evaluate_nb(v, e, now)
         f[SCF.last_eval, e] = now
@@ -410,11 +495,12 @@ def _finish_nb(v, now):
 
 
 #: what ``scaling_event_nb`` handles
-SC_ARRIVAL = 0     # a routed request reaches endpoint x
+SC_ARRIVAL = 0     # routed request x reaches its endpoint
 SC_TIMER = 1       # the periodic evaluation
 SC_LIFECYCLE = 2   # instance x's lifecycle event (ready, or into the spot pool)
 SC_IDLE = 3        # instance x, outside its endpoint's groups, holds no request any more
 SC_FINISH = 4      # the end of the run: charge every instance's time
+SC_PLAN = 5        # a planning tick
 
 
 @internal()
@@ -423,7 +509,9 @@ def scaling_event_nb(sim, what, x, now):
     touch (``Parts``; a function of the whole state tuple costs about a second of compile time)."""
     v = Parts(sim.prm, sim.topo, sim.ctr, sim.st, sim.cl, sim.sv.ep, sim.sc, sim.iheap)
     if what == SC_ARRIVAL:
-        _on_arrival_nb(v, x, now)
+        _on_arrival_nb(v, sim.sv.req[R_ENDPOINT, x], sim.wl.prompt_size[x], now)
+    elif what == SC_PLAN:
+        _plan_tick_nb(v, now)
     elif what == SC_TIMER:
         _timer_nb(v, now)
     elif what == SC_LIFECYCLE:

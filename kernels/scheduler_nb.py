@@ -163,7 +163,7 @@ def schedule_request_nb(sim, r, now):
     if sim.prm.i[PI.topology]:
         e = sim.sv.req[R_ENDPOINT, r]
         if sim.prm.i[PI.scale_level] > 0:
-            scaling_event_nb(sim, SC_ARRIVAL, e, now)
+            scaling_event_nb(sim, SC_ARRIVAL, r, now)
         p = endpoint_instance_nb(sim, e, r)
         t = p
     elif sim.prm.i[PI.co_located]:

@@ -23,7 +23,7 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.scaling_nb import SC_FINISH, SC_LIFECYCLE, SC_TIMER, scale_init_nb, scaling_event_nb
+from kernels.scaling_nb import SC_FINISH, SC_LIFECYCLE, SC_PLAN, SC_TIMER, scale_init_nb, scaling_event_nb
 from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_nb
 from kernels.state_nb import (CTR_CAP, CTR_FEED_N, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
                               CTR_RUNNING_FLOWS, CTR_SLOG_LEN, N_CTR, RQI, SCF, STI, Sim, grow_queues_nb, new_inst_nb,
@@ -112,11 +112,17 @@ def run_events_nb(sim):
             kind, ident, t = EV_ROUTE, 0, t_route
         else:
             kind, ident, t = EV_ARRIVAL, nxt, t_arr
-        if scaling and sim.prm.f[PF.scale_timer] > 0.0 and sim.sc.f[SCF.timer, 0] < t:
-            # the periodic evaluation comes after every other event at its time (only while other events remain)
-            t = sim.sc.f[SCF.timer, 0]
-            sim.clock[0] = t
-            scaling_event_nb(sim, SC_TIMER, 0, t)
+        if scaling and (sim.sc.f[SCF.plan_next, 0] < t or sim.sc.f[SCF.timer, 0] < t):
+            # planning ticks, then the periodic evaluation, come after every other event at their time (only
+            # while other events remain)
+            if sim.sc.f[SCF.plan_next, 0] <= sim.sc.f[SCF.timer, 0]:
+                t = sim.sc.f[SCF.plan_next, 0]
+                sim.clock[0] = t
+                scaling_event_nb(sim, SC_PLAN, 0, t)
+            else:
+                t = sim.sc.f[SCF.timer, 0]
+                sim.clock[0] = t
+                scaling_event_nb(sim, SC_TIMER, 0, t)
             continue
         sim.clock[0] = t
         if kind == EV_INSTANCE and scaling and sim.st.i[STI.batch_len, ident] == 0:
@@ -143,8 +149,9 @@ def run_events_nb(sim):
 
 
 @njit(cache=True)
-def simulate_1d_nb(wl, prm, cl, perf, topo):
-    """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``). Returns
+def simulate_1d_nb(wl, prm, cl, perf, topo, plan):
+    """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``; ``plan``: its
+    planned instance counts and forecast, ``Scale.p``). Returns
     (tasks, requests, instance state, serving state, scaling state (its log trimmed), iteration log, end clock)."""
     n_req = wl.arrival.shape[0]
     n_inst = cl.i.shape[1]
@@ -161,8 +168,9 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
     waits = prm.i[PI.instance_type] != InstanceType.ORCA   # per-task wait counts: Splitwise instances only
     sv, slots = new_serve_nb(topo, cl, n_req, prm.i[PI.topology], prm.f[PF.route_delay] > 0.0)
     scaling = prm.i[PI.scale_level] > 0
-    sc = new_scale_nb(topo, sv, slots, prm.i[PI.n_regions], scaling)
-    sc.f[SCF.timer, 0] = prm.f[PF.scale_timer]
+    sc = new_scale_nb(topo, sv, slots, prm.i[PI.n_regions], prm.i[PI.n_models], scaling, plan)
+    sc.f[SCF.timer, 0] = prm.f[PF.scale_timer] if prm.f[PF.scale_timer] > 0.0 else np.inf
+    sc.f[SCF.plan_next, 0] = prm.f[PF.plan_start] if prm.i[PI.plan_ticks] > 0 else np.inf
     ctr[CTR_RNG] = prm.i[PI.scale_seed]
     sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits), new_requests_nb(n_req, n_kv),
               new_inst_nb(cl, cap), new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
@@ -190,9 +198,9 @@ def simulate_1d_nb(wl, prm, cl, perf, topo):
             slog[:ctr[CTR_SLOG_LEN]] = sim.sc.log[:ctr[CTR_SLOG_LEN]]
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr, sim.iheap, sim.fheap,
                       sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv,
-                      Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog))
+                      Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog, sim.sc.p))
         else:
             break
     scaling_event_nb(sim, SC_FINISH, 0, sim.clock[0])
-    sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]])
+    sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]], sim.sc.p)
     return sim.tk, sim.rq, sim.st, sim.sv, sc, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]

@@ -41,7 +41,7 @@ Params = namedtuple("Params", ["i", "f"])
 #: Packed inputs of many configurations on one trace, and their outputs (``kernels.batch_nb``).
 Inputs = namedtuple("Inputs", ["arrival", "prompt_size", "token_size", "uniform", "prm_i", "prm_f", "inst_off",
                                "inst_in", "srv_off", "srv_in", "req_code", "req_sla", "topo",
-                               "topo_off"])
+                               "topo_off", "plan", "plan_off"])
 Outputs = namedtuple("Outputs", ["req_f", "req_i", "inst_f", "inst_i", "end_clock"])
 #: One configuration's instances and servers: ``i[CI.max_memory, i]`` (``kernels.layout.INSTANCE_IN``),
 #: ``f[CS.nic_bw, s]`` (``SERVER_IN``).
@@ -59,7 +59,7 @@ Cluster = namedtuple("Cluster", ["i", "f"])
 Serve = namedtuple("Serve", ["ep", "queue", "req", "time"])
 ENDPOINT_ROWS = ("kv", "cap", "requests", "interactive", "queued", "queued_tokens", "group_base", "groups",
                  "serving", "starting", "draining", "model", "weights", "kv_per_token", "perf",
-                 "feeds", "feed_order")
+                 "feeds", "feed_order", "changes")
 EPR = _index("EPR", ENDPOINT_ROWS)
 EP_KV, EP_CAP = EPR.kv, EPR.cap
 Q_HEAD, Q_TAIL = 0, 1
@@ -69,11 +69,15 @@ T_FED, T_ROUTED = 0, 1
 #: members in order (endpoint e's groups are slots ``ep[EPR.group_base, e]`` on); ``i[SCI.x, rm]`` per (region,
 #: model) its spot pool (a FIFO linked through ``STI.spot_next``); ``f[SCF.x, k]`` per (region, model) the lock-out
 #: end, per endpoint the time charged to it by state and its last evaluation, per region its spot time, and (column
-#: 0) the next timer evaluation; ``log`` the scaling events (``kernels.layout.SCALING_LOG``).
-Scale = namedtuple("Scale", ["g", "i", "f", "log"])
+#: 0) the next timer evaluation and planning tick; ``log`` the scaling events (``kernels.layout.SCALING_LOG``);
+#: ``p`` the plans (rows 0..plan_ticks-1: target instances per endpoint) and the forecast (then plan_minutes rows:
+#: tokens per minute per (region, model)); ``f[SCF.window + s, rm]`` the prompt tokens that reached (region, model)'s
+#: endpoints in the s-th second of a 60-second ring (LT-UA).
+Scale = namedtuple("Scale", ["g", "i", "f", "log", "p"])
 SCI = _index("SCI", ("spot_head", "spot_tail", "spot_n"))
+WINDOW_S = 60
 SCF = _index("SCF", ("lock", "serving", "starting", "draining", "busy", "prompt", "token", "mixed", "last_eval", "spot",
-                     "timer"))
+                     "timer", "plan_next", "window_sum", "window_second") + tuple(f"window{k}" for k in range(WINDOW_S)))
 #: Iteration-time tables, one row c per (model, hardware, TP): ``i[PTI.kind | PTI.n_knots, c]``,
 #: ``f[PTF.const_prompt | PTF.const_token, c]`` (constant model, seconds), ``y[PTY.knots | PTY.prompt | PTY.token,
 #: c, k]`` (profiled or roofline curves: batch tokens and seconds).
@@ -146,7 +150,8 @@ CTR_FEED_N = 11      # endpoints with feeds decided in this event (serving_nb: `
 CTR_RNG = 12          # autoscaling: the donation stream's splitmix64 state
 CTR_SLOG_LEN = 13     # rows used in the scaling log
 CTR_TIMER_TICKS = 14  # autoscaling: timer evaluations so far
-N_CTR = 15
+CTR_PLAN_TICKS = 15   # plans: planning ticks so far
+N_CTR = 16
 
 
 @internal(nrt=True)
@@ -260,14 +265,8 @@ def new_serve_nb(topo, cluster, n_requests, topology, delayed):
         ep[EPR.weights, e] = cluster.i[CI.weights, i]
         ep[EPR.kv_per_token, e] = cluster.i[CI.kv_per_token, i]
         ep[EPR.perf, e] = cluster.i[CI.perf, i]
-    n_models = (topo[TOPO.service_of + 1] - topo[TOPO.service_of]) // 2
-    for m in range(n_models):
-        for dev in range(2):
-            s = topo_nb(topo, TOPO.service_of, 2 * m + dev)
-            if s >= 0:
-                for e in range(n_ep):
-                    if topo_nb(topo, TOPO.ep_service, e) == s:
-                        ep[EPR.model, e] = m
+    for e in range(n_ep):
+        ep[EPR.model, e] = topo_nb(topo, TOPO.ep_model, e)
     slots = 0
     for e in range(n_ep):
         ep[EPR.group_base, e] = slots
@@ -286,7 +285,7 @@ def new_serve_nb(topo, cluster, n_requests, topology, delayed):
 
 
 @internal(nrt=True)
-def new_scale_nb(topo, sv, slots, n_regions, scaling):
+def new_scale_nb(topo, sv, slots, n_regions, n_models, scaling, plan):
     """Autoscaling state: the topology's replica groups (group slots per endpoint: ``new_serve_nb``), empty spot
     pools, no lock-outs; the scaling log only with scaling."""
     n_ep = sv.ep.shape[1] - 1
@@ -303,13 +302,14 @@ def new_scale_nb(topo, sv, slots, n_regions, scaling):
             gm[slot, 0] = size
             for j in range(size):
                 gm[slot, 1 + j] = a + j
-    n_rm = max(n_regions * ((topo[TOPO.service_of + 1] - topo[TOPO.service_of]) // 2), 1)
+    n_rm = max(n_regions * n_models, 1)
     width = max(n_rm, n_ep + 1, n_regions, 1)
     si = np.full((len(SCI), n_rm), -1, np.int64)
     si[SCI.spot_n] = 0
     f = np.zeros((len(SCF), width))
     f[SCF.last_eval] = -np.inf
-    return Scale(gm, si, f, np.empty((64 if scaling else 1, len(SCALING_LOG))))
+    f[SCF.window_second] = -1
+    return Scale(gm, si, f, np.empty((64 if scaling else 1, len(SCALING_LOG))), plan)
 
 
 @internal(nrt=True)

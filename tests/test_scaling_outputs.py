@@ -123,3 +123,21 @@ def test_shipped_scaling_experiment_small(tmp_path):
     assert s["gpu_hours_serving"][1] < s["gpu_hours_serving"][0]
     res = ok(invoke("results", out))
     assert "wasted_gpu_hours" in res.output
+
+
+def test_models_are_indexed_in_topology_order_whatever_the_trace_order(tmp_path):
+    """Spot pools, lock-outs and the events' models follow the topology's model order (here C before A, while the
+    trace lists A first); an endpoint's own moves name its own model."""
+    from sweepsim.engine.simulate import run
+    from sweepsim.results.scaling import scaling_events_table
+    tr = _trace(n=600, rate=40.0)
+    assert tr.serving.model_names == ("A", "C")
+    d = {"region": [{"name": "r0"}, {"name": "r1"}],
+         "endpoint": [{"region": r, "model": m, "instances": 5, "tensor_parallel": 2}
+                      for r in ("r0", "r1") for m in ("C", "A")],
+         "scaling": {"level": 1, "reclaim_delay": 5, "spin_down": 1}}
+    cfg = from_dict(d)
+    assert cfg.topology.models() == ("C", "A")
+    ev = scaling_events_table(run(cfg, tr))
+    assert len(ev) > 0 and set(ev["model"].cast(pl.String)) == {"A", "C"}
+    assert (ev["model"].cast(pl.String) == ev["source_model"].cast(pl.String)).all()   # level 1: no donation

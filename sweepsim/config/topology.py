@@ -91,6 +91,34 @@ class Scaling:
     decode_throughput: float = 100.0  # chiron: estimated output tokens per second per instance
 
 
+PLAN_ARBITERS = ("none", "lt-i", "deferred", "lt-u", "lt-ua")
+PLAN_STRATEGIES = ("immediate", "delay_changes", "keep_maximum_instances", "keep_minimum_instances")
+PLAN_DEMANDS = ("peak", "upper")
+PLAN_THROUGHPUTS = ("model", "sageserve")
+FORECAST_METHODS = ("arima", "naive")
+
+
+@dataclass(frozen=True)
+class Planning:
+    """Forecast-aware planning (docs/planning.md): hourly plans from forecasts, applied by an arbiter."""
+    arbiter: str = "none"             # "lt-i" plan only; "deferred"; "lt-u"; "lt-ua" (plan + forecast ratio)
+    forecast: str = ""                # a `sweepsim forecast` Parquet file (relative to the config), or "" to compute
+    method: str = "arima"             # the forecaster whose predictions plan
+    train_until: float = 0.0          # forecasts computed here: training window [0, train_until) [s]
+    start: float = -1.0               # first planning tick [s] (-1: train_until)
+    interval: float = 3600.0          # seconds between planning ticks
+    window: tuple[float, float] = (1200.0, 3600.0)   # demand: forecast minutes in [t + a, t + b] of tick t
+    demand: str = "peak"              # "peak": the largest point forecast; "upper": the largest interval bound
+    dev_fraction: float = 0.1         # + this x the largest dev prompt of the trailing interval (SageServe: 0.1)
+    strategy: str = "immediate"       # post-processing of the plans
+    keep: int = 2                     # keep_* strategies: plans considered
+    throughput: str = "model"         # per-instance tokens per minute: from the performance model, or SageServe's
+    gpu_cost: float = 10.0            # objective: cost per planned instance
+    startup_cost: float = 150.0       # objective: cost per new instance
+    override: float = 0.9             # LT-U: with no planned change left, scale up above this KV utilisation
+    ratio: float = 5.0                # LT-UA: ... when observed tokens per minute exceed this x the forecast
+
+
 @dataclass(frozen=True)
 class Topology:
     name: str
@@ -99,6 +127,7 @@ class Topology:
     routing: Routing = field(default_factory=Routing)
     feeding: Feeding = field(default_factory=Feeding)
     scaling: Scaling = field(default_factory=Scaling)
+    planning: Planning = field(default_factory=Planning)
 
     def models(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(e.model for e in self.endpoints))
@@ -121,7 +150,7 @@ def replica_groups(n: int) -> tuple[int, ...]:
     return (3,) * (k - 1) + (2, 2)
 
 
-TOP_KEYS = ("topology", "region", "endpoint", "routing", "feeding", "scaling", "instances")
+TOP_KEYS = ("topology", "region", "endpoint", "routing", "feeding", "scaling", "planning", "instances")
 
 
 def is_topology_config(d: dict) -> bool:
@@ -288,7 +317,7 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
                                  groups=())
     for j, e in enumerate(eps):
         _check_endpoint(esrc if "instances" not in d else src, f"endpoint[{j}]", e)
-    for k in ("routing", "feeding", "scaling"):
+    for k in ("routing", "feeding", "scaling", "planning"):
         for where, tab in ((where, raw), (src, d)):
             if k in tab and not isinstance(tab[k], dict):
                 raise InputError(where, k, f"must be a table ([{k}] with its keys), got {tab[k]!r}")
@@ -310,7 +339,58 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
                           _bands(src, "feeding.bands", ff.get("bands", "readme")), ff.get("on_enqueue", True),
                           _num(src, "feeding.dev_sla_fraction", ff.get("dev_sla_fraction", 0.8), 0.0, 10.0))
     scaling = _scaling(src, {**raw.get("scaling", {}), **d.get("scaling", {})}, regions, eps)
-    return Topology(name, tuple(regions), tuple(eps), routing, feeding, scaling)
+    planning = _planning(src, d.get("planning", {}), scaling, base)
+    return Topology(name, tuple(regions), tuple(eps), routing, feeding, scaling, planning)
+
+
+def _choice(src, key, v, options):
+    if v not in options:
+        raise InputError(src, key, f"unknown value {v!r}; {allowed(options)}")
+    return v
+
+
+def _planning(src, pp: dict, scaling: Scaling, base: Path | None) -> Planning:
+    """``[planning]``: its keys checked; an arbiter other than "none" needs ``scaling.level >= 1`` (plans move
+    instances the way scaling does) and a forecast (a file, or ``train_until`` to compute one)."""
+    if not pp:
+        return Planning()
+    _table(src, "planning", pp, {f.name for f in fields(Planning)})
+    d = Planning()
+    window = pp.get("window", list(d.window))
+    if not (isinstance(window, list) and len(window) == 2 and all(isinstance(x, (int, float)) and not
+                                                                  isinstance(x, bool) for x in window)
+            and 0 <= window[0] <= window[1] <= MAX_DELAY_S):
+        raise InputError(src, "planning.window", f"must be [a, b] seconds after a tick with 0 <= a <= b, got {window!r}")
+    forecast = pp.get("forecast", "")
+    if not isinstance(forecast, str):
+        raise InputError(src, "planning.forecast", f"must be a path to a `sweepsim forecast` file, got {forecast!r}")
+    if forecast:
+        path = Path(forecast)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        forecast = str(path)
+    out = Planning(_choice(src, "planning.arbiter", pp.get("arbiter", d.arbiter), PLAN_ARBITERS), forecast,
+                   _choice(src, "planning.method", pp.get("method", d.method), FORECAST_METHODS),
+                   _num(src, "planning.train_until", pp.get("train_until", d.train_until), 0.0, 1e9),
+                   _num(src, "planning.start", pp.get("start", d.start), -1.0, 1e9),
+                   _num(src, "planning.interval", pp.get("interval", d.interval), 60.0, 1e7),
+                   (float(window[0]), float(window[1])),
+                   _choice(src, "planning.demand", pp.get("demand", d.demand), PLAN_DEMANDS),
+                   _num(src, "planning.dev_fraction", pp.get("dev_fraction", d.dev_fraction), 0.0, 1e6),
+                   _choice(src, "planning.strategy", pp.get("strategy", d.strategy), PLAN_STRATEGIES),
+                   _num(src, "planning.keep", pp.get("keep", d.keep), 1, 1000, True),
+                   _choice(src, "planning.throughput", pp.get("throughput", d.throughput), PLAN_THROUGHPUTS),
+                   _num(src, "planning.gpu_cost", pp.get("gpu_cost", d.gpu_cost), 0.0, 1e12),
+                   _num(src, "planning.startup_cost", pp.get("startup_cost", d.startup_cost), 0.0, 1e12),
+                   _num(src, "planning.override", pp.get("override", d.override), 0.0, 1e9),
+                   _num(src, "planning.ratio", pp.get("ratio", d.ratio), 0.0, 1e12))
+    if out.arbiter != "none":
+        if scaling.level < 1:
+            raise InputError(src, "planning.arbiter", f"{out.arbiter!r} moves instances: set scaling.level = 1 or 2")
+        if not out.forecast and out.train_until <= 0:
+            raise InputError(src, "planning.forecast", "plans need a forecast: a `sweepsim forecast` file, or "
+                                                       "planning.train_until > 0 to fit one on the trace")
+    return out
 
 
 def _scaling(src, ss: dict, regions, eps) -> Scaling:

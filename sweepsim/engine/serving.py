@@ -6,21 +6,23 @@ region in the topology's order. Errors name the first request that cannot be ser
 """
 import numpy as np
 
-from kernels.enums import ScalePolicy, Scheduler
+from kernels.enums import PlanArbiter, ScalePolicy, Scheduler
 from kernels.layout import TOPOLOGY
-from sweepsim.config.topology import Scaling
+from sweepsim.config.topology import SILOS, Planning, Scaling
 from sweepsim.errors import InputError
 from sweepsim.workload.trace import WORKLOAD_CLASSES
 
 GROUP_SCHEDULER_CODES = {"token_jsq": Scheduler.TOKEN_JSQ, "jsq": Scheduler.JSQ}
 NO_BAND = -1.0
+PLAN_ARBITER_CODES = {"none": PlanArbiter.NONE, "lt-i": PlanArbiter.IMMEDIATE, "deferred": PlanArbiter.DEFERRED,
+                      "lt-u": PlanArbiter.UTILIZATION, "lt-ua": PlanArbiter.FORECAST}
 SCALE_POLICY_CODES = {"utilization": ScalePolicy.UTILIZATION, "chiron": ScalePolicy.CHIRON, "queue": ScalePolicy.QUEUE}
 
 
 def serving_params(cfg) -> dict:
     """The topology parameters of ``kernels.layout`` (neutral values without a topology)."""
     t = cfg.topology
-    out = {"topology": 0, "n_regions": 0, "n_orders": 1, "feed_on_enqueue": 0, "route_threshold": 0.0,
+    out = {"topology": 0, "n_regions": 0, "n_orders": 1, "n_models": 0, "feed_on_enqueue": 0, "route_threshold": 0.0,
            "route_delay": 0.0, "dev_sla_fraction": 0.0}
     for k in range(1, 5):
         out[f"feed_count_{k}"] = 0
@@ -32,10 +34,13 @@ def serving_params(cfg) -> dict:
                spin_up=sc.spin_up, reclaim_delay=sc.reclaim_delay, spin_down=sc.spin_down,
                chiron_pending_time=sc.pending_time, chiron_prompt_time=sc.prompt_time,
                chiron_decode_throughput=sc.decode_throughput)
+    pl = t.planning if t is not None else Planning()
+    out.update(plan_arbiter=PLAN_ARBITER_CODES[pl.arbiter], plan_ticks=0, plan_minutes=0, plan_start=0.0,
+               plan_interval=pl.interval, plan_override=pl.override, plan_ratio=pl.ratio)
     if t is None:
         return out
     f = t.feeding
-    out.update(topology=1, n_regions=len(t.regions), feed_on_enqueue=int(f.enabled and f.on_enqueue),
+    out.update(topology=1, n_regions=len(t.regions), n_models=len(t.models()), feed_on_enqueue=int(f.enabled and f.on_enqueue),
                route_threshold=t.routing.threshold, route_delay=t.routing.delay, dev_sla_fraction=f.dev_sla_fraction)
     if f.enabled:
         for k, (u, n) in enumerate(f.bands, start=1):
@@ -101,6 +106,8 @@ def tables(cfg, trace) -> dict[str, np.ndarray]:
     eps = topo.endpoints
     out = {"ep_region": [topo.regions.index(e.region) for e in eps],
            "ep_service": [services.index((e.model, e.workload)) for e in eps],
+           "ep_model": [topo.models().index(e.model) for e in eps],
+           "ep_silo": [SILOS.index(e.workload) for e in eps],
            "ep_scheduler": [GROUP_SCHEDULER_CODES[e.scheduler] for e in eps]}
     first_group, n_groups, g_first, g_count = [], [], [], []
     inst = 0

@@ -24,6 +24,7 @@ from sweepsim.engine.jit_notice import compile_notice
 from sweepsim.engine.performance import MIXED_BATCH_FACTOR, build_tables, check_positive_times
 from sweepsim.config.schedulers import SCHEDULERS
 from sweepsim.engine.serving import request_room, serving_inputs, serving_params
+from sweepsim.planning.apply import plan_inputs
 from sweepsim.workload.trace import Trace
 
 GIB = 1024 ** 3
@@ -207,28 +208,52 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
     return simulate(cfgs, trace)
 
 
+def history_end(cfg: RunConfig) -> float:
+    """Where a topology run with ``planning.train_until`` starts: arrivals before it are the forecasts' history,
+    not simulated (0: the whole trace is simulated)."""
+    t = cfg.topology
+    return t.planning.train_until if t is not None else 0.0
+
+
 def simulate(cfgs: list[RunConfig], trace: Trace, debug: bool = False) -> list[RunResult]:
-    """The results of every configuration, in order. Configurations with requests that can never fit
-    (``admitted``) run on their own sub-trace; the others share one kernel call."""
+    """The results of every configuration, in order. A configuration with a planning history
+    (``history_end``) runs on the arrivals from its end (its result's trace is that part); configurations with
+    requests that can never fit (``admitted``) run on their own sub-trace; the others share one kernel call."""
     if not cfgs:
         return []
+    ends = [history_end(c) for c in cfgs]
+    if any(ends):
+        out: dict[int, RunResult] = {}
+        for end in dict.fromkeys(ends):
+            idx = [c for c, e in enumerate(ends) if e == end]
+            part = trace if end == 0 else _subtrace(trace, trace.arrival >= end)
+            if len(part.arrival) == 0:
+                raise InputError(trace.path, "planning.train_until", f"no request arrives after {end:g} s: the "
+                                 f"trace is all history (its last arrival: {float(trace.arrival.max()):g} s)")
+            out.update(zip(idx, _simulate([cfgs[c] for c in idx], part, debug, history=trace)))
+        return [out[c] for c in range(len(cfgs))]
+    return _simulate(cfgs, trace, debug, history=trace)
+
+
+def _simulate(cfgs, trace, debug, history) -> list[RunResult]:
     placements, keeps = zip(*(prepare(c, trace) for c in cfgs))
     out: dict[int, RunResult] = {}
     plain = [c for c, k in enumerate(keeps) if k is None]
     if plain:
         res = _call([cfgs[c] for c in plain], [placements[c] for c in plain], trace,
-                    [random_draws(cfgs[c].seed, len(trace)) for c in plain], debug)
+                    [random_draws(cfgs[c].seed, len(trace)) for c in plain], debug, history)
         out.update(zip(plain, res))
     for c, keep in enumerate(keeps):
         if keep is not None:  # rare; each request keeps the draw of its position in the full trace
             sub = _subtrace(trace, keep)
-            (res,) = _call([cfgs[c]], [placements[c]], sub, [random_draws(cfgs[c].seed, len(trace))[keep]], debug)
+            (res,) = _call([cfgs[c]], [placements[c]], sub, [random_draws(cfgs[c].seed, len(trace))[keep]], debug,
+                           history)
             out[c] = _expand(res, trace, keep)
     return [out[c] for c in range(len(cfgs))]
 
 
-def _call(cfgs, placements, trace, draws, debug) -> list[RunResult]:
-    inp, perf = pack(cfgs, placements, trace, draws, debug)
+def _call(cfgs, placements, trace, draws, debug, history) -> list[RunResult]:
+    inp, perf = pack(cfgs, placements, trace, draws, debug, history)
     n_inst = int(inp.inst_off[-1])
     out = Outputs(np.empty((len(cfgs), len(REQUEST_FLOAT), len(trace))),
                   np.empty((len(cfgs), len(REQUEST_INT), len(trace)), np.int32),   # flags and instance ids
@@ -249,10 +274,11 @@ def _call(cfgs, placements, trace, draws, debug) -> list[RunResult]:
     return results
 
 
-def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
+def pack(cfgs, placements, trace: Trace, draws, debug: bool = False, history: Trace | None = None):
     """The kernel inputs of configurations sharing a trace and a performance model: parameters by name, each
-    configuration's instances and servers flattened with offsets (``Inputs``), and one set of performance
-    tables (``PerfTables``)."""
+    configuration's instances and servers flattened with offsets, its plans (``Inputs``; ``history``: the whole
+    trace the plans' forecasts may be fitted on, default ``trace``), and one set of performance tables
+    (``PerfTables``)."""
     perf_model = cfgs[0].performance_model
     if any(c.performance_model != perf_model for c in cfgs):
         raise ValueError("configurations of one kernel call must share the performance model")
@@ -260,6 +286,11 @@ def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
     perf = build_tables(perf_model, keys, cfgs[0].source)
     req, blobs, n_orders = serving_inputs(cfgs, placements, trace)
     params = [kernel_params(c, debug) | {"n_orders": n_orders} for c in cfgs]
+    plans = []
+    for c, (cfg, p) in enumerate(zip(cfgs, placements)):   # hourly plans and forecasts (sweepsim.planning)
+        block, extra = plan_inputs(cfg, p, trace, history if history is not None else trace)
+        plans.append(block.ravel())
+        params[c].update(extra)
     prm_i = np.array([[p[k] for k in PARAM_INT] for p in params], np.int64)
     prm_f = np.array([[p[k] for k in PARAM_FLOAT] for p in params], np.float64)
     # one draw per request for the random scheduler (one unused element per configuration otherwise)
@@ -275,7 +306,8 @@ def pack(cfgs, placements, trace: Trace, draws, debug: bool = False):
     return Inputs(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f,
                   _offsets([len(p.sku) for p in placements]), inst_in,
                   _offsets([len(b["nic_bw"]) for b in bandwidths]), srv_in, *req,
-                  np.ascontiguousarray(np.concatenate(blobs), np.int64), _offsets([len(b) for b in blobs])), perf
+                  np.ascontiguousarray(np.concatenate(blobs), np.int64), _offsets([len(b) for b in blobs]),
+                  np.ascontiguousarray(np.concatenate(plans), np.float64), _offsets([len(b) for b in plans])), perf
 
 
 def _offsets(sizes) -> np.ndarray:
