@@ -381,7 +381,8 @@ def _planned_nb(v, e, rm, now):
             if m < prm.i[PI.plan_minutes]:
                 expect = v.sc.p[prm.i[PI.plan_ticks] + m, rm]
                 have = v.sc.f[SCF.window_sum, rm]
-                over = have > prm.f[PF.plan_ratio] * expect if expect > 0.0 else have > 0.0
+                if expect == expect:   # NaN: no forecast of that minute
+                    over = have > prm.f[PF.plan_ratio] * expect if expect > 0.0 else have > 0.0
         if over:
             _scale_up_nb(v, e, now, True)
 

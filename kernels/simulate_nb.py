@@ -63,6 +63,13 @@ def event_room_nb(sim):
 
 
 @internal()
+def scale_log_room_nb(sim):
+    """Most scaling-log rows one event can add: a planning tick may move every instance twice (down, then up),
+    a timer evaluation every endpoint once, each move one row (plus its endpoint's lifecycle rows)."""
+    return 2 * (sim.cl.i.shape[1] + sim.sv.ep.shape[1]) + 4
+
+
+@internal()
 def run_events_nb(sim):
     """Process events until the run ends (DONE) or more room is needed before the next event."""
     wl = sim.wl
@@ -90,8 +97,8 @@ def run_events_nb(sim):
         if sim.prm.i[PI.debug] and ctr[CTR_LOG_LEN] + 1 > sim.log.shape[0]:
             return NEED_LOG_ROOM
         scaling = sim.prm.i[PI.scale_level] > 0
-        if scaling and ctr[CTR_SLOG_LEN] + 2 * sim.sv.ep.shape[1] + 4 > sim.sc.log.shape[0]:
-            return NEED_SCALE_LOG_ROOM   # room for every endpoint moving twice (a timer evaluation)
+        if scaling and ctr[CTR_SLOG_LEN] + scale_log_room_nb(sim) > sim.sc.log.shape[0]:
+            return NEED_SCALE_LOG_ROOM
         # the next event: (kind, id, time)
         if sim.prm.i[PI.event_order] == EventOrder.REFERENCE:
             if 2 * (sim.eheap.size[0] + event_room_nb(sim)) > sim.eheap.time.shape[0]:
@@ -194,7 +201,7 @@ def simulate_1d_nb(wl, prm, cl, perf, topo, plan):
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
                       sim.iheap, sim.fheap, eheap, sim.log, sim.clock, sim.net, topo, sim.sv, sim.sc)
         elif status == NEED_SCALE_LOG_ROOM:
-            slog = np.empty((2 * sim.sc.log.shape[0] + 2 * sim.sv.ep.shape[1], sim.sc.log.shape[1]))
+            slog = np.empty((2 * sim.sc.log.shape[0] + scale_log_room_nb(sim), sim.sc.log.shape[1]))
             slog[:ctr[CTR_SLOG_LEN]] = sim.sc.log[:ctr[CTR_SLOG_LEN]]
             sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr, sim.iheap, sim.fheap,
                       sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv,

@@ -336,8 +336,9 @@ def test_shipped_plot_specs_match_their_experiments(spec):
     opts = read_spec(spec)
     exp = load_experiment(EXPERIMENTS / spec.name.replace(".plot.toml", ".toml"), small=True)
     metrics = [f"{m}{s}_{p}" for m in ("ttft", "tbt", "e2e") for s in ("", "_slowdown") for p in ("p50", "p90", "p99")]
-    metrics += ["throughput_rps", "cost_usd", "mean_power_w"]
-    row = {**exp.varied[0], **{m: 0.0 for m in metrics}}
+    metrics += ["throughput_rps", "cost_usd", "mean_power_w", "slo_attainment", "gpu_hours_serving",
+                "wasted_gpu_hours"]
+    row = {**exp.varied[0], **{m: 0.0 for m in metrics}, "region": "all"}   # (topology summaries: a totals row)
     df = pl.DataFrame([row])
     for k in ("x", "y", "hue", "facet"):
         if k in opts:

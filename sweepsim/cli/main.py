@@ -295,3 +295,6 @@ main.add_command(search_cmd)
 from sweepsim.cli.perf import perf_group  # noqa: E402
 
 main.add_command(perf_group)
+from sweepsim.cli.forecast import forecast_cmd  # noqa: E402
+
+main.add_command(forecast_cmd)

@@ -81,7 +81,7 @@ from pathlib import Path
 
 from sweepsim.config import run as cfgmod
 from sweepsim.errors import InputError, allowed, read_toml
-from sweepsim.config.topology import Feeding, Routing, Scaling
+from sweepsim.config.topology import Feeding, Planning, Routing, Scaling
 from sweepsim.engine.performance import PerfModelConfig
 from sweepsim.config.expansion import Axis, copy_raw, check_value, expand
 from sweepsim.config.expressions import Expression, ExpressionError
@@ -164,7 +164,8 @@ def _table_keys() -> dict:
             "trace": ("path",) + tuple(k for k in SPEC_KEYS if k != "apps"),
             "routing": tuple(f.name for f in fields(Routing)),
             "feeding": tuple(f.name for f in fields(Feeding)),
-            "scaling": tuple(f.name for f in fields(Scaling))}
+            "scaling": tuple(f.name for f in fields(Scaling)),
+            "planning": tuple(f.name for f in fields(Planning))}
 
 
 # ------------------------------------------------------------------------------------------------ loader

@@ -384,6 +384,9 @@ def _planning(src, pp: dict, scaling: Scaling, base: Path | None) -> Planning:
                    _num(src, "planning.startup_cost", pp.get("startup_cost", d.startup_cost), 0.0, 1e12),
                    _num(src, "planning.override", pp.get("override", d.override), 0.0, 1e9),
                    _num(src, "planning.ratio", pp.get("ratio", d.ratio), 0.0, 1e12))
+    if out.train_until % 60:
+        raise InputError(src, "planning.train_until", f"must be a whole number of minutes (a multiple of 60 s), got "
+                                                      f"{out.train_until:g}")
     if out.arbiter != "none":
         if scaling.level < 1:
             raise InputError(src, "planning.arbiter", f"{out.arbiter!r} moves instances: set scaling.level = 1 or 2")

@@ -210,14 +210,15 @@ def run_batch(cfgs: list[RunConfig], trace: Trace) -> list[RunResult]:
 
 def history_end(cfg: RunConfig) -> float:
     """Where a topology run with ``planning.train_until`` starts: arrivals before it are the forecasts' history,
-    not simulated (0: the whole trace is simulated)."""
+    not simulated, and the run's times count from it (0: the whole trace is simulated)."""
     t = cfg.topology
     return t.planning.train_until if t is not None else 0.0
 
 
 def simulate(cfgs: list[RunConfig], trace: Trace, debug: bool = False) -> list[RunResult]:
     """The results of every configuration, in order. A configuration with a planning history
-    (``history_end``) runs on the arrivals from its end (its result's trace is that part); configurations with
+    (``history_end``) runs on the arrivals from its end, with times counted from there (its result's trace is
+    that part, shifted); configurations with
     requests that can never fit (``admitted``) run on their own sub-trace; the others share one kernel call."""
     if not cfgs:
         return []
@@ -227,6 +228,8 @@ def simulate(cfgs: list[RunConfig], trace: Trace, debug: bool = False) -> list[R
         for end in dict.fromkeys(ends):
             idx = [c for c, e in enumerate(ends) if e == end]
             part = trace if end == 0 else _subtrace(trace, trace.arrival >= end)
+            if end:   # the simulated period starts at 0 (durations, costs and GPU-hours count it alone)
+                part = replace(part, arrival=part.arrival - end)
             if len(part.arrival) == 0:
                 raise InputError(trace.path, "planning.train_until", f"no request arrives after {end:g} s: the "
                                  f"trace is all history (its last arrival: {float(trace.arrival.max()):g} s)")
@@ -252,7 +255,7 @@ def _simulate(cfgs, trace, debug, history) -> list[RunResult]:
     return [out[c] for c in range(len(cfgs))]
 
 
-def _call(cfgs, placements, trace, draws, debug, history) -> list[RunResult]:
+def _call(cfgs, placements, trace, draws, debug, history=None) -> list[RunResult]:
     inp, perf = pack(cfgs, placements, trace, draws, debug, history)
     n_inst = int(inp.inst_off[-1])
     out = Outputs(np.empty((len(cfgs), len(REQUEST_FLOAT), len(trace))),
