@@ -141,3 +141,15 @@ def test_models_are_indexed_in_topology_order_whatever_the_trace_order(tmp_path)
     ev = scaling_events_table(run(cfg, tr))
     assert len(ev) > 0 and set(ev["model"].cast(pl.String)) == {"A", "C"}
     assert (ev["model"].cast(pl.String) == ev["source_model"].cast(pl.String)).all()   # level 1: no donation
+
+
+def test_donation_draws_make_the_seed_matter_in_sweeps():
+    """A sweep simulates configurations that differ only by seed once, unless they draw random numbers: level-2
+    autoscaling draws its donations from the seed's stream."""
+    from dataclasses import replace
+
+    from sweepsim.sweep.jobs import simulation_key
+    d = {"region": [{"name": "r0"}], "endpoint": [{"region": "r0", "model": m, "instances": 4} for m in ("A", "C")]}
+    for level, differ in ((0, False), (1, False), (2, True)):
+        cfg = from_dict({**d, "scaling": {"level": level}})
+        assert (simulation_key(cfg) != simulation_key(replace(cfg, seed=cfg.seed + 1))) == differ

@@ -35,8 +35,8 @@ def run_config_json(raw: dict) -> str:
 
 
 def config_hash(raw: dict, cfg: RunConfig) -> str:
-    """Hash of the resolved configuration and of the content of the files it reads: the trace, the topology and
-    the performance database (or the roofline's efficiencies). The event order is hashed as resolved (its default changed once: results of the
+    """Hash of the resolved configuration and of the content of the files it reads: the trace, the topology, a
+    planning forecast and the performance database (or the roofline's efficiencies). The event order is hashed as resolved (its default changed once: results of the
     other order must not be taken for this one's when a sweep resumes)."""
     from sweepsim.engine.performance import DEFAULT_DB
     files = [cfg.trace] if cfg.trace else []
@@ -45,6 +45,8 @@ def config_hash(raw: dict, cfg: RunConfig) -> str:
     elif cfg.performance_model.kind == "roofline":   # its fitted factors (perf fit rewrites the default file)
         from sweepsim.engine.roofline import DEFAULT_EFFICIENCY
         files.append(cfg.performance_model.efficiency or DEFAULT_EFFICIENCY)
+    if cfg.topology is not None and cfg.topology.planning.forecast:   # a planning forecast file
+        files.append(cfg.topology.planning.forecast)
     # a topology named by file or shipped name is hashed as resolved: editing the file changes the hash
     topo = f"|topology={cfg.topology!r}" if cfg.topology is not None else ""
     doc = config_json(raw) + f"|event_order={cfg.event_order}{topo}|" + "|".join(file_digest(f) for f in files)
@@ -61,10 +63,11 @@ def make_jobs(points: list[dict], configs: list[RunConfig], varied: list[dict]) 
 
 
 def simulation_key(cfg: RunConfig):
-    """What the simulation depends on: the config without its name and, unless the scheduler draws random
-    numbers, without its seed. Jobs with equal keys are simulated once (e.g. a seed axis over deterministic
-    schedulers)."""
-    return dataclasses.replace(cfg, name="", source=None, seed=cfg.seed if cfg.scheduler == "random" else 0)
+    """What the simulation depends on: the config without its name and, unless it draws random numbers (the
+    random scheduler, autoscaling's donations at level 2), without its seed. Jobs with equal keys are simulated
+    once (e.g. a seed axis over deterministic schedulers)."""
+    draws = cfg.scheduler == "random" or (cfg.topology is not None and cfg.topology.scaling.level >= 2)
+    return dataclasses.replace(cfg, name="", source=None, seed=cfg.seed if draws else 0)
 
 
 def groups_of(jobs: list[Job]) -> list[list[Job]]:
