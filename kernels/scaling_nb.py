@@ -427,6 +427,7 @@ def _plan_tick_nb(v, now):
         if d > 0 and prm.i[PI.plan_arbiter] == PlanArbiter.IMMEDIATE:
             while d > 0 and _scale_up_nb(v, e, now, False):
                 d -= 1
+            ep[EPR.changes, e] = d   # LT-I: what the spot pool could not give yet (``_lifecycle_nb``)
         elif d > 0:
             ep[EPR.changes, e] = d
         elif d < 0:
@@ -469,6 +470,14 @@ def _lifecycle_nb(v, i, now):
         v.ep[EPR.draining, e] -= 1
         _spot_push_nb(v, i, now)
         _log_nb(v, now, e, ScaleAction.SPOT, i, st.i[STI.model, i])
+        if v.prm.i[PI.plan_arbiter] == PlanArbiter.IMMEDIATE:
+            # LT-I: the first endpoint of the region still short of its plan takes the new spot instance
+            region = st.i[STI.region, i]
+            for f in range(v.ep.shape[1] - 1):
+                if v.ep[EPR.changes, f] > 0 and topo_nb(v.topo, TOPO.ep_region, f) == region:
+                    if _scale_up_nb(v, f, now, False):
+                        v.ep[EPR.changes, f] -= 1
+                        break
 
 
 @internal(inline="always")

@@ -384,6 +384,10 @@ def _planning(src, pp: dict, scaling: Scaling, base: Path | None) -> Planning:
                    _num(src, "planning.startup_cost", pp.get("startup_cost", d.startup_cost), 0.0, 1e12),
                    _num(src, "planning.override", pp.get("override", d.override), 0.0, 1e9),
                    _num(src, "planning.ratio", pp.get("ratio", d.ratio), 0.0, 1e12))
+    if 0 <= out.start < out.train_until:
+        raise InputError(src, "planning.start", f"the first planning tick must be at or after the history's end "
+                                                f"(planning.train_until = {out.train_until:g} s), or -1 for it; got "
+                                                f"{out.start:g}")
     if out.train_until % 60:
         raise InputError(src, "planning.train_until", f"must be a whole number of minutes (a multiple of 60 s), got "
                                                       f"{out.train_until:g}")

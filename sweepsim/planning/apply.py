@@ -5,8 +5,8 @@ At tick t (``planning.start``, default ``planning.train_until``, then every ``pl
 requests arrive) an endpoint's demand is the peak point forecast (``demand = "upper"``: the peak upper bound of
 the prediction interval) of its model's prod prompt tokens per minute in its region over the minutes in
 [t + window[0], t + window[1]] among the forecasts issued at or before t (never a forecast made with observations
-after t), plus ``dev_fraction`` x the largest dev prompt that arrived for it in the trailing hour (endpoints serving
-dev requests). A prod-only silo gets no dev term, a dev-only silo no forecast. Each region's integer program
+after t), plus ``dev_fraction`` x the largest dev prompt that arrived for it in the trailing interval [t - interval, t]
+(endpoints serving dev requests). A (model, region) without forecast rows (no prod traffic) plans its floor. A prod-only silo gets no dev term, a dev-only silo no forecast. Each region's integer program
 (``planner.plan_from_demand``) turns demands into raw plans, post-processed by ``planning.strategy``.
 """
 import numpy as np
@@ -43,7 +43,11 @@ def forecast_table(cfg, history) -> pl.DataFrame:
     pln = cfg.topology.planning
     if pln.forecast:
         from sweepsim.errors import read_parquet
-        df = read_parquet(pln.forecast, "planning.forecast", FORECAST_COLUMNS)
+        df = read_parquet(pln.forecast, "planning.forecast")
+        missing = [c for c in FORECAST_COLUMNS if c not in df.columns]
+        if missing:
+            raise InputError(pln.forecast, "planning.forecast", f"not a `sweepsim forecast` file: missing column(s) "
+                                                                f"{', '.join(missing)}")
     else:
         from sweepsim.planning.forecast import forecast_trace
         df = forecast_trace(history, pln.train_until, methods=(pln.method,)).table
@@ -124,9 +128,11 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
     ceilings = np.full(len(eps), sc.max_instances, np.int64) if sc.max_instances else None
     raw = plan_from_demand(demands, initial, region, totals, floors, tps, pln.gpu_cost, pln.startup_cost, ceilings)
     applied = apply_strategy(pln.strategy, raw, initial, pln.keep, region, totals)
-    # the kernel's forecast: per minute, per (region, model) in topology order (LT-UA)
+    # the kernel's forecast (LT-UA): per minute m, per (region, model) in topology order; the kernel reads minute m
+    # during minute m - 1, so a forecast issued after that minute's start (at an hour boundary) is left out (NaN)
     fc = np.full((n_min, len(regions) * len(models)), np.nan)
+    arr_known = minute_time - 60.0
     for (m, r), arr in series.items():
         if m in models and r in regions:
-            fc[:, regions.index(r) * len(models) + models.index(m)] = arr[0]
+            fc[:, regions.index(r) * len(models) + models.index(m)] = np.where(arr[2] <= arr_known, arr[0], np.nan)
     return applied, fc, float(start)
