@@ -24,29 +24,36 @@ TARGET_S = 90.0
 TARGET_GB = 4.0
 
 
-def measure(cfg, trace) -> dict:
-    """One configuration: wall time, throughput, peak memory, scaling actions, GPU-hours, SLO attainment."""
+def scaling_metrics(res) -> dict:
+    """A scaling run's totals: GPU-hours by state and allocated, waste, actions, scale-ups, donations and SLO
+    attainment (``slo_met`` of requests.parquet over requests with an SLA)."""
     import numpy as np
 
     from kernels.enums import ScaleAction
-    from sweepsim.engine.simulate import run
     from sweepsim.results.scaling import endpoint_scaling_columns, run_scaling_totals
-    t0 = time.perf_counter()
-    res = run(cfg, trace)
-    wall = time.perf_counter() - t0
-    out = {"simulate_s": wall, "simulated_requests_per_s": len(trace) / wall, "completed": int(res.completed.sum()),
-           "end_clock_s": res.end_clock, "peak_gb_after_simulate": peak_gb()}
     totals = run_scaling_totals(res)
     act = res.scaling_log[:, 2].astype(np.int64) if res.scaling_log is not None else np.zeros(0, np.int64)
-    out.update(totals, donations=int((act == ScaleAction.DONATE).sum()),
+    out = dict(totals, donations=int((act == ScaleAction.DONATE).sum()),
                scale_ups=int(endpoint_scaling_columns(res)["scale_ups"].sum()))
     out["gpu_hours_allocated"] = totals["gpu_hours_serving"] + totals["gpu_hours_starting"] + \
         totals["gpu_hours_draining"]
     sla = res.trace.serving.sla
     has = ~np.isnan(sla)
     with np.errstate(invalid="ignore"):
-        met = res.completed & (res.token_end - res.trace.arrival <= sla)   # slo_met of requests.parquet
+        met = res.completed & (res.token_end - res.trace.arrival <= sla)
     out["slo_attainment"] = float(met[has].mean()) if has.any() else float("nan")
+    return out
+
+
+def measure(cfg, trace) -> dict:
+    """One configuration: wall time, throughput, peak memory, scaling actions, GPU-hours, SLO attainment."""
+    from sweepsim.engine.simulate import run
+    t0 = time.perf_counter()
+    res = run(cfg, trace)
+    wall = time.perf_counter() - t0
+    out = {"simulate_s": wall, "simulated_requests_per_s": len(trace) / wall, "completed": int(res.completed.sum()),
+           "end_clock_s": res.end_clock, "peak_gb_after_simulate": peak_gb()}
+    out.update(scaling_metrics(res))
     del res
     gc.collect()
     return out

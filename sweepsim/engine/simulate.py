@@ -190,6 +190,17 @@ def _expand(res: RunResult, trace: Trace, keep: np.ndarray) -> RunResult:
     return replace(res, trace=trace, rejected=~keep, **out)
 
 
+def _after_history(trace: Trace, end: float) -> Trace:
+    """The requests arriving at or after ``end`` (a suffix: arrivals are sorted; views, not copies), with times
+    counted from ``end`` (so the run's durations, costs and GPU-hours count the simulated period alone)."""
+    sl = slice(int(np.searchsorted(trace.arrival, end, side="left")), None)
+    sv = getattr(trace, "serving", None)
+    return replace(trace, request_id=trace.request_id[sl], application_id=trace.application_id[sl],
+                   arrival=trace.arrival[sl] - end, prompt_size=trace.prompt_size[sl],
+                   token_size=trace.token_size[sl], annotations={k: v[sl] for k, v in trace.annotations.items()},
+                   serving=sv.take(sl) if sv is not None else None)
+
+
 def _subtrace(trace: Trace, keep: np.ndarray) -> Trace:
     sv = getattr(trace, "serving", None)
     return replace(trace, **{k: np.ascontiguousarray(getattr(trace, k)[keep]) for k in (
@@ -227,9 +238,7 @@ def simulate(cfgs: list[RunConfig], trace: Trace, debug: bool = False) -> list[R
         out: dict[int, RunResult] = {}
         for end in dict.fromkeys(ends):
             idx = [c for c, e in enumerate(ends) if e == end]
-            part = trace if end == 0 else _subtrace(trace, trace.arrival >= end)
-            if end:   # the simulated period starts at 0 (durations, costs and GPU-hours count it alone)
-                part = replace(part, arrival=part.arrival - end)
+            part = trace if end == 0 else _after_history(trace, end)
             if len(part.arrival) == 0:
                 raise InputError(trace.path, "planning.train_until", f"no request arrives after {end:g} s: the "
                                  f"trace is all history (its last arrival: {float(trace.arrival.max()):g} s)")

@@ -80,15 +80,19 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
         arr[0, mi] = g["predicted"].to_numpy()
         arr[1, mi] = g["upper"].to_numpy() if pln.demand == "upper" else g["predicted"].to_numpy()
         arr[2, mi] = g["issued"].to_numpy()
-        series[(str(m), str(r))] = arr
+        series[(str(m), _region_name(str(r), regions))] = arr
     minute_time = np.arange(n_min) * 60.0
+    # per request: its model and first region as codes (topology order; -1: neither), and whether it is dev
     sv = history.serving
-    names = sv.model_names if sv is not None else ("",)
-    model_of = np.array([n or models[0] for n in names])[sv.model] if sv is not None else \
-        np.full(len(history.arrival), models[0])
-    first = np.array([o[0] if o else regions[0] for o in sv.region_orders])[sv.regions] if sv is not None else \
-        np.full(len(history.arrival), regions[0])
-    dev = (sv.workload == 1) if sv is not None else np.zeros(len(history.arrival), bool)
+    n = len(history.arrival)
+    if sv is not None:
+        model_lut = np.array([models.index(x or models[0]) if (x or models[0]) in models else -1
+                              for x in sv.model_names], np.int64)
+        first_lut = np.array([regions.index(_region_name(o[0], regions)) if o and _region_name(o[0], regions) in
+                              regions else (0 if not o else -1) for o in sv.region_orders], np.int64)
+        model_of, first, dev = model_lut[sv.model], first_lut[sv.regions], sv.workload == 1
+    else:
+        model_of, first, dev = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
     demands = np.zeros((len(times), len(eps)))
     for j, e in enumerate(eps):
         if e.workload != "dev":
@@ -100,7 +104,7 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
                     vals = vals[~np.isnan(vals)]
                     demands[k, j] = float(np.maximum(vals, 0.0).max()) if len(vals) else 0.0
         if e.workload != "prod" and pln.dev_fraction > 0:
-            mine = dev & (model_of == e.model) & (first == e.region)
+            mine = dev & (model_of == models.index(e.model)) & (first == regions.index(e.region))
             a, p = history.arrival[mine], history.prompt_size[mine]
             for k, t in enumerate(times):
                 demands[k, j] += dev_backlog(a, p, float(t), pln.dev_fraction, pln.interval)
@@ -113,10 +117,10 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
         train = history.arrival < pln.train_until if pln.train_until > 0 else np.ones(len(history.arrival), bool)
         prod = ~dev & train   # mean sizes of the prod requests of the training window
         means_p, means_o = {}, {}
-        for m in models:
-            mask = prod & (model_of == m)
+        for code, m in enumerate(models):
+            mask = prod & (model_of == code)
             if not mask.any():
-                mask = model_of == m
+                mask = model_of == code
             means_p[m] = float(history.prompt_size[mask].mean()) if mask.any() else 1000.0
             means_o[m] = float(history.token_size[mask].mean()) if mask.any() else 250.0
         tps = endpoint_throughputs(cfg, means_p, means_o)
@@ -136,3 +140,10 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
         if m in models and r in regions:
             fc[:, regions.index(r) * len(models) + models.index(m)] = np.where(arr[2] <= arr_known, arr[0], np.nan)
     return applied, fc, float(start)
+
+
+def _region_name(token: str, regions) -> str:
+    """A trace's region token as the topology's region name (names, or SageServe's digit indices)."""
+    if token not in regions and token.isascii() and token.isdigit() and int(token) < len(regions):
+        return regions[int(token)]
+    return token
