@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_regions import generate, peak_gb
+from benchmarks.bench_regions import generate, peak_gb, warm_up
 
 TARGET_S = 90.0
 TARGET_GB = 4.0
@@ -71,10 +71,7 @@ def main():
     if not path.exists():
         out["generate_s"] = generate(path, a.requests)
 
-    import numpy as np
-
     from sweepsim.config.run import from_dict
-    from sweepsim.engine.simulate import run
     from sweepsim.workload.trace import load_trace
     t0 = time.perf_counter()
     trace = load_trace(path)
@@ -84,11 +81,7 @@ def main():
                         "scaling": {"level": a.level, "delays": a.delays}})
     fixed = from_dict({"topology": "us3", "end_time": float("inf")})
     out["instances"] = sum(e.instances for e in fixed.topology.endpoints)
-    tiny = trace.__class__(trace.path, trace.request_id[:5], trace.application_id[:5], trace.arrival[:5],
-                           trace.prompt_size[:5], trace.token_size[:5], {}, trace.serving.take(np.arange(5)))
-    t0 = time.perf_counter()
-    run(scaled, tiny)
-    out["compile_or_cache_load_s"] = time.perf_counter() - t0
+    out["compile_or_cache_load_s"] = warm_up(scaled, trace)
     out["reactive"] = measure(scaled, trace)
     out["fixed"] = measure(fixed, trace)
     r, f = out["reactive"], out["fixed"]

@@ -23,9 +23,6 @@ import argparse
 import gc
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,30 +30,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.bench_autoscale import scaling_metrics
+from benchmarks.bench_regions import generate, peak_gb, warm_up
 
 DAY_S = 86_400.0
 TARGET_S = 120.0
 TARGET_GB = 4.0
-
-
-def generate(path: Path, n: int) -> float:
-    """Two days of ``bench_regions``'s trace (the same mixes, the diurnal profile with a one-day period): n
-    requests a day on average."""
-    exe = str(Path(sys.executable).with_name("sweepsim"))
-    args = [exe, "trace", "gen", "--sizes", "azure-conv", "--rate", f"{n / DAY_S:.6f}", "--duration", str(2 * DAY_S),
-            "--profile", "diurnal", "--period", str(DAY_S), "--model", "A=0.4,B=0.2,C=0.2,D=0.2",
-            "--region", "westus=0.4,centralus=0.3,eastus=0.3", "--regions", "westus,centralus,eastus",
-            "--workload", "prod=0.85,batch=0.05,dev=0.1", "--sla", "prod=30,batch=3600,dev=86400",
-            "--max-requests", str(int(2.5 * n)), "--seed", "0", "--out", str(path)]
-    t0 = time.perf_counter()
-    subprocess.run(args, check=True, capture_output=True)
-    return time.perf_counter() - t0
-
-
-def peak_gb() -> float:
-    """The process's peak resident memory so far [GB = 1e9 bytes] (``ru_maxrss`` is in KiB on Linux;
-    ``bench_regions.peak_gb`` divides it by 1e6, 2.4% lower)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def rss_gb() -> float:
@@ -180,13 +158,10 @@ def main():
     path = a.trace or Path(tempfile.gettempdir()) / f"sweepsim_bench_planning_{a.requests}.parquet"
     out = {"requests_per_day_target": a.requests, "trace": str(path)}
     if not path.exists():
-        out["generate_s"] = generate(path, a.requests)
+        out["generate_s"] = generate(path, a.requests, days=2)
     sampler = RssSampler()
 
-    import numpy as np
-
     from sweepsim.config.run import from_dict
-    from sweepsim.engine.simulate import run
     from sweepsim.planning.apply import planned_targets
     from sweepsim.planning.forecast import forecast_trace
     from sweepsim.workload.trace import load_trace
@@ -247,12 +222,8 @@ def main():
     out["peak_gb_after_planning"] = peak_gb()
 
     # the kernel is one function for every arbiter: a plan-less level-2 run of a 5-request prefix loads or compiles it
-    tiny = trace.__class__(trace.path, trace.request_id[:5], trace.application_id[:5], trace.arrival[:5],
-                           trace.prompt_size[:5], trace.token_size[:5], {}, trace.serving.take(np.arange(5)))
     with sampler.phase("compile"):
-        t0 = time.perf_counter()
-        run(from_dict(base), tiny)
-        out["compile_or_cache_load_s"] = time.perf_counter() - t0
+        out["compile_or_cache_load_s"] = warm_up(from_dict(base), trace)
     out["peak_gb_after_compile"] = peak_gb()
 
     gc.collect()

@@ -25,18 +25,33 @@ TARGET_GB = 4.0
 
 
 def peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6   # KiB on Linux
+    """The process's peak resident memory so far [GB = 1e9 bytes] (``ru_maxrss`` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
-def generate(path: Path, n: int) -> float:
+def generate(path: Path, n: int, days: int = 1) -> float:
+    """``days`` days of the us3 trace (the diurnal profile with a one-day period, the mixes above): n requests a
+    day on average. Returns the generation's wall time [s]."""
     exe = str(Path(sys.executable).with_name("sweepsim"))
-    args = [exe, "trace", "gen", "--sizes", "azure-conv", "--rate", f"{n / DAY_S:.6f}", "--duration", str(DAY_S),
-            "--profile", "diurnal", "--model", "A=0.4,B=0.2,C=0.2,D=0.2",
+    args = [exe, "trace", "gen", "--sizes", "azure-conv", "--rate", f"{n / DAY_S:.6f}", "--duration",
+            str(days * DAY_S), "--profile", "diurnal", "--period", str(DAY_S), "--model", "A=0.4,B=0.2,C=0.2,D=0.2",
             "--region", "westus=0.4,centralus=0.3,eastus=0.3", "--regions", "westus,centralus,eastus",
             "--workload", "prod=0.85,batch=0.05,dev=0.1", "--sla", "prod=30,batch=3600,dev=86400",
-            "--seed", "0", "--out", str(path)]
+            "--max-requests", str(int(1.5 * days * n)), "--seed", "0", "--out", str(path)]
     t0 = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def warm_up(cfg, trace) -> float:
+    """Seconds to run ``cfg`` on the trace's first 5 requests: the kernels' compilation or cache load."""
+    import numpy as np
+
+    from sweepsim.engine.simulate import run
+    tiny = trace.__class__(trace.path, trace.request_id[:5], trace.application_id[:5], trace.arrival[:5],
+                           trace.prompt_size[:5], trace.token_size[:5], {}, trace.serving.take(np.arange(5)))
+    t0 = time.perf_counter()
+    run(cfg, tiny)
     return time.perf_counter() - t0
 
 
@@ -51,8 +66,6 @@ def main():
     if not path.exists():
         out["generate_s"] = generate(path, a.requests)
 
-    import numpy as np
-
     from sweepsim.config.run import from_dict
     from sweepsim.engine.simulate import run
     from sweepsim.workload.trace import load_trace
@@ -63,11 +76,7 @@ def main():
     out["peak_gb_after_load"] = peak_gb()
     cfg = from_dict({"topology": "us3", "end_time": float("inf")})
     out["instances"] = sum(e.instances for e in cfg.topology.endpoints)
-    tiny = trace.__class__(trace.path, trace.request_id[:5], trace.application_id[:5], trace.arrival[:5],
-                           trace.prompt_size[:5], trace.token_size[:5], {}, trace.serving.take(np.arange(5)))
-    t0 = time.perf_counter()
-    run(cfg, tiny)
-    out["compile_or_cache_load_s"] = time.perf_counter() - t0
+    out["compile_or_cache_load_s"] = warm_up(cfg, trace)
     t0 = time.perf_counter()
     res = run(cfg, trace)
     wall = time.perf_counter() - t0

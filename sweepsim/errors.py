@@ -25,6 +25,13 @@ def allowed(values):
     return "allowed: " + ", ".join(str(v) for v in values)
 
 
+def choice(src, key, v, options):
+    """``v`` if it is one of ``options`` (and of their type), else an InputError listing them."""
+    if isinstance(v, (bool, dict, list)) or v not in options or type(v) is not type(options[0]):
+        raise InputError(src, key, f"unknown value {v!r}; {allowed(options)}")
+    return v
+
+
 def check_input_file(path, field=None, what="file") -> Path:
     """An input file that exists and is a regular file: a directory, a device (/dev/zero) or a pipe would
     fail late or be read forever."""

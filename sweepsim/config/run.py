@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sweepsim import PROJECT_ROOT
-from sweepsim.errors import InputError, allowed, read_toml
+from sweepsim.errors import InputError, allowed, choice, read_toml
 from sweepsim.config.catalog import get_model, get_sku, processors, skus
 from sweepsim.engine.performance import PerfModelConfig
 from sweepsim.config.schedulers import CO_LOCATED
@@ -134,12 +134,6 @@ def _as_str(src, key, v):
     return v
 
 
-def _choice(src, key, v, options):
-    if isinstance(v, (bool, dict, list)) or v not in options or type(v) is not type(options[0]):
-        raise InputError(src, key, f"unknown value {v!r}; {allowed(options)}")
-    return v
-
-
 def _as_end_time(src, key, v):
     x = _as_float(src, key, v, finite=False)  # inf: until every request ends
     if MAX_END_TIME_S < x < math.inf:
@@ -156,22 +150,22 @@ def _as_bandwidth(src, key, v):
 
 #: Top-level scalar keys of a run config and their converters (tables and the trace are parsed on their own).
 SCALARS = {
-    "start_state": lambda s, k, v: _choice(s, k, v, START_STATES),
-    "scheduler": lambda s, k, v: _choice(s, k, v, SCHEDULERS),
+    "start_state": lambda s, k, v: choice(s, k, v, START_STATES),
+    "scheduler": lambda s, k, v: choice(s, k, v, SCHEDULERS),
     "seed": _as_int,
     "name": _as_str,
     "end_time": _as_end_time,
-    "network": lambda s, k, v: _choice(s, k, v, NETWORKS),
-    "event_order": lambda s, k, v: _choice(s, k, v, EVENT_ORDERS),
-    "slowdown_hardware": lambda s, k, v: _choice(s, k, v, tuple(sorted(processors()))),
-    "slowdown_tensor_parallel": lambda s, k, v: _choice(s, k, v, (1, 2, 4, 8)),
-    "oversized_requests": lambda s, k, v: _choice(s, k, v, OVERSIZED),
+    "network": lambda s, k, v: choice(s, k, v, NETWORKS),
+    "event_order": lambda s, k, v: choice(s, k, v, EVENT_ORDERS),
+    "slowdown_hardware": lambda s, k, v: choice(s, k, v, tuple(sorted(processors()))),
+    "slowdown_tensor_parallel": lambda s, k, v: choice(s, k, v, (1, 2, 4, 8)),
+    "oversized_requests": lambda s, k, v: choice(s, k, v, OVERSIZED),
     "transfer_bandwidth_gib": _as_bandwidth,
-    "split_type": lambda s, k, v: _choice(s, k, v, SPLIT_TYPES),
+    "split_type": lambda s, k, v: choice(s, k, v, SPLIT_TYPES),
     "prompt_servers": lambda s, k, v: _as_int(s, k, v, maximum=MAX_SERVERS),
     "token_servers": lambda s, k, v: _as_int(s, k, v, maximum=MAX_SERVERS),
-    "prompt_sku": lambda s, k, v: _choice(s, k, v, tuple(skus())),
-    "token_sku": lambda s, k, v: _choice(s, k, v, tuple(skus())),
+    "prompt_sku": lambda s, k, v: choice(s, k, v, tuple(skus())),
+    "token_sku": lambda s, k, v: choice(s, k, v, tuple(skus())),
 }
 
 
@@ -295,13 +289,13 @@ def from_dict(d: dict, src=None) -> RunConfig:
         # a topology's models A-D run on their profiled look-alikes; models nobody profiled on the roofline model
         pm = {**pm, "fallback": "roofline"}
     kw["performance_model"] = _parse_table(src, "performance_model", pm, PerfModelConfig, {
-        "kind": lambda s, k, v: _choice(s, k, v, ("db", "constant", "roofline")),
+        "kind": lambda s, k, v: choice(s, k, v, ("db", "constant", "roofline")),
         "path": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
         "prompt_time": _as_time, "token_time": _as_time,
         "efficiency": lambda s, k, v: str(resolve_path(_as_str(s, k, v), base)),
         "context_tokens": lambda s, k, v: _as_int(s, k, v, 0, MAX_TOKENS_CONTEXT),
         "compute_efficiency": _as_fraction, "memory_efficiency": _as_fraction,
-        "scale": _as_scale, "fallback": lambda s, k, v: _choice(s, k, v, ("roofline", "none")),
+        "scale": _as_scale, "fallback": lambda s, k, v: choice(s, k, v, ("roofline", "none")),
         "iteration_overhead": _as_overhead})
     if kw["performance_model"].kind == "constant" and not (kw["performance_model"].prompt_time > 0
                                                           and kw["performance_model"].token_time > 0):
@@ -316,7 +310,7 @@ def from_dict(d: dict, src=None) -> RunConfig:
             "max_batch_size": lambda s, k, v: _as_int(s, k, v, 1),
             "max_batch_tokens": lambda s, k, v: _as_int(s, k, v, 1),
             "max_preemptions": lambda s, k, v: _as_int(s, k, v, 0),
-            "tensor_parallel": lambda s, k, v: _choice(s, k, v, (1, 2, 4, 8))})
+            "tensor_parallel": lambda s, k, v: choice(s, k, v, (1, 2, 4, 8))})
     cfg = RunConfig(**kw)
     _check_combination(cfg)
     return cfg

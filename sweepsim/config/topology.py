@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sweepsim import PROJECT_ROOT
-from sweepsim.errors import InputError, allowed, read_toml
+from sweepsim.errors import InputError, allowed, choice, read_toml
 
 TOPOLOGIES_DIR = PROJECT_ROOT / "configs" / "topologies"
 #: Endpoint workload silos: "any" serves every class of its model; "prod" / "dev" only that workload (SageServe's
@@ -343,12 +343,6 @@ def parse_topology(d: dict, src=None, base: Path | None = None) -> Topology:
     return Topology(name, tuple(regions), tuple(eps), routing, feeding, scaling, planning)
 
 
-def _choice(src, key, v, options):
-    if v not in options:
-        raise InputError(src, key, f"unknown value {v!r}; {allowed(options)}")
-    return v
-
-
 def _planning(src, pp: dict, scaling: Scaling, base: Path | None) -> Planning:
     """``[planning]``: its keys checked; an arbiter other than "none" needs ``scaling.level >= 1`` (plans move
     instances the way scaling does) and a forecast (a file, or ``train_until`` to compute one)."""
@@ -369,17 +363,17 @@ def _planning(src, pp: dict, scaling: Scaling, base: Path | None) -> Planning:
         if not path.is_absolute() and base is not None:
             path = base / path
         forecast = str(path)
-    out = Planning(_choice(src, "planning.arbiter", pp.get("arbiter", d.arbiter), PLAN_ARBITERS), forecast,
-                   _choice(src, "planning.method", pp.get("method", d.method), FORECAST_METHODS),
+    out = Planning(choice(src, "planning.arbiter", pp.get("arbiter", d.arbiter), PLAN_ARBITERS), forecast,
+                   choice(src, "planning.method", pp.get("method", d.method), FORECAST_METHODS),
                    _num(src, "planning.train_until", pp.get("train_until", d.train_until), 0.0, 1e9),
                    _num(src, "planning.start", pp.get("start", d.start), -1.0, 1e9),
                    _num(src, "planning.interval", pp.get("interval", d.interval), 60.0, 1e7),
                    (float(window[0]), float(window[1])),
-                   _choice(src, "planning.demand", pp.get("demand", d.demand), PLAN_DEMANDS),
+                   choice(src, "planning.demand", pp.get("demand", d.demand), PLAN_DEMANDS),
                    _num(src, "planning.dev_fraction", pp.get("dev_fraction", d.dev_fraction), 0.0, 1e6),
-                   _choice(src, "planning.strategy", pp.get("strategy", d.strategy), PLAN_STRATEGIES),
+                   choice(src, "planning.strategy", pp.get("strategy", d.strategy), PLAN_STRATEGIES),
                    _num(src, "planning.keep", pp.get("keep", d.keep), 1, 1000, True),
-                   _choice(src, "planning.throughput", pp.get("throughput", d.throughput), PLAN_THROUGHPUTS),
+                   choice(src, "planning.throughput", pp.get("throughput", d.throughput), PLAN_THROUGHPUTS),
                    _num(src, "planning.gpu_cost", pp.get("gpu_cost", d.gpu_cost), 0.0, 1e12),
                    _num(src, "planning.startup_cost", pp.get("startup_cost", d.startup_cost), 0.0, 1e12),
                    _num(src, "planning.override", pp.get("override", d.override), 0.0, 1e9),
@@ -409,12 +403,8 @@ def _scaling(src, ss: dict, regions, eps) -> Scaling:
     names = {f.name for f in fields(Scaling)}
     _table(src, "scaling", ss, names)
     level = _num(src, "scaling.level", ss.get("level", 0), 0, 2, True)
-    policy = ss.get("policy", "utilization")
-    if policy not in SCALING_POLICIES:
-        raise InputError(src, "scaling.policy", f"unknown policy {policy!r}; {allowed(SCALING_POLICIES)}")
-    delays = ss.get("delays", "real")
-    if delays not in SCALING_DELAYS:
-        raise InputError(src, "scaling.delays", f"unknown delays {delays!r}; {allowed(SCALING_DELAYS)}")
+    policy = choice(src, "scaling.policy", ss.get("policy", "utilization"), SCALING_POLICIES)
+    delays = choice(src, "scaling.delays", ss.get("delays", "real"), SCALING_DELAYS)
     up, low = SCALING_THRESHOLDS[policy]
     hi = 1e9
     out = Scaling(level, policy, _num(src, "scaling.upper", ss.get("upper", up), 0.0, hi),

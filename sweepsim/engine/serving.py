@@ -86,11 +86,19 @@ def _combinations(trace) -> dict[int, int]:
     return dict(zip(uniq.tolist(), at.tolist()))
 
 
-def _region_index(topo, token, src, rid):
-    if token in topo.regions:
-        return topo.regions.index(token)
-    if token.isascii() and token.isdigit() and int(token) < len(topo.regions):
+def region_of(regions, token: str) -> int:
+    """The index of a trace's region token: a region name, or SageServe's 0-based digit index (-1: neither)."""
+    if token in regions:
+        return regions.index(token)
+    if token.isascii() and token.isdigit() and int(token) < len(regions):
         return int(token)
+    return -1
+
+
+def _region_index(topo, token, src, rid):
+    k = region_of(topo.regions, token)
+    if k >= 0:
+        return k
     raise InputError(src, "regions", f"request_id {rid}: unknown region {token!r}; the topology's regions: "
                                      f"{', '.join(topo.regions)} (or their 0-based index)")
 

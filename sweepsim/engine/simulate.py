@@ -193,18 +193,16 @@ def _expand(res: RunResult, trace: Trace, keep: np.ndarray) -> RunResult:
 def _after_history(trace: Trace, end: float) -> Trace:
     """The requests arriving at or after ``end`` (a suffix: arrivals are sorted; views, not copies), with times
     counted from ``end`` (so the run's durations, costs and GPU-hours count the simulated period alone)."""
-    sl = slice(int(np.searchsorted(trace.arrival, end, side="left")), None)
-    sv = getattr(trace, "serving", None)
-    return replace(trace, request_id=trace.request_id[sl], application_id=trace.application_id[sl],
-                   arrival=trace.arrival[sl] - end, prompt_size=trace.prompt_size[sl],
-                   token_size=trace.token_size[sl], annotations={k: v[sl] for k, v in trace.annotations.items()},
-                   serving=sv.take(sl) if sv is not None else None)
+    part = _subtrace(trace, slice(int(np.searchsorted(trace.arrival, end, side="left")), None))
+    return replace(part, arrival=part.arrival - end)
 
 
-def _subtrace(trace: Trace, keep: np.ndarray) -> Trace:
+def _subtrace(trace: Trace, keep: np.ndarray | slice) -> Trace:
+    """The requests ``keep`` selects (a mask, or a slice: views), with their annotations and serving columns."""
     sv = getattr(trace, "serving", None)
     return replace(trace, **{k: np.ascontiguousarray(getattr(trace, k)[keep]) for k in (
         "request_id", "application_id", "arrival", "prompt_size", "token_size")},
+        annotations={k: v[keep] for k, v in trace.annotations.items()},
         serving=sv.take(keep) if sv is not None else None)
 
 

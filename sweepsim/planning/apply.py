@@ -12,6 +12,7 @@ after t), plus ``dev_fraction`` x the largest dev prompt that arrived for it in 
 import numpy as np
 import polars as pl
 
+from sweepsim.engine.serving import region_of
 from sweepsim.errors import InputError
 
 FORECAST_COLUMNS = ("model", "region", "method", "minute", "time", "predicted", "upper", "issued")
@@ -80,7 +81,8 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
         arr[0, mi] = g["predicted"].to_numpy()
         arr[1, mi] = g["upper"].to_numpy() if pln.demand == "upper" else g["predicted"].to_numpy()
         arr[2, mi] = g["issued"].to_numpy()
-        series[(str(m), _region_name(str(r), regions))] = arr
+        k = region_of(regions, str(r))
+        series[(str(m), regions[k] if k >= 0 else str(r))] = arr
     minute_time = np.arange(n_min) * 60.0
     # per request: its model and first region as codes (topology order; -1: neither), and whether it is dev
     sv = history.serving
@@ -88,8 +90,7 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
     if sv is not None:
         model_lut = np.array([models.index(x or models[0]) if (x or models[0]) in models else -1
                               for x in sv.model_names], np.int64)
-        first_lut = np.array([regions.index(_region_name(o[0], regions)) if o and _region_name(o[0], regions) in
-                              regions else (0 if not o else -1) for o in sv.region_orders], np.int64)
+        first_lut = np.array([region_of(regions, o[0]) if o else 0 for o in sv.region_orders], np.int64)
         model_of, first, dev = model_lut[sv.model], first_lut[sv.regions], sv.workload == 1
     else:
         model_of, first, dev = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
@@ -141,9 +142,3 @@ def planned_targets(cfg, history) -> tuple[np.ndarray, np.ndarray, float]:
             fc[:, regions.index(r) * len(models) + models.index(m)] = np.where(arr[2] <= arr_known, arr[0], np.nan)
     return applied, fc, float(start)
 
-
-def _region_name(token: str, regions) -> str:
-    """A trace's region token as the topology's region name (names, or SageServe's digit indices)."""
-    if token not in regions and token.isascii() and token.isdigit() and int(token) < len(regions):
-        return regions[int(token)]
-    return token
