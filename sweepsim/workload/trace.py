@@ -85,6 +85,49 @@ class Serving:
         return len(self.model)
 
 
+@dataclass(frozen=True, eq=False)
+class TextColumn:
+    """A text annotation column kept as codes (one byte per request while it has fewer than 128 distinct values):
+    row i is ``values[codes[i]]``, ``None`` for an empty cell (code -1). Indexing with an integer gives the row's
+    text, with a slice or mask another ``TextColumn``; iteration, ``tolist()`` and ``np.asarray`` give the texts
+    (a 20M-request trace's three text columns take 60 MB as codes, 480 MB as Python object arrays)."""
+    codes: np.ndarray
+    values: tuple   # distinct texts; None stands for an empty cell
+
+    @staticmethod
+    def of(codes: np.ndarray, values: list) -> "TextColumn":
+        small = np.int8 if len(values) < 127 else np.int16 if len(values) < 32_767 else np.int32
+        return TextColumn(codes.astype(small), tuple(v if v != "" else None for v in values))
+
+    def _lut(self) -> np.ndarray:
+        lut = np.empty(len(self.values) + 1, dtype=object)   # code -1 (empty cell) reads the last entry: None
+        lut[:len(self.values)] = self.values
+        return lut
+
+    def __len__(self):
+        return len(self.codes)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            c = int(self.codes[key])
+            return self.values[c] if c >= 0 else None
+        return TextColumn(self.codes[key], self.values)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._lut()[self.codes]
+        return a if dtype is None else a.astype(dtype)
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def tolist(self) -> list:
+        return self._lut()[self.codes].tolist()
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes
+
+
 @dataclass(frozen=True)
 class Trace:
     path: str
@@ -93,8 +136,8 @@ class Trace:
     arrival: np.ndarray           # float64 seconds, non-decreasing
     prompt_size: np.ndarray       # int64 tokens
     token_size: np.ndarray        # int64 tokens (output length, including the first token)
-    # optional annotation columns present in the file (workload, model, region: str object arrays, None when
-    # missing; slo_ttft, slo_e2e: float64 seconds, NaN when missing)
+    # optional annotation columns present in the file (workload, model, region: ``TextColumn``s, None for an
+    # empty cell; slo_ttft, slo_e2e: float64 seconds, NaN when missing)
     annotations: dict = field(default_factory=dict, compare=False, repr=False)
     # model, class, SLA and region priority order of each request (None: no serving column in the file)
     serving: Serving | None = field(default=None, compare=False, repr=False)
@@ -103,17 +146,46 @@ class Trace:
         return len(self.arrival)
 
 
-def _read_table(path: Path) -> pa.Table:
+def _cannot_read(path, e) -> InputError:
+    return InputError(path, None, f"cannot read trace: {str(e).splitlines()[0]}")
+
+
+class _ParquetColumns:
+    """A Parquet trace read one column at a time (a large trace's file buffers are never all resident at once:
+    each column is converted and released before the next is read), with the part of ``pa.Table``'s interface
+    ``_load_trace`` uses. Text columns stay dictionary-encoded: no Python string per row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        schema = pq.read_schema(path)
+        self.column_names = schema.names
+        text = [f.name for f in schema if f.name in TEXT_COLUMNS and _is_text(f.type)]   # (nested ones are refused)
+        self._file = pq.ParquetFile(path, read_dictionary=text)
+        self.num_rows = self._file.metadata.num_rows
+
+    def __getitem__(self, name) -> pa.ChunkedArray:
+        try:
+            return self._file.read(columns=[name]).column(0)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise _cannot_read(self.path, e) from None
+
+    def table(self, names=None) -> pa.Table:
+        """The columns ``names`` (default all) as one table."""
+        try:
+            return self._file.read(columns=names)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise _cannot_read(self.path, e) from None
+
+
+def _read_table(path: Path) -> "pa.Table | _ParquetColumns":
     check_input_file(path, None, "trace file")
     try:
         if path.suffix.lower() == ".parquet":
-            # text columns stay dictionary-encoded: no Python string per row
-            names = pq.read_schema(path).names
-            return pq.read_table(path, read_dictionary=[c for c in TEXT_COLUMNS if c in names])
+            return _ParquetColumns(path)
         return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
             column_types={c: pa.dictionary(pa.int32(), pa.string()) for c in TEXT_COLUMNS}))
     except (pa.ArrowInvalid, OSError) as e:
-        raise InputError(path, None, f"cannot read trace: {str(e).splitlines()[0]}") from None
+        raise _cannot_read(path, e) from None
 
 
 #: Value ranges of the trace columns (the kernels add sizes and times in int64 / float64 without overflow).
@@ -334,9 +406,7 @@ def read_extras(path, t: pa.Table) -> tuple[dict, Serving | None]:
             codes, values = text(name)
             if name == "workload":
                 _check_workloads(path, fname, codes, values)
-            lut = np.empty(len(values) + 1, dtype=object)  # empty cell: None
-            lut[:len(values)] = [v if v != "" else None for v in values]
-            a = lut[codes]
+            a = TextColumn.of(codes, values)
         out[name] = a
     serving = None
     if any(k in cols for k in SERVING + ("region",)):
@@ -364,6 +434,8 @@ def _load_trace(path) -> Trace:
     missing = [c for c in REQUIRED if c not in t.column_names]
     if missing:
         if is_azure(t.column_names):
+            if isinstance(t, _ParquetColumns):
+                t = t.table()
             az = convert(t, path, drop_hint="drop them with `sweepsim trace import azure --drop-bad`",
                          sort_hint="sort them with `sweepsim trace import azure --sort`")
             n = len(az.arrival)
@@ -375,10 +447,12 @@ def _load_trace(path) -> Trace:
     if t.num_rows == 0:
         raise InputError(path, None, "trace has no requests")
     rid = _whole(path, "request_id", t["request_id"])
-    _numeric(path, "arrival_timestamp", t["arrival_timestamp"])
-    if t["arrival_timestamp"].null_count:
-        raise InputError(path, "arrival_timestamp", f"has {t['arrival_timestamp'].null_count} empty value(s)")
-    arrival = np.asarray(_to_numpy(t["arrival_timestamp"]), dtype=np.float64)
+    col = t["arrival_timestamp"]
+    _numeric(path, "arrival_timestamp", col)
+    if col.null_count:
+        raise InputError(path, "arrival_timestamp", f"has {col.null_count} empty value(s)")
+    arrival = _owned(np.asarray(_to_numpy(col), dtype=np.float64))
+    del col
     prompt = _whole(path, "prompt_size", t["prompt_size"])
     token = _whole(path, "token_size", t["token_size"])
     app = _whole(path, "application_id", t["application_id"]) if "application_id" in t.column_names \
@@ -387,10 +461,12 @@ def _load_trace(path) -> Trace:
         rt = _whole(path, "request_type", t["request_type"])
         if np.any(rt != 2):
             raise InputError(path, "request_type", "only 2 (generative LLM) is supported")
+        del rt
     if "batch_size" in t.column_names:
         bs = _whole(path, "batch_size", t["batch_size"])
         if np.any(bs != 1):
             raise InputError(path, "batch_size", "only 1 is supported")
+        del bs
     if len(arrival) > MAX_REQUESTS:
         raise InputError(path, None, f"{len(arrival):,} requests; a trace holds at most {MAX_REQUESTS:,}")
     if not np.all(np.isfinite(arrival)) or np.any(arrival < 0) or np.any(arrival > MAX_ARRIVAL_S):
@@ -409,8 +485,12 @@ def _load_trace(path) -> Trace:
         raise InputError(path, "request_id", "request ids must be unique")
     # owned, writable, contiguous arrays (one kernel signature whatever the file format); the required columns'
     # file buffers are released before the optional columns are read (a 20M-request trace peaked 2 GB higher)
-    rid, app, arrival, prompt, token = (_owned(a) for a in (rid, app, arrival, prompt, token))
-    t = t.drop_columns([c for c in REQUIRED + ("application_id", "request_type", "batch_size") if c in t.column_names])
+    rid, app, prompt, token = (_owned(a) for a in (rid, app, prompt, token))
+    core = REQUIRED + ("application_id", "request_type", "batch_size")
+    if isinstance(t, _ParquetColumns):
+        t = t.table([c for c in t.column_names if c not in core])
+    else:
+        t = t.drop_columns([c for c in core if c in t.column_names])
     pa.default_memory_pool().release_unused()
     annotations, serving = read_extras(path, t)
     del t
