@@ -19,7 +19,7 @@ from kernels.jit import internal
 from kernels.layout import ENDPOINT_TIME, IF, II, PF, PI, RF, RI
 from kernels.serving_nb import CLASS_DEV, request_class_nb
 from kernels.simulate_nb import simulate_1d_nb
-from kernels.state_nb import RQF, RQI, R_ENDPOINT, SCF, STF, STI, TKF, T_FED, Cluster, Params, Workload
+from kernels.state_nb import RQF, RQI, R_ENDPOINT, SCF, STF, STI, T_FED, Cluster, Params, Workload
 
 
 @internal(nrt=True)
@@ -46,17 +46,14 @@ def simulate_config_nb(c, inp, perf, out):
     a_p = inp.plan_off[c]
     b_p = inp.plan_off[c + 1]
     plan = inp.plan[a_p:b_p].copy().reshape((rows, (b_p - a_p) // rows)) if rows > 0 else np.zeros((1, 1))
-    tk, rq, st, sv, sc, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo, plan)
+    # the phases' start and end times are written into req_f[c] during the run
+    rq, st, sv, sc, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo, plan, out.req_f[c])
     req_f = out.req_f
     req_i = out.req_i
     inst_f = out.inst_f
     kv = rq.kf.shape[1] == inp.arrival.shape[0]   # the KV-transfer fields were allocated per request
     inst_i = out.inst_i
     for r in range(inp.arrival.shape[0]):
-        req_f[c, RF.prompt_start, r] = tk.f[TKF.first_start, 2 * r]
-        req_f[c, RF.prompt_end, r] = tk.f[TKF.end, 2 * r]
-        req_f[c, RF.token_start, r] = tk.f[TKF.first_start, 2 * r + 1]
-        req_f[c, RF.token_end, r] = tk.f[TKF.end, 2 * r + 1]
         req_f[c, RF.kv_start, r] = rq.kf[RQF.kv_start, r] if kv else np.nan
         req_f[c, RF.kv_end, r] = rq.kf[RQF.kv_end, r] if kv else np.nan
         req_f[c, RF.fed_time, r] = sv.time[T_FED, r] if prm.i[PI.topology] else np.nan

@@ -1,11 +1,11 @@
 """End of a run of iterations: advance every batched task, finish completed tasks, walk the request DAG
 (prompt -> [KV transfer ->] decode -> request done), then start the next run."""
-from kernels.layout import PI
+from kernels.layout import PI, RF
 from kernels.enums import TaskState
 from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remove_nb,
                                  start_iteration_nb, start_waiting_nb)
 from kernels.jit import internal
-from kernels.state_nb import QU, RQI, SCF, STF, STI, TKB, TKF
+from kernels.state_nb import QU, RQI, SCF, STF, STI, TKB
 from kernels.kv_transfer_nb import flow_arrive_nb
 from kernels.serving_nb import request_completed_nb
 
@@ -19,7 +19,7 @@ def finish_task_nb(sim, i, t, now):
     wl = sim.wl
     r = t >> 1
     tk.b[TKB.state, t] = TaskState.COMPLETED
-    tk.f[TKF.end, t] = now
+    tk.f[RF.token_end if t & 1 else RF.prompt_end, r] = now   # the request's output row (``Tasks``)
     st.i[STI.resident, i] -= 1
     if t & 1 == 0:
         st.i[STI.sched_pending_tokens, i] -= wl.prompt_size[r]

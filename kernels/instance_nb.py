@@ -11,7 +11,7 @@ The per-task wait count ``num_preemptions`` (iterations a resident head task spe
 derived lazily from the instance's iteration counter ``it_count``: ``np_acc + it_count - np_since`` while the
 task waits, ``np_acc`` otherwise, so no loop over waiting tasks is needed per iteration.
 """
-from kernels.layout import CI, LOG, PF, PI
+from kernels.layout import CI, LOG, PF, PI, RF
 from kernels.enums import InstanceType, Lifecycle, TaskState
 from kernels.event_order_nb import schedule_run_end_nb
 from kernels.event_queue_nb import heap_remove_nb
@@ -22,7 +22,7 @@ from kernels.scaling_nb import SC_IDLE, scaling_event_nb
 from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
                                q_append_nb, q_remove_nb)
 from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, EP_KV, POOL_MIXED, QU, RQI, STF, STI, TKB,
-                              TKF, TKI, TKW, task_memory_nb, tokens_per_iteration_nb)
+                              TKI, TKW, task_memory_nb, tokens_per_iteration_nb)
 
 # ---------------------------------------------------------------- lazy wait counts and list orders
 
@@ -388,7 +388,7 @@ def start_iteration_nb(sim, i, now):
         if tk.b[TKB.state, t] == TaskState.BLOCKED:
             dq_remove_nb(qu.q[QU.blocked], st.i[STI.blocked_off], st.i[STI.blocked_len], i, t)
         else:
-            tk.f[TKF.first_start, t] = now
+            tk.f[RF.token_start if t & 1 else RF.prompt_start, t >> 1] = now   # its request's output row
             m = task_memory_nb(sim, i, t)
             st.i[STI.memory, i] += m
             sim.rq.i[RQI.memory, t >> 1] += m

@@ -156,10 +156,11 @@ def run_events_nb(sim):
 
 
 @njit(cache=True)
-def simulate_1d_nb(wl, prm, cl, perf, topo, plan):
+def simulate_1d_nb(wl, prm, cl, perf, topo, plan, times):
     """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``; ``plan``: its
-    planned instance counts and forecast, ``Scale.p``). Returns
-    (tasks, requests, instance state, serving state, scaling state (its log trimmed), iteration log, end clock)."""
+    planned instance counts and forecast, ``Scale.p``; ``times``: its request-time outputs, rows
+    ``kernels.layout.REQUEST_FLOAT``, where the phases' first starts and ends are written as they happen). Returns
+    (requests, instance state, serving state, scaling state (its log trimmed), iteration log, end clock)."""
     n_req = wl.arrival.shape[0]
     n_inst = cl.i.shape[1]
     cap = 16
@@ -179,7 +180,7 @@ def simulate_1d_nb(wl, prm, cl, perf, topo, plan):
     sc.f[SCF.timer, 0] = prm.f[PF.scale_timer] if prm.f[PF.scale_timer] > 0.0 else np.inf
     sc.f[SCF.plan_next, 0] = prm.f[PF.plan_start] if prm.i[PI.plan_ticks] > 0 else np.inf
     ctr[CTR_RNG] = prm.i[PI.scale_seed]
-    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits), new_requests_nb(n_req, n_kv),
+    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits, times), new_requests_nb(n_req, n_kv),
               new_inst_nb(cl, cap), new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
               heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo, sv, sc)
     scale_init_nb(sim.st, cl, sv, topo)
@@ -210,4 +211,4 @@ def simulate_1d_nb(wl, prm, cl, perf, topo, plan):
             break
     scaling_event_nb(sim, SC_FINISH, 0, sim.clock[0])
     sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]], sim.sc.p)
-    return sim.tk, sim.rq, sim.st, sim.sv, sc, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]
+    return sim.rq, sim.st, sim.sv, sc, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]

@@ -30,7 +30,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from kernels.layout import CI, SCALING_LOG, TOPO, _index
+from kernels.layout import CI, RF, SCALING_LOG, TOPO, _index
 from kernels.jit import internal
 
 Workload = namedtuple("Workload", ["arrival", "prompt_size", "token_size", "uniform",
@@ -85,16 +85,15 @@ PerfTables = namedtuple("PerfTables", ["i", "f", "y"])
 PTI = _index("PTI", ("kind", "n_knots"))
 PTF = _index("PTF", ("const_prompt", "const_token"))
 PTY = _index("PTY", ("knots", "prompt", "token"))
-#: Per-task state, rows of three 2-D arrays by type (``tk.i[TKI.left, t]``, ``tk.b[TKB.state, t]``,
-#: ``tk.f[TKF.end, t]``; few arrays keep the handlers' argument lists short).
+#: Per-task state, rows of 2-D arrays by type (``tk.i[TKI.left, t]``, ``tk.b[TKB.state, t]``; few arrays keep the
+#: handlers' argument lists short). The times are written straight into the configuration's request outputs
+#: (``tk.f``: its ``Outputs.req_f`` rows, ``kernels.layout.REQUEST_FLOAT``; ``task_time_row``): no per-task copy.
 TASK_INT = ("inst", "left", "pending_hint")
 TASK_WAIT = ("np_acc", "np_since")              # Splitwise instances only (one column on ORCA instances)
 TASK_FLAG = ("state", "waiting")                 # int8 (a 10M-request day keeps 20M tasks)
-TASK_FLOAT = ("first_start", "end")
 Tasks = namedtuple("Tasks", ["i", "b", "f", "w"])
 TKI = _index("TKI", TASK_INT)
 TKB = _index("TKB", TASK_FLAG)
-TKF = _index("TKF", TASK_FLOAT)
 TKW = _index("TKW", TASK_WAIT)
 #: Per-request state: ``rq.i[RQI.memory, r]``; the KV-transfer fields (``ki``, ``kf``) have one column when no
 #: request of the configuration is transferred.
@@ -155,13 +154,16 @@ N_CTR = 16
 
 
 @internal(nrt=True)
-def new_tasks_nb(token_size, waits):
+def new_tasks_nb(token_size, waits, times):
     """``left``: iterations a task still has to run (1 for a prompt, token_size - 1 for a decode); while
     the task is batched the up-to-date count is in its batch slot (``Queues.left``). The wait counts only with
-    ``waits`` (Splitwise instances)."""
+    ``waits`` (Splitwise instances). ``times``: the configuration's request-time outputs (``REQUEST_FLOAT`` rows),
+    the phases' first starts and ends set to NaN (never happened) here."""
     m = 2 * token_size.shape[0]
-    tk = Tasks(np.zeros((len(TASK_INT), m), np.int64), np.zeros((len(TASK_FLAG), m), np.int8),
-               np.full((len(TASK_FLOAT), m), np.nan), np.zeros((len(TASK_WAIT), m if waits else 1), np.int64))
+    for k in (RF.prompt_start, RF.prompt_end, RF.token_start, RF.token_end):
+        times[k] = np.nan
+    tk = Tasks(np.zeros((len(TASK_INT), m), np.int64), np.zeros((len(TASK_FLAG), m), np.int8), times,
+               np.zeros((len(TASK_WAIT), m if waits else 1), np.int64))
     tk.i[TKI.inst] = -1
     tk.i[TKI.left] = 1
     tk.i[TKI.left, 1::2] = token_size - 1

@@ -251,15 +251,21 @@ def _simulate(cfgs, trace, debug, history) -> list[RunResult]:
     plain = [c for c, k in enumerate(keeps) if k is None]
     if plain:
         res = _call([cfgs[c] for c in plain], [placements[c] for c in plain], trace,
-                    [random_draws(cfgs[c].seed, len(trace)) for c in plain], debug, history)
+                    [_draws(cfgs[c], len(trace)) for c in plain], debug, history)
         out.update(zip(plain, res))
     for c, keep in enumerate(keeps):
         if keep is not None:  # rare; each request keeps the draw of its position in the full trace
             sub = _subtrace(trace, keep)
-            (res,) = _call([cfgs[c]], [placements[c]], sub, [random_draws(cfgs[c].seed, len(trace))[keep]], debug,
+            draws = _draws(cfgs[c], len(trace))
+            (res,) = _call([cfgs[c]], [placements[c]], sub, [draws[keep] if draws is not None else None], debug,
                            history)
             out[c] = _expand(res, trace, keep)
     return [out[c] for c in range(len(cfgs))]
+
+
+def _draws(cfg: RunConfig, n: int) -> np.ndarray | None:
+    """The random scheduler's draws of a configuration's requests (None for the other schedulers)."""
+    return random_draws(cfg.seed, n) if cfg.scheduler == "random" else None
 
 
 def _call(cfgs, placements, trace, draws, debug, history=None) -> list[RunResult]:
@@ -332,7 +338,7 @@ def unpack(cfgs, placements, trace: Trace, inp: Inputs, out: Outputs, log) -> li
     single = trace.token_size == 1
     results = []
     for c, (cfg, p) in enumerate(zip(cfgs, placements)):
-        req = {k: out.req_f[c, j].copy() for j, k in enumerate(REQUEST_FLOAT)}
+        req = {k: out.req_f[c, j] for j, k in enumerate(REQUEST_FLOAT)}   # views: no second copy of a large run
         req.update({k: out.req_i[c, j].astype(np.int64) for j, k in enumerate(REQUEST_INT)})
         for k in ("token_start", "token_end"):
             req[k][single] = req["prompt_end"][single]
