@@ -9,7 +9,7 @@ Outputs: ``req_f[c, RF.x, r]``, ``req_i[c, RI.x, r]`` (int32), ``inst_f[j, IF.x]
 instance j), ``end_clock[c]``.
 
 ``simulate_one_nb`` runs configuration c and returns its iteration log, without the GIL: the engine runs
-several configurations at once on threads. Each allocates its own state inside ``simulate_config_nb`` and
+several configurations at once on threads. Each allocates its own state (``simulate_nb.new_sim_nb``) and
 writes only its own rows of the outputs, so threads never share writable state.
 """
 import numpy as np
@@ -18,15 +18,16 @@ from numba import njit
 from kernels.jit import internal
 from kernels.layout import ENDPOINT_TIME, IF, II, PF, PI, RF, RI
 from kernels.serving_nb import CLASS_DEV, request_class_nb
-from kernels.simulate_nb import simulate_1d_nb
-from kernels.state_nb import RQF, RQI, R_ENDPOINT, SCF, STF, STI, T_FED, Cluster, Params, Workload
+from kernels.scaling_nb import SC_FINISH, scaling_event_nb
+from kernels.simulate_nb import DONE, grow_sim_nb, new_sim_nb, run_events_nb
+from kernels.state_nb import (CTR_LOG_LEN, CTR_SLOG_LEN, RQF, RQI, R_ENDPOINT, SCF, STF, STI, T_FED, Cluster, Params,
+                              Workload)
 
 
 @internal(nrt=True)
-def simulate_config_nb(c, inp, perf, out):
-    """Simulate configuration c of ``inp`` (``Inputs``; ``perf``: the performance tables of every
-    configuration) and write its outputs to ``out`` (``Outputs``); returns its iteration log, scaling log
-    (``kernels.layout.SCALING_LOG``), time per endpoint (``ENDPOINT_TIME`` rows) and spot time per region."""
+def config_inputs_nb(c, inp):
+    """Configuration c's own copies of its rows of ``inp`` (``Inputs``): (parameters, workload, cluster, topology
+    tables, plans)."""
     prm = Params(inp.prm_i[c].copy(), inp.prm_f[c].copy())
     order_key = inp.arrival
     if prm.i[PI.topology]:  # a dev request is admitted at an instance as if it arrived a fraction of its SLA later
@@ -46,14 +47,21 @@ def simulate_config_nb(c, inp, perf, out):
     a_p = inp.plan_off[c]
     b_p = inp.plan_off[c + 1]
     plan = inp.plan[a_p:b_p].copy().reshape((rows, (b_p - a_p) // rows)) if rows > 0 else np.zeros((1, 1))
-    # the phases' start and end times are written into req_f[c] during the run
-    rq, st, sv, sc, log, clock = simulate_1d_nb(wl, prm, cl, perf, topo, plan, out.req_f[c])
+    return prm, wl, cl, topo, plan
+
+
+@internal(nrt=True)
+def write_outputs_nb(c, a, prm, rq, st, sv, scf, slog, log, clock, out):
+    """Configuration c's outputs (its instances are rows ``a:`` of the instance outputs) from its final state;
+    ``scf``: its scaling times (``Scale.f``), ``slog``: its scaling log. Returns its iteration log, scaling log
+    (``kernels.layout.SCALING_LOG``), time per endpoint (``ENDPOINT_TIME`` rows) and spot time per region. (The
+    phases' times are already in ``out.req_f[c]``.)"""
     req_f = out.req_f
     req_i = out.req_i
     inst_f = out.inst_f
-    kv = rq.kf.shape[1] == inp.arrival.shape[0]   # the KV-transfer fields were allocated per request
     inst_i = out.inst_i
-    for r in range(inp.arrival.shape[0]):
+    kv = rq.kf.shape[1] == req_f.shape[2]   # the KV-transfer fields were allocated per request
+    for r in range(req_f.shape[2]):
         req_f[c, RF.kv_start, r] = rq.kf[RQF.kv_start, r] if kv else np.nan
         req_f[c, RF.kv_end, r] = rq.kf[RQF.kv_end, r] if kv else np.nan
         req_f[c, RF.fed_time, r] = sv.time[T_FED, r] if prm.i[PI.topology] else np.nan
@@ -61,7 +69,7 @@ def simulate_config_nb(c, inp, perf, out):
         req_i[c, RI.prompt_instance, r] = rq.i[RQI.prompt_inst, r]
         req_i[c, RI.token_instance, r] = rq.i[RQI.token_inst, r]
         req_i[c, RI.endpoint, r] = sv.req[R_ENDPOINT, r] if prm.i[PI.topology] else -1
-    for k in range(b - a):
+    for k in range(st.f.shape[1]):
         inst_f[a + k, IF.busy_time] = st.f[STF.busy_time, k]
         inst_f[a + k, IF.time_prompt] = st.f[STF.time_prompt, k]
         inst_f[a + k, IF.time_token] = st.f[STF.time_token, k]
@@ -77,13 +85,24 @@ def simulate_config_nb(c, inp, perf, out):
     n_ep = sv.ep.shape[1] - 1
     ep_time = np.empty((len(ENDPOINT_TIME), n_ep))
     for k in range(len(ENDPOINT_TIME)):
-        ep_time[k] = sc.f[SCF.serving + k, :n_ep]
-    return log, sc.log.copy(), ep_time, sc.f[SCF.spot, :prm.i[PI.n_regions]].copy()
+        ep_time[k] = scf[SCF.serving + k, :n_ep]
+    return log.copy(), slog.copy(), ep_time, scf[SCF.spot, :prm.i[PI.n_regions]].copy()
 
 
 @njit(cache=True, nogil=True)
 def simulate_one_nb(c, inp, perf, out):
-    """Configuration c of ``inp``; returns ``simulate_config_nb``'s logs and times. It releases the GIL, so that threads simulate
-    several configurations at once (``sweepsim.engine.simulate``): one compiled entry serves a single run
-    and a sweep."""
-    return simulate_config_nb(c, inp, perf, out)
+    """Simulate configuration c of ``inp`` (``Inputs``; ``perf``: the performance tables of every configuration)
+    and write its outputs to ``out`` (``Outputs``); returns ``write_outputs_nb``'s logs and times. It releases the
+    GIL, so that threads simulate several configurations at once (``sweepsim.engine.simulate``): one compiled
+    entry serves a single run and a sweep. It is the event loop's only caller: Numba compiles a callee's code again
+    into every function that calls it, so each extra level above the handlers would compile all of them again."""
+    prm, wl, cl, topo, plan = config_inputs_nb(c, inp)
+    sim = new_sim_nb(wl, prm, cl, perf, topo, plan, out.req_f[c])
+    status = run_events_nb(sim)
+    while status != DONE:
+        sim = grow_sim_nb(sim, status)
+        status = run_events_nb(sim)
+    scaling_event_nb(sim, SC_FINISH, 0, sim.clock[0])
+    ctr = sim.ctr
+    return write_outputs_nb(c, inp.inst_off[c], prm, sim.rq, sim.st, sim.sv, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]],
+                            sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0], out)

@@ -9,10 +9,10 @@ The loop stops when no event is left or once the clock has reached ``end_time`` 
 after ``end_time`` still runs).
 
 The event handlers run without reference counting (``_nrt=False``: they only index preallocated arrays);
-``simulate_1d_nb`` allocates the state and grows it geometrically when ``run_events_nb`` asks for room.
+``new_sim_nb`` allocates the state and ``grow_sim_nb`` grows it geometrically when ``run_events_nb`` asks for room
+(``kernels.batch_nb.simulate_one_nb`` runs the loop).
 """
 import numpy as np
-from numba import njit
 
 from kernels.layout import CI, ITERATION_LOG, PF, PI
 from kernels.enums import EventOrder, InstanceType
@@ -23,7 +23,7 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.scaling_nb import SC_FINISH, SC_LIFECYCLE, SC_PLAN, SC_TIMER, scale_init_nb, scaling_event_nb
+from kernels.scaling_nb import SC_LIFECYCLE, SC_PLAN, SC_TIMER, scale_init_nb, scaling_event_nb
 from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_nb
 from kernels.state_nb import (CTR_CAP, CTR_FEED_N, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
                               CTR_RUNNING_FLOWS, CTR_SLOG_LEN, N_CTR, RQI, SCF, STI, Sim, grow_queues_nb, new_inst_nb,
@@ -155,12 +155,11 @@ def run_events_nb(sim):
             schedule_request_nb(sim, ident, t)
 
 
-@njit(cache=True)
-def simulate_1d_nb(wl, prm, cl, perf, topo, plan, times):
-    """Simulate one configuration (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``; ``plan``: its
-    planned instance counts and forecast, ``Scale.p``; ``times``: its request-time outputs, rows
-    ``kernels.layout.REQUEST_FLOAT``, where the phases' first starts and ends are written as they happen). Returns
-    (requests, instance state, serving state, scaling state (its log trimmed), iteration log, end clock)."""
+@internal(nrt=True)
+def new_sim_nb(wl, prm, cl, perf, topo, plan, times):
+    """The state of one configuration at time 0 (``topo``: its packed topology tables, ``kernels.layout.TOPOLOGY``;
+    ``plan``: its planned instance counts and forecast, ``Scale.p``; ``times``: its request-time outputs, rows
+    ``kernels.layout.REQUEST_FLOAT``, where the phases' first starts and ends are written as they happen)."""
     n_req = wl.arrival.shape[0]
     n_inst = cl.i.shape[1]
     cap = 16
@@ -180,35 +179,32 @@ def simulate_1d_nb(wl, prm, cl, perf, topo, plan, times):
     sc.f[SCF.timer, 0] = prm.f[PF.scale_timer] if prm.f[PF.scale_timer] > 0.0 else np.inf
     sc.f[SCF.plan_next, 0] = prm.f[PF.plan_start] if prm.i[PI.plan_ticks] > 0 else np.inf
     ctr[CTR_RNG] = prm.i[PI.scale_seed]
-    sim = Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits, times), new_requests_nb(n_req, n_kv),
-              new_inst_nb(cl, cap), new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst),
-              heap_new_nb(max(n_kv, 1)), eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo, sv, sc)
-    scale_init_nb(sim.st, cl, sv, topo)
-    while True:
-        status = run_events_nb(sim)
-        if status == NEED_QUEUE_ROOM:
-            cap = 2 * ctr[CTR_CAP]
-            ctr[CTR_CAP] = cap
-            sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, grow_queues_nb(sim.qu, sim.st, cap),
-                      sim.pools, ctr, sim.iheap, sim.fheap, sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv,
-                      sim.sc)
-        elif status == NEED_LOG_ROOM:
-            bigger = np.empty((2 * sim.log.shape[0], N_LOG_COLUMNS), np.float64)
-            bigger[:sim.log.shape[0]] = sim.log
-            sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, sim.eheap, bigger, sim.clock, sim.net, topo, sim.sv, sim.sc)
-        elif status == NEED_EVENT_ROOM:
-            eheap = ref_heap_grow_nb(sim.eheap, 2 * (sim.eheap.size[0] + event_room_nb(sim)))
-            sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr,
-                      sim.iheap, sim.fheap, eheap, sim.log, sim.clock, sim.net, topo, sim.sv, sim.sc)
-        elif status == NEED_SCALE_LOG_ROOM:
-            slog = np.empty((2 * sim.sc.log.shape[0] + scale_log_room_nb(sim), sim.sc.log.shape[1]))
-            slog[:ctr[CTR_SLOG_LEN]] = sim.sc.log[:ctr[CTR_SLOG_LEN]]
-            sim = Sim(wl, prm, cl, perf, sim.tk, sim.rq, sim.st, sim.qu, sim.pools, ctr, sim.iheap, sim.fheap,
-                      sim.eheap, sim.log, sim.clock, sim.net, topo, sim.sv,
-                      Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog, sim.sc.p))
-        else:
-            break
-    scaling_event_nb(sim, SC_FINISH, 0, sim.clock[0])
-    sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]], sim.sc.p)
-    return sim.rq, sim.st, sim.sv, sc, sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0]
+    st = new_inst_nb(cl, cap)
+    scale_init_nb(st, cl, sv, topo)
+    return Sim(wl, prm, cl, perf, new_tasks_nb(wl.token_size, waits, times), new_requests_nb(n_req, n_kv), st,
+               new_queues_nb(n_inst, cap), new_pools_nb(cl), ctr, heap_new_nb(n_inst), heap_new_nb(max(n_kv, 1)),
+               eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo, sv, sc)
+
+
+@internal(nrt=True)
+def grow_sim_nb(sim, status):
+    """The state with room for what ``run_events_nb`` asked for (``status``), grown geometrically."""
+    ctr = sim.ctr
+    qu = sim.qu
+    log = sim.log
+    eheap = sim.eheap
+    sc = sim.sc
+    if status == NEED_QUEUE_ROOM:
+        ctr[CTR_CAP] = 2 * ctr[CTR_CAP]
+        qu = grow_queues_nb(sim.qu, sim.st, ctr[CTR_CAP])
+    elif status == NEED_LOG_ROOM:
+        log = np.empty((2 * sim.log.shape[0], N_LOG_COLUMNS), np.float64)
+        log[:sim.log.shape[0]] = sim.log
+    elif status == NEED_EVENT_ROOM:
+        eheap = ref_heap_grow_nb(sim.eheap, 2 * (sim.eheap.size[0] + event_room_nb(sim)))
+    else:   # NEED_SCALE_LOG_ROOM
+        slog = np.empty((2 * sim.sc.log.shape[0] + scale_log_room_nb(sim), sim.sc.log.shape[1]))
+        slog[:ctr[CTR_SLOG_LEN]] = sim.sc.log[:ctr[CTR_SLOG_LEN]]
+        sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog, sim.sc.p)
+    return Sim(sim.wl, sim.prm, sim.cl, sim.perf, sim.tk, sim.rq, sim.st, qu, sim.pools, ctr, sim.iheap, sim.fheap,
+               eheap, log, sim.clock, sim.net, sim.topo, sim.sv, sc)
