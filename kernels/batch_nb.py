@@ -18,17 +18,18 @@ from numba import njit
 from kernels.jit import internal
 from kernels.layout import ENDPOINT_TIME, IF, II, PF, PI, RF, RI
 from kernels.serving_nb import CLASS_DEV, request_class_nb
-from kernels.scaling_nb import SC_FINISH, scaling_event_nb
+from kernels.scaling_nb import scale_finish_nb
 from kernels.simulate_nb import DONE, grow_sim_nb, new_sim_nb, run_events_nb
-from kernels.state_nb import (CTR_LOG_LEN, CTR_SLOG_LEN, RQF, RQI, R_ENDPOINT, SCF, STF, STI, T_FED, Cluster, Params,
+from kernels.state_nb import (CTR_LOG_LEN, CTR_SLOG_LEN, RQF, RQI, R_ENDPOINT, SCF, STF, STI, T_FED, Cluster,
                               Workload)
+from kernels.variants import params_nb
 
 
 @internal(nrt=True)
 def config_inputs_nb(c, inp):
     """Configuration c's own copies of its rows of ``inp`` (``Inputs``): (parameters, workload, cluster, topology
     tables, plans)."""
-    prm = Params(inp.prm_i[c].copy(), inp.prm_f[c].copy())
+    prm = params_nb(inp, inp.prm_i[c].copy(), inp.prm_f[c].copy())   # typed for the kernel variant
     order_key = inp.arrival
     if prm.i[PI.topology]:  # a dev request is admitted at an instance as if it arrived a fraction of its SLA later
         order_key = inp.arrival.copy()
@@ -102,7 +103,7 @@ def simulate_one_nb(c, inp, perf, out):
     while status != DONE:
         sim = grow_sim_nb(sim, status)
         status = run_events_nb(sim)
-    scaling_event_nb(sim, SC_FINISH, 0, sim.clock[0])
+    scale_finish_nb(sim, sim.clock[0])
     ctr = sim.ctr
     return write_outputs_nb(c, inp.inst_off[c], prm, sim.rq, sim.st, sim.sv, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]],
                             sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0], out)

@@ -7,7 +7,7 @@ from kernels.instance_nb import (free_memory_nb, log_iteration_nb, requests_remo
 from kernels.jit import internal
 from kernels.state_nb import QU, RQI, SCF, STF, STI, TKB
 from kernels.kv_transfer_nb import flow_arrive_nb
-from kernels.serving_nb import request_completed_nb
+from kernels.serving_nb import request_completed_if_serving_nb
 
 
 @internal(inline="always")
@@ -88,7 +88,7 @@ def complete_iteration_nb(sim, i, now):
     serving = sim.prm.i[PI.topology]
     for k in range(n_done):
         if finish_task_nb(sim, i, qu.sel[k], now) and serving:
-            request_completed_nb(sim, i, qu.sel[k] >> 1)
+            request_completed_if_serving_nb(sim, i, qu.sel[k] >> 1)
     st.i[STI.pause, i] = 0
     start_iteration_nb(sim, i, now)
 

@@ -18,7 +18,7 @@ from kernels.event_queue_nb import heap_remove_nb
 from kernels.floats_nb import py_floordiv_nb
 from kernels.jit import internal
 from kernels.perf_nb import iteration_duration_nb
-from kernels.scaling_nb import SC_IDLE, scaling_event_nb
+from kernels.scaling_nb import SC_IDLE, scaling_event_if_serving_nb
 from kernels.queues_nb import (dq_append_nb, dq_delete_at_nb, dq_insert_nb, dq_remove_near_nb, dq_remove_nb,
                                q_append_nb, q_remove_nb)
 from kernels.state_nb import (CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_STAMP, EP_KV, POOL_MIXED, QU, RQI, STF, STI, TKB,
@@ -342,7 +342,7 @@ def notify_free_instance_nb(sim, i, now):
     """The instance holds no request: mixed_pool: an idle borrowed instance goes back to the end of its home pool;
     autoscaling: an instance outside its endpoint's groups may move on (``scaling_nb``)."""
     if sim.prm.i[PI.scale_level] > 0 and sim.st.i[STI.life, i] != Lifecycle.SERVING:
-        scaling_event_nb(sim, SC_IDLE, i, now)
+        scaling_event_if_serving_nb(sim, SC_IDLE, i, now)
         return
     if sim.st.i[STI.sched_tag, i] == 0:
         return

@@ -10,8 +10,8 @@ run-end heap: an instance waiting for one runs no batch. Time is charged per sta
 starting, draining) or the region's pool (spot) at every move and at the end of the run.
 
 One out-of-line entry, ``scaling_event_nb`` (what: a routed request reaching its endpoint, the timer, an instance's
-lifecycle event, an instance outside its groups holding no request any more, the end of the run), and
-``scale_init_nb``.
+lifecycle event, an instance outside its groups holding no request any more, a planning tick), and
+``scale_init_nb`` and ``scale_finish_nb`` (the end of the run, in every run: instances report their serving time).
 """
 from collections import namedtuple
 
@@ -21,6 +21,7 @@ from kernels.enums import Lifecycle, PlanArbiter, ScaleAction, ScalePolicy
 from kernels.event_queue_nb import heap_set_nb
 from kernels.jit import internal
 from kernels.layout import CI, PF, PI, SLOG, TOPO
+from kernels.variants import serving_only
 from kernels.state_nb import CTR_PLAN_TICKS, CTR_RNG, CTR_SLOG_LEN, CTR_TIMER_TICKS, R_ENDPOINT, WINDOW_S, EPR, SCF, SCI, STF, STI, topo_nb
 
 #: The state autoscaling reads and writes (``v.ep`` is ``Serve.ep``).
@@ -509,8 +510,7 @@ SC_ARRIVAL = 0     # routed request x reaches its endpoint
 SC_TIMER = 1       # the periodic evaluation
 SC_LIFECYCLE = 2   # instance x's lifecycle event (ready, or into the spot pool)
 SC_IDLE = 3        # instance x, outside its endpoint's groups, holds no request any more
-SC_FINISH = 4      # the end of the run: charge every instance's time
-SC_PLAN = 5        # a planning tick
+SC_PLAN = 4        # a planning tick
 
 
 @internal()
@@ -526,7 +526,15 @@ def scaling_event_nb(sim, what, x, now):
         _timer_nb(v, now)
     elif what == SC_LIFECYCLE:
         _lifecycle_nb(v, x, now)
-    elif what == SC_IDLE:
+    else:   # SC_IDLE
         _instance_idle_nb(v, x, now)
-    else:
-        _finish_nb(v, now)
+
+
+@internal()
+def scale_finish_nb(sim, now):
+    """The end of the run: charge every instance's time (every run, with or without a topology)."""
+    _finish_nb(Parts(sim.prm, sim.topo, sim.ctr, sim.st, sim.cl, sim.sv.ep, sim.sc, sim.iheap), now)
+
+
+#: ``scaling_event_nb`` in the serving kernel, nothing in the plain one (``kernels.variants``)
+scaling_event_if_serving_nb = serving_only(scaling_event_nb)

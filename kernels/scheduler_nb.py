@@ -12,7 +12,8 @@ from kernels.jit import internal
 from kernels.queues_nb import q_append_nb, q_remove_nb
 from kernels.state_nb import (CTR_RR, CTR_RR_PROMPT, CTR_RR_TOKEN, POOL_ALL, POOL_MIXED, POOL_PROMPT, POOL_TOKEN,
                               EPR, RQI, R_ENDPOINT, STI, topo_nb)
-from kernels.scaling_nb import SC_ARRIVAL, scaling_event_nb
+from kernels.scaling_nb import SC_ARRIVAL, scaling_event_if_serving_nb
+from kernels.variants import serving_only
 
 
 @internal()
@@ -152,6 +153,10 @@ def endpoint_instance_nb(sim, e, r):
     return p
 
 
+#: ``endpoint_instance_nb`` in the serving kernel, nothing in the plain one (``kernels.variants``)
+endpoint_instance_if_serving_nb = serving_only(endpoint_instance_nb, -1)
+
+
 @internal()
 def schedule_request_nb(sim, r, now):
     """Request r arrives (with a topology: at the endpoint its global routing chose): choose its instances and
@@ -163,8 +168,8 @@ def schedule_request_nb(sim, r, now):
     if sim.prm.i[PI.topology]:
         e = sim.sv.req[R_ENDPOINT, r]
         if sim.prm.i[PI.scale_level] > 0:
-            scaling_event_nb(sim, SC_ARRIVAL, r, now)
-        p = endpoint_instance_nb(sim, e, r)
+            scaling_event_if_serving_nb(sim, SC_ARRIVAL, r, now)
+        p = endpoint_instance_if_serving_nb(sim, e, r)
         t = p
     elif sim.prm.i[PI.co_located]:
         p = _pick_nb(sim, POOL_ALL, r, CTR_RR)

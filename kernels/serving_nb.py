@@ -24,6 +24,7 @@ import numpy as np
 from kernels.jit import internal
 from kernels.layout import CI, PF, PI, TOPO
 from kernels.scheduler_nb import schedule_request_nb
+from kernels.variants import serving_only
 from kernels.state_nb import (CTR_FEED_N, CTR_ROUTE_HEAD, CTR_ROUTE_TAIL, EP_CAP, EP_KV, EPR, Q_HEAD,
                               Q_TAIL, R_ENDPOINT, R_NEXT, R_ROUTED, STI, T_FED, T_ROUTED, topo_nb)
 
@@ -231,3 +232,9 @@ def serving_event_nb(sim, r, now):
         sv.ep[EPR.feeds, e] = 0
         k += 1
     ctr[CTR_FEED_N] = 0
+
+
+#: ``serving_event_nb`` and ``request_completed_nb`` in the serving kernel, nothing in the plain one
+#: (``kernels.variants``)
+serving_event_if_serving_nb = serving_only(serving_event_nb)
+request_completed_if_serving_nb = serving_only(request_completed_nb)

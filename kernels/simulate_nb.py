@@ -23,8 +23,8 @@ from kernels.executor_nb import complete_iteration_nb
 from kernels.jit import internal
 from kernels.kv_transfer_nb import flow_event_nb
 from kernels.scheduler_nb import schedule_request_nb
-from kernels.scaling_nb import SC_LIFECYCLE, SC_PLAN, SC_TIMER, scale_init_nb, scaling_event_nb
-from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_nb
+from kernels.scaling_nb import SC_LIFECYCLE, SC_PLAN, SC_TIMER, scale_init_nb, scaling_event_if_serving_nb
+from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_if_serving_nb
 from kernels.state_nb import (CTR_CAP, CTR_FEED_N, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
                               CTR_RUNNING_FLOWS, CTR_SLOG_LEN, N_CTR, RQI, SCF, STI, Sim, grow_queues_nb, new_inst_nb,
                               new_net_nb, new_pools_nb, new_queues_nb, new_requests_nb, new_scale_nb, new_serve_nb,
@@ -125,28 +125,28 @@ def run_events_nb(sim):
             if sim.sc.f[SCF.plan_next, 0] <= sim.sc.f[SCF.timer, 0]:
                 t = sim.sc.f[SCF.plan_next, 0]
                 sim.clock[0] = t
-                scaling_event_nb(sim, SC_PLAN, 0, t)
+                scaling_event_if_serving_nb(sim, SC_PLAN, 0, t)
             else:
                 t = sim.sc.f[SCF.timer, 0]
                 sim.clock[0] = t
-                scaling_event_nb(sim, SC_TIMER, 0, t)
+                scaling_event_if_serving_nb(sim, SC_TIMER, 0, t)
             continue
         sim.clock[0] = t
         if kind == EV_INSTANCE and scaling and sim.st.i[STI.batch_len, ident] == 0:
             # no run: the instance's lifecycle event (it starts serving, or enters the spot pool)
             heap_remove_nb(sim.iheap, ident)
-            scaling_event_nb(sim, SC_LIFECYCLE, ident, t)
+            scaling_event_if_serving_nb(sim, SC_LIFECYCLE, ident, t)
         elif kind == EV_INSTANCE:
             # the instance's entry stays in its heap: the run that starts next moves it (or removes it)
             complete_iteration_nb(sim, ident, t)
             if ctr[CTR_FEED_N]:  # a topology's completions fed queued requests
-                serving_event_nb(sim, -1, t)
+                serving_event_if_serving_nb(sim, -1, t)
         elif kind == EV_FLOW:
             heap_remove_nb(sim.fheap, ident)
             flow_event_nb(sim, ident, t)
         elif kind == EV_ARRIVAL and sim.prm.i[PI.topology]:
             ctr[CTR_NEXT_ARRIVAL] = nxt + 1
-            serving_event_nb(sim, ident, t)
+            serving_event_if_serving_nb(sim, ident, t)
         else:  # an arrival, or a routed request reaching its endpoint (topologies)
             if kind == EV_ARRIVAL:
                 ctr[CTR_NEXT_ARRIVAL] = nxt + 1   # (reference order: the number of arrivals so far)

@@ -42,6 +42,9 @@ Params = namedtuple("Params", ["i", "f"])
 Inputs = namedtuple("Inputs", ["arrival", "prompt_size", "token_size", "uniform", "prm_i", "prm_f", "inst_off",
                                "inst_in", "srv_off", "srv_in", "req_code", "req_sla", "topo",
                                "topo_off", "plan", "plan_off"])
+#: The same, and the parameters, typed for the serving kernel (a configuration has a topology; ``kernels.variants``).
+ServingInputs = namedtuple("ServingInputs", Inputs._fields)
+ServingParams = namedtuple("ServingParams", Params._fields)
 Outputs = namedtuple("Outputs", ["req_f", "req_i", "inst_f", "inst_i", "end_clock"])
 #: One configuration's instances and servers: ``i[CI.max_memory, i]`` (``kernels.layout.INSTANCE_IN``),
 #: ``f[CS.nic_bw, s]`` (``SERVER_IN``).

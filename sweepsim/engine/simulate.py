@@ -15,7 +15,7 @@ from kernels.batch_nb import simulate_one_nb
 from kernels.enums import EventOrder, InstanceType, Tag
 from kernels.layout import INSTANCE_FLOAT, INSTANCE_IN, INSTANCE_INT, ITERATION_LOG, PARAM_FLOAT, PARAM_INT, \
     REQUEST_FLOAT, REQUEST_INT, SERVER_IN
-from kernels.state_nb import Inputs, Outputs
+from kernels.state_nb import Inputs, Outputs, ServingInputs
 from sweepsim.engine.placement import Placement, place_instances
 from sweepsim.config.run import RunConfig
 from sweepsim.errors import InputError
@@ -319,11 +319,14 @@ def pack(cfgs, placements, trace: Trace, draws, debug: bool = False, history: Tr
                         for k in INSTANCE_IN], np.int64)     # (len(INSTANCE_IN), instances of every configuration)
     bandwidths = [dict(zip(SERVER_IN, p.server_bandwidths())) for p in placements]
     srv_in = np.array([np.concatenate([b[k] for b in bandwidths]) for k in SERVER_IN], np.float64)
-    return Inputs(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f,
-                  _offsets([len(p.sku) for p in placements]), inst_in,
-                  _offsets([len(b["nic_bw"]) for b in bandwidths]), srv_in, *req,
-                  np.ascontiguousarray(np.concatenate(blobs), np.int64), _offsets([len(b) for b in blobs]),
-                  np.ascontiguousarray(np.concatenate(plans), np.float64), _offsets([len(b) for b in plans])), perf
+    # the serving kernel only when a configuration has a topology; the plain one is compiled without the serving
+    # and autoscaling code (kernels.variants)
+    kind = ServingInputs if any(c.topology is not None for c in cfgs) else Inputs
+    return kind(trace.arrival, trace.prompt_size, trace.token_size, uniform, prm_i, prm_f,
+                _offsets([len(p.sku) for p in placements]), inst_in,
+                _offsets([len(b["nic_bw"]) for b in bandwidths]), srv_in, *req,
+                np.ascontiguousarray(np.concatenate(blobs), np.int64), _offsets([len(b) for b in blobs]),
+                np.ascontiguousarray(np.concatenate(plans), np.float64), _offsets([len(b) for b in plans])), perf
 
 
 def _offsets(sizes) -> np.ndarray:
