@@ -23,13 +23,13 @@ def _schedule_nb(order, heap, eheap, versions, kind, ident, t):
 
 
 # inlined: the out-of-line part takes only the arrays it touches, not the whole state tuple
-@internal(inline="always")
+@internal(inline=True)
 def schedule_run_end_nb(sim, i, t):
     """The current run of instance i ends at t (a new run, or a truncated one)."""
     _schedule_nb(sim.prm.i[PI.event_order], sim.iheap, sim.eheap, sim.eheap.inst_ver, EV_INSTANCE, i, t)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def schedule_flow_event_nb(sim, r, t):
     """The KV transfer of request r ends (or retries) at t."""
     _schedule_nb(sim.prm.i[PI.event_order], sim.fheap, sim.eheap, sim.eheap.flow_ver, EV_FLOW, r, t)

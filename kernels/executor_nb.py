@@ -10,7 +10,7 @@ from kernels.kv_transfer_nb import flow_arrive_nb
 from kernels.serving_nb import request_completed_if_serving_nb
 
 
-@internal(inline="always")
+@internal(inline=True)
 def finish_task_nb(sim, i, t, now):
     """Task t completed at instance i (already removed from the batch). Returns 1 if its request is done."""
     st = sim.st
@@ -44,7 +44,7 @@ def finish_task_nb(sim, i, t, now):
         return 1
 
 
-@internal(inline="always")
+@internal(inline=True)
 def complete_iteration_nb(sim, i, now):
     """The current run of ``iter_n`` iterations of instance i ended at ``now``."""
     st = sim.st

@@ -191,7 +191,7 @@ def _add_nb(sim, t, n_sel, stamp):
     return n_sel + 1
 
 
-@internal(inline="always")
+@internal(inline=True)
 def select_batch_orca_nb(sim, i, stamp):
     """FCFS over resident requests (arrival order); stop at the first head that does not fit in memory.
     The old batch (RUNNING tasks) all stays; returns (tasks kept, new tasks in ``sim.qu.sel``)."""
@@ -223,7 +223,7 @@ def select_batch_orca_nb(sim, i, stamp):
     return st.i[STI.batch_len, i], n_sel
 
 
-@internal(inline="always")
+@internal(inline=True)
 def select_batch_splitwise_nb(sim, i, stamp):
     """Five phases: starved tasks, prompts, preempted decodes, running decodes, other resident requests;
     under max_batch_size and the max_batch_tokens budget (the first task is always admissible).
@@ -337,7 +337,7 @@ def select_batch_splitwise_nb(sim, i, stamp):
 
 # ---------------------------------------------------------------- runs of iterations
 
-@internal(inline="always")
+@internal(inline=True)
 def notify_free_instance_nb(sim, i, now):
     """The instance holds no request: mixed_pool: an idle borrowed instance goes back to the end of its home pool;
     autoscaling: an instance outside its endpoint's groups may move on (``scaling_nb``)."""
@@ -352,7 +352,7 @@ def notify_free_instance_nb(sim, i, now):
     q_append_nb(pools.lists, pools.lens, sim.cl.i[CI.tag, i], i)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def start_iteration_nb(sim, i, now):
     """Select the next batch, preempt, allocate memory of first-run tasks and schedule the run's end."""
     st = sim.st
@@ -441,7 +441,7 @@ def start_idle_instance_nb(sim, i, now):
     start_iteration_nb(sim, i, now)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def pause_nb(sim, i, now):
     """Truncate a decode-only run at the iteration boundary following ``now`` (once per run), with the
     reference's exact float operations."""
@@ -464,7 +464,7 @@ def pause_nb(sim, i, now):
     schedule_run_end_nb(sim, i, e)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def task_arrival_nb(sim, i, t, now):
     """A task arrives at instance i: join the instance's queues, then start or truncate a run."""
     st = sim.st
@@ -508,7 +508,7 @@ def task_arrival_nb(sim, i, t, now):
         pause_nb(sim, i, now)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def notify_flow_completion_nb(sim, i, now):
     """The KV source freed memory: an idle instance retries its first pending task, a busy one pauses."""
     st = sim.st

@@ -43,13 +43,13 @@ def scale_init_nb(st, cl, sv, topo):
         st.i[STI.model, i] = sv.ep[EPR.model, e]
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _pool_nb(v, region, m):
     """The column of (region, model) in ``Scale.i`` and the lock-out row."""
     return region * v.prm.i[PI.n_models] + m
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _uniform_nb(ctr):
     """The next draw in [0, 1) of the configuration's splitmix64 stream."""
     s = np.uint64(ctr[CTR_RNG]) + np.uint64(0x9E3779B97F4A7C15)
@@ -61,7 +61,7 @@ def _uniform_nb(ctr):
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _busy_now_nb(st, i, now):
     """Seconds instance i has run a batch so far, the current run included."""
     b = st.f[STF.busy_time, i]
@@ -84,7 +84,7 @@ def _charge_nb(v, i, now):
     st.f[STF.since, i] = now
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _spot_count_nb(v, region):
     c = 0
     for m in range(v.prm.i[PI.n_models]):
@@ -109,7 +109,7 @@ def _log_nb(v, now, e, action, i, from_model):
     v.ctr[CTR_SLOG_LEN] = k + 1
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _group_join_nb(sc, ep, e, n):
     """Instance n joins endpoint e's groups (SageServe section 3.3)."""
     g = sc.g
@@ -129,7 +129,7 @@ def _group_join_nb(sc, ep, e, n):
     g[last, g[last, 0]] = n
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _group_leave_nb(sc, ep, e):
     """The instance that leaves endpoint e's groups (SageServe section 3.3), removed; -1: none can."""
     g = sc.g
@@ -180,7 +180,7 @@ def _join_nb(v, i, e, now):
     _group_join_nb(v.sc, ep, e, i)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _leave_nb(v, i, now):
     """Serving instance i (already out of its groups) leaves its endpoint's sums; its frees go to the sink."""
     st = v.st
@@ -198,7 +198,7 @@ def _leave_nb(v, i, now):
     cl.i[CI.endpoint, i] = ep.shape[1] - 1
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _idle_nb(st, i):
     return st.i[STI.batch_len, i] == 0 and st.i[STI.requests_len, i] == 0
 
@@ -220,7 +220,7 @@ def _spot_push_nb(v, i, now):
     si[SCI.spot_n, rm] += 1
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _spot_pop_nb(v, rm):
     si = v.sc.i
     i = si[SCI.spot_head, rm]
@@ -438,7 +438,7 @@ def _plan_tick_nb(v, now):
         if k + 1 < prm.i[PI.plan_ticks] else np.inf
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _on_arrival_nb(v, e, tokens, now):
     """A routed request reaches endpoint e: evaluate e if more than ``scale_interval`` passed since its last
     evaluation (LT-UA: its prompt tokens count in the 60-second window first)."""
@@ -450,7 +450,7 @@ def _on_arrival_nb(v, e, tokens, now):
         f[SCF.last_eval, e] = now
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _timer_nb(v, now):
     """The periodic evaluation: every endpoint, in order; the next one ``scale_timer`` seconds later."""
     for e in range(v.ep.shape[1] - 1):
@@ -459,7 +459,7 @@ def _timer_nb(v, now):
     v.sc.f[SCF.timer, 0] = (v.ctr[CTR_TIMER_TICKS] + 1) * v.prm.f[PF.scale_timer]
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _lifecycle_nb(v, i, now):
     """Instance i's lifecycle event: a starting instance joins its endpoint; a drained one enters the spot pool."""
     st = v.st
@@ -481,7 +481,7 @@ def _lifecycle_nb(v, i, now):
                         break
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _instance_idle_nb(v, i, now):
     """Instance i, outside its endpoint's groups, holds no request any more: a draining instance enters the spot
     pool after ``spin_down``; (parity delays) a donated one waiting for its old requests joins now."""
@@ -492,7 +492,7 @@ def _instance_idle_nb(v, i, now):
         heap_set_nb(v.iheap, i, now)
 
 
-@internal(inline="always")
+@internal(inline=True)
 def _finish_nb(v, now):
     """Charge every instance's time up to the end of the run."""
     st = v.st

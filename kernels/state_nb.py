@@ -251,7 +251,7 @@ Sim = namedtuple("Sim", ["wl", "prm", "cl", "perf", "tk", "rq", "st", "qu", "poo
                          "iheap", "fheap", "eheap", "log", "clock", "net", "topo", "sv", "sc"])
 
 
-@internal(inline="always")
+@internal(inline=True)
 def topo_nb(b, section, k):
     """Entry k of a section of a packed topology (``kernels.layout.TOPOLOGY``): section j is ``b[b[j]:b[j + 1]]``."""
     return b[b[section] + k]

@@ -9,7 +9,7 @@ import numba
 
 
 def _marker(kernel: str) -> str:
-    return os.path.join(numba.config.CACHE_DIR, f".compiled-{kernel}")
+    return os.path.join(numba.config.CACHE_DIR, f".compiled-{kernel.replace(' ', '-')}")
 
 
 @contextmanager

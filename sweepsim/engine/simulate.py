@@ -276,7 +276,7 @@ def _call(cfgs, placements, trace, draws, debug, history=None) -> list[RunResult
                   np.empty((n_inst, len(INSTANCE_FLOAT))), np.empty((n_inst, len(INSTANCE_INT)), np.int64),
                   np.empty(len(cfgs)))
     workers = min(numba.get_num_threads(), len(cfgs))
-    with compile_notice("engine"):
+    with compile_notice("serving engine" if isinstance(inp, ServingInputs) else "engine"):   # kernels.variants
         if workers == 1:
             logs = [simulate_one_nb(c, inp, perf, out) for c in range(len(cfgs))]
         else:
