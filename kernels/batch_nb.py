@@ -86,7 +86,8 @@ def write_outputs_nb(c, a, prm, rq, st, sv, scf, slog, log, clock, out):
     n_ep = sv.ep.shape[1] - 1
     ep_time = np.empty((len(ENDPOINT_TIME), n_ep))
     for k in range(len(ENDPOINT_TIME)):
-        ep_time[k] = scf[SCF.serving + k, :n_ep]
+        for e in range(n_ep):
+            ep_time[k, e] = scf[SCF.serving + k, e]
     return log.copy(), slog.copy(), ep_time, scf[SCF.spot, :prm.i[PI.n_regions]].copy()
 
 

@@ -132,7 +132,8 @@ def ref_heap_new_nb(capacity, n_instances, n_requests):
 @internal(nrt=True)
 def ref_heap_grow_nb(h, capacity):
     g = ref_heap_new_nb(capacity, 0, 0)
-    g.time[:2 * h.size[0]] = h.time[:2 * h.size[0]]
+    for k in range(2 * h.size[0]):
+        g.time[k] = h.time[k]
     g.size[0] = h.size[0]
     return RefHeap(g.time, g.key, g.size, h.inst_ver, h.flow_ver)
 

@@ -186,6 +186,15 @@ def new_sim_nb(wl, prm, cl, perf, topo, plan, times):
                eheap, log, np.zeros(1), new_net_nb(n_kv, cl.f.shape[1]), topo, sv, sc)
 
 
+@internal()
+def copy_rows_nb(dst, src, n):
+    """The first n rows of ``src`` into ``dst`` (element by element: Numba's array-to-array slice assignment
+    compiles a shape-error path with string formatting, about 3 s per kernel variant)."""
+    for r in range(n):
+        for k in range(src.shape[1]):
+            dst[r, k] = src[r, k]
+
+
 @internal(nrt=True)
 def grow_sim_nb(sim, status):
     """The state with room for what ``run_events_nb`` asked for (``status``), grown geometrically."""
@@ -199,12 +208,12 @@ def grow_sim_nb(sim, status):
         qu = grow_queues_nb(sim.qu, sim.st, ctr[CTR_CAP])
     elif status == NEED_LOG_ROOM:
         log = np.empty((2 * sim.log.shape[0], N_LOG_COLUMNS), np.float64)
-        log[:sim.log.shape[0]] = sim.log
+        copy_rows_nb(log, sim.log, sim.log.shape[0])
     elif status == NEED_EVENT_ROOM:
         eheap = ref_heap_grow_nb(sim.eheap, 2 * (sim.eheap.size[0] + event_room_nb(sim)))
     else:   # NEED_SCALE_LOG_ROOM
         slog = np.empty((2 * sim.sc.log.shape[0] + scale_log_room_nb(sim), sim.sc.log.shape[1]))
-        slog[:ctr[CTR_SLOG_LEN]] = sim.sc.log[:ctr[CTR_SLOG_LEN]]
+        copy_rows_nb(slog, sim.sc.log, ctr[CTR_SLOG_LEN])
         sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog, sim.sc.p)
     return Sim(sim.wl, sim.prm, sim.cl, sim.perf, sim.tk, sim.rq, sim.st, qu, sim.pools, ctr, sim.iheap, sim.fheap,
                eheap, log, sim.clock, sim.net, sim.topo, sim.sv, sc)

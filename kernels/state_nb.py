@@ -169,7 +169,8 @@ def new_tasks_nb(token_size, waits, times):
                np.zeros((len(TASK_WAIT), m if waits else 1), np.int64))
     tk.i[TKI.inst] = -1
     tk.i[TKI.left] = 1
-    tk.i[TKI.left, 1::2] = token_size - 1
+    for r in range(token_size.shape[0]):
+        tk.i[TKI.left, 2 * r + 1] = token_size[r] - 1
     return tk
 
 
@@ -190,8 +191,9 @@ def new_requests_nb(n_requests, n_kv):
 def new_inst_nb(cluster, cap):
     n = cluster.i.shape[1]
     a = InstRows(np.zeros((len(INST_INT), n), np.int64), np.zeros((len(INST_FLOAT), n), np.float64))
-    a.i[STI.memory] = cluster.i[CI.weights]
-    a.i[STI.sched_memory] = cluster.i[CI.weights]
+    for k in range(n):
+        a.i[STI.memory, k] = cluster.i[CI.weights, k]
+        a.i[STI.sched_memory, k] = cluster.i[CI.weights, k]
     for k in (STI.pending_off, STI.prompts_off, STI.blocked_off, STI.requests_off):
         a.i[k] = cap // 2
     return a
@@ -207,7 +209,8 @@ def new_queues_nb(n_instances, cap):
 def _recenter_nb(src, dst, off, lens, i):
     n = lens[i]
     o = (dst.shape[1] - n) // 2
-    dst[i, o:o + n] = src[i, off[i]:off[i] + n]
+    for k in range(n):
+        dst[i, o + k] = src[i, off[i] + k]
     off[i] = o
 
 
@@ -218,8 +221,9 @@ def grow_queues_nb(q, inst, cap):
     g = new_queues_nb(n, cap)
     for i in range(n):
         b = inst.i[STI.batch_len, i]
-        g.q[QU.batch, i, :b] = q.q[QU.batch, i, :b]
-        g.q[QU.left, i, :b] = q.q[QU.left, i, :b]
+        for k in range(b):
+            g.q[QU.batch, i, k] = q.q[QU.batch, i, k]
+            g.q[QU.left, i, k] = q.q[QU.left, i, k]
         for k, off, lens in ((QU.pending, STI.pending_off, STI.pending_len),
                              (QU.prompts, STI.prompts_off, STI.prompts_len),
                              (QU.blocked, STI.blocked_off, STI.blocked_len),
