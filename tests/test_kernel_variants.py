@@ -2,6 +2,8 @@
 packs ``Inputs`` and runs the plain kernel, compiled without the serving and autoscaling code; a call with a
 topology packs ``ServingInputs`` and runs the serving kernel. A configuration without a topology must give the
 same results, bit for bit, in either (here: alone, then batched with a topology configuration)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -43,3 +45,12 @@ def test_a_plain_configuration_gives_the_same_results_in_the_serving_kernel(trac
     assert with_topology.completed.all() and alone.completed.all()
     for name in REQUEST_FLOAT + REQUEST_INT + INSTANCE_FLOAT + INSTANCE_INT + ("end_clock",):
         np.testing.assert_array_equal(getattr(batched, name), getattr(alone, name), err_msg=name)
+
+
+def test_each_variant_announces_its_own_first_compile(trace):
+    from sweepsim.engine.jit_notice import _marker
+    run(plain("token_jsq"), trace)
+    run(topology(), trace)
+    # (the markers say that this cache has completed a call of each kernel: its compile was announced once)
+    assert os.path.exists(_marker("engine")) and os.path.exists(_marker("serving engine"))
+    assert _marker("engine") != _marker("serving engine")
