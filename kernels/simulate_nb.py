@@ -28,7 +28,7 @@ from kernels.serving_nb import route_pop_nb, route_top_time_nb, serving_event_if
 from kernels.state_nb import (CTR_CAP, CTR_FEED_N, CTR_LOG_LEN, CTR_MAX_RESIDENT, CTR_NEXT_ARRIVAL, CTR_RNG,
                               CTR_RUNNING_FLOWS, CTR_SLOG_LEN, N_CTR, RQI, SCF, STI, Sim, grow_queues_nb, new_inst_nb,
                               new_net_nb, new_pools_nb, new_queues_nb, new_requests_nb, new_scale_nb, new_serve_nb,
-                              new_tasks_nb, Scale)
+                              new_tasks_nb, Scale, TASK_FLAG, TASK_INT, TASK_WAIT, Tasks)
 
 N_LOG_COLUMNS = len(ITERATION_LOG)
 DONE = 0
@@ -217,3 +217,15 @@ def grow_sim_nb(sim, status):
         sc = Scale(sim.sc.g, sim.sc.i, sim.sc.f, slog, sim.sc.p)
     return Sim(sim.wl, sim.prm, sim.cl, sim.perf, sim.tk, sim.rq, sim.st, qu, sim.pools, ctr, sim.iheap, sim.fheap,
                eheap, log, sim.clock, sim.net, sim.topo, sim.sv, sc)
+
+
+@internal(nrt=True)
+def finished_sim_nb(sim):
+    """The state without what only a running simulation needs (the per-task state, the KV-transfer heap and
+    flows, the reference's event heap), freed before the outputs are written: the output rows first written
+    then become resident, and a 10M-request run peaked 0.4 GB higher while both were held."""
+    tk = Tasks(np.zeros((len(TASK_INT), 1), np.int64), np.zeros((len(TASK_FLAG), 1), np.int8), sim.tk.f,
+               np.zeros((len(TASK_WAIT), 1), np.int64))
+    return Sim(sim.wl, sim.prm, sim.cl, sim.perf, tk, sim.rq, sim.st, sim.qu, sim.pools, sim.ctr, sim.iheap,
+               heap_new_nb(1), ref_heap_new_nb(1, 0, 0), sim.log, sim.clock, new_net_nb(1, 0), sim.topo, sim.sv,
+               sim.sc)
