@@ -54,9 +54,9 @@ def config_inputs_nb(c, inp):
 @internal(nrt=True)
 def write_outputs_nb(c, a, prm, rq, st, sv, scf, slog, log, clock, out):
     """Configuration c's outputs (its instances are rows ``a:`` of the instance outputs) from its final state;
-    ``scf``: its scaling times (``Scale.f``), ``slog``: its scaling log. Returns its iteration log, scaling log
-    (``kernels.layout.SCALING_LOG``), time per endpoint (``ENDPOINT_TIME`` rows) and spot time per region. (The
-    phases' times are already in ``out.req_f[c]``.)"""
+    ``scf``: its scaling times (``Scale.f``), ``slog``: its scaling log. Returns copies of its iteration log and
+    scaling log (``kernels.layout.SCALING_LOG``), time per endpoint (``ENDPOINT_TIME`` rows) and spot time per
+    region. (The phases' times are already in ``out.req_f[c]``.)"""
     req_f = out.req_f
     req_i = out.req_i
     inst_f = out.inst_f
@@ -106,9 +106,7 @@ def simulate_one_nb(c, inp, perf, out):
             break
         sim = grow_sim_nb(sim, status)
     scale_finish_nb(sim, sim.clock[0])
-    # the per-task state and the event heaps are freed before the outputs' untouched rows are written (a
-    # 10M-request run peaked 0.4 GB higher while both were held; with this loop's shape Numba releases them)
-    sim = finished_sim_nb(sim)
+    sim = finished_sim_nb(sim)   # (with this loop's shape Numba releases the earlier versions of the state)
     ctr = sim.ctr
     return write_outputs_nb(c, inp.inst_off[c], prm, sim.rq, sim.st, sim.sv, sim.sc.f, sim.sc.log[:ctr[CTR_SLOG_LEN]],
                             sim.log[:ctr[CTR_LOG_LEN]], sim.clock[0], out)

@@ -283,7 +283,7 @@ def _call(cfgs, placements, trace, draws, debug, history=None) -> list[RunResult
             with ThreadPoolExecutor(max_workers=workers) as pool:  # the kernel releases the GIL
                 logs = list(pool.map(lambda c: simulate_one_nb(c, inp, perf, out), range(len(cfgs))))
     results = unpack(cfgs, placements, trace, inp, out,
-                     logs[0][0].copy() if debug else np.empty((0, len(ITERATION_LOG))))
+                     logs[0][0] if debug else np.empty((0, len(ITERATION_LOG))))
     for res, (_, slog, ep_time, spot) in zip(results, logs):
         if res.config.topology is not None:
             res.scaling_log, res.endpoint_time, res.region_spot_time = slog, ep_time, spot

@@ -99,10 +99,11 @@ class TextColumn:
         small = np.int8 if len(values) < 127 else np.int16 if len(values) < 32_767 else np.int32
         return TextColumn(codes.astype(small), tuple(v if v != "" else None for v in values))
 
-    def _lut(self) -> np.ndarray:
+    def _texts(self) -> np.ndarray:
+        """The texts as a Python object array."""
         lut = np.empty(len(self.values) + 1, dtype=object)   # code -1 (empty cell) reads the last entry: None
         lut[:len(self.values)] = self.values
-        return lut
+        return lut[self.codes]
 
     def __len__(self):
         return len(self.codes)
@@ -114,14 +115,14 @@ class TextColumn:
         return TextColumn(self.codes[key], self.values)
 
     def __array__(self, dtype=None, copy=None):
-        a = self._lut()[self.codes]
+        a = self._texts()
         return a if dtype is None else a.astype(dtype)
 
     def __iter__(self):
         return iter(self.tolist())
 
     def tolist(self) -> list:
-        return self._lut()[self.codes].tolist()
+        return self._texts().tolist()
 
     @property
     def nbytes(self) -> int:
@@ -164,10 +165,7 @@ class _ParquetColumns:
         self.num_rows = self._file.metadata.num_rows
 
     def __getitem__(self, name) -> pa.ChunkedArray:
-        try:
-            return self._file.read(columns=[name]).column(0)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise _cannot_read(self.path, e) from None
+        return self.table([name]).column(0)
 
     def table(self, names=None) -> pa.Table:
         """The columns ``names`` (default all) as one table."""
@@ -483,9 +481,9 @@ def _load_trace(path) -> Trace:
     # ~15 s on 10M ids)
     if not np.all(rid[1:] > rid[:-1]) and np.any(np.diff(np.sort(rid)) == 0):
         raise InputError(path, "request_id", "request ids must be unique")
-    # owned, writable, contiguous arrays (one kernel signature whatever the file format); the required columns'
-    # file buffers are released before the optional columns are read (a 20M-request trace peaked 2 GB higher)
-    rid, app, prompt, token = (_owned(a) for a in (rid, app, prompt, token))
+    # the arrays are owned, writable and contiguous (one kernel signature whatever the file format: ``_whole``
+    # returns copies, ``arrival`` is ``_owned``); the required columns' file buffers are released before the
+    # optional columns are read (a 20M-request trace peaked 2 GB higher)
     core = REQUIRED + ("application_id", "request_type", "batch_size")
     if isinstance(t, _ParquetColumns):
         t = t.table([c for c in t.column_names if c not in core])
